@@ -1,0 +1,157 @@
+import Foundation
+
+/// A float32 view of one weight tensor. The memory belongs to the `WeightStore` that made it (either the
+/// memory-mapped file itself, for aligned F32 data, or a widened copy of F16/BF16 data) and lives as long as it.
+public struct FloatTensor: @unchecked Sendable {
+    public let name: String
+    public let shape: [Int]
+    public let pointer: UnsafePointer<Float>
+    public var count: Int { shape.reduce(1, *) }
+    public var buffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: pointer, count: count) }
+}
+
+/// All safetensors files of a model folder: `model.safetensors`, or the shards named by
+/// `model.safetensors.index.json`, or (as some exporters write) every `*.safetensors` in the folder.
+/// Tensors are memory-mapped; aligned F32 data is used in place, F16/BF16 is widened once into owned memory.
+public final class WeightStore: @unchecked Sendable {
+    public let folder: URL
+    private var files: [SafeTensorsFile] = []
+    private var locations: [String: (file: Int, info: TensorInfo)] = [:]
+    private var ownedBuffers: [UnsafeMutablePointer<Float>] = []
+    private let lock = NSLock()
+
+    /// The dtype most weights are stored in (used as the default when writing a fused model).
+    public private(set) var dominantDType: DType = .float32
+
+    public init(folder: URL) throws {
+        self.folder = folder
+        let fileManager = FileManager.default
+        let indexURL = folder.appendingPathComponent("model.safetensors.index.json")
+        var shardNames: [String]
+        if fileManager.fileExists(atPath: indexURL.path) {
+            shardNames = try Self.shardNames(fromIndex: indexURL)
+        } else if fileManager.fileExists(atPath: folder.appendingPathComponent("model.safetensors").path) {
+            shardNames = ["model.safetensors"]
+        } else {
+            let contents = (try? fileManager.contentsOfDirectory(atPath: folder.path)) ?? []
+            shardNames = contents.filter { $0.hasSuffix(".safetensors") && !$0.hasPrefix(".") && !$0.contains("adapter") }.sorted()
+            guard !shardNames.isEmpty else {
+                throw EngineError.unreadable(path: folder.path, reason: "no model.safetensors (or model.safetensors.index.json) in the folder")
+            }
+        }
+        var dtypeBytes: [DType: Int] = [:]
+        for (fileIndex, shard) in shardNames.enumerated() {
+            let file = try SafeTensorsFile(url: folder.appendingPathComponent(shard))
+            files.append(file)
+            for name in file.orderedNames {
+                guard let info = file.tensors[name] else { continue }
+                if let existing = locations[name] {
+                    throw EngineError.invalidSafetensors(path: file.path, reason: "tensor '\(name)' also appears in \(files[existing.file].path)")
+                }
+                locations[name] = (fileIndex, info)
+                dtypeBytes[info.dtype, default: 0] += info.dataRange.count
+            }
+        }
+        dominantDType = dtypeBytes.filter { $0.key.isFloatWeight }.max { $0.value < $1.value }?.key ?? .float32
+    }
+
+    deinit {
+        for buffer in ownedBuffers { buffer.deallocate() }
+    }
+
+    public var tensorNames: [String] { locations.keys.sorted() }
+
+    public func info(_ name: String) -> TensorInfo? { locations[name]?.info }
+
+    public func contains(_ name: String) -> Bool { locations[name] != nil }
+
+    /// The path of the file holding `name` (for messages).
+    public func path(of name: String) -> String {
+        guard let location = locations[name] else { return folder.path }
+        return files[location.file].path
+    }
+
+    /// A float32 view of `name`, checked against `shape` when given, and checked to be finite.
+    public func floatTensor(_ name: String, shape expected: [Int]? = nil) throws -> FloatTensor {
+        guard let location = locations[name] else {
+            throw EngineError.missingTensor(path: folder.path, name: name)
+        }
+        let info = location.info
+        let file = files[location.file]
+        if let expected, expected != info.shape {
+            throw EngineError.tensorShapeMismatch(path: file.path, name: name, expected: expected, actual: info.shape)
+        }
+        guard info.dtype.isFloatWeight else {
+            throw EngineError.unsupportedDType(path: file.path, name: name, dtype: info.dtype.rawValue)
+        }
+        let raw = file.bytes(of: info)
+        let count = info.elementCount
+        let pointer: UnsafePointer<Float>
+        if info.dtype == .float32, Int(bitPattern: raw.baseAddress) % MemoryLayout<Float>.alignment == 0 {
+            pointer = raw.baseAddress!.assumingMemoryBound(to: Float.self)
+        } else {
+            let owned = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+            Self.widen(raw, dtype: info.dtype, into: owned, count: count)
+            lock.lock()
+            ownedBuffers.append(owned)
+            lock.unlock()
+            pointer = UnsafePointer(owned)
+        }
+        guard Self.allFinite(pointer, count: count) else {
+            throw EngineError.nonFiniteWeights(path: file.path, name: name)
+        }
+        return FloatTensor(name: name, shape: info.shape, pointer: pointer)
+    }
+
+    /// Converts little-endian F32/F16/BF16 bytes (any alignment) into float32.
+    static func widen(_ raw: UnsafeRawBufferPointer, dtype: DType, into output: UnsafeMutablePointer<Float>, count: Int) {
+        guard let base = raw.baseAddress else { return }
+        switch dtype {
+        case .float32:
+            for index in 0..<count {
+                output[index] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
+            }
+        case .float16:
+            for index in 0..<count {
+                output[index] = Float(Float16(bitPattern: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self))))
+            }
+        case .bfloat16:
+            for index in 0..<count {
+                let bits = UInt32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
+                output[index] = Float(bitPattern: bits << 16)
+            }
+        default:
+            preconditionFailure("widen called for \(dtype)")
+        }
+    }
+
+    /// Branch-free finiteness scan: `x - x` is 0 for finite values and NaN otherwise, and NaN poisons the sum.
+    static func allFinite(_ pointer: UnsafePointer<Float>, count: Int) -> Bool {
+        var accumulator: Float = 0
+        for index in 0..<count { accumulator += (pointer[index] - pointer[index]) }
+        return accumulator == 0
+    }
+
+    static func shardNames(fromIndex url: URL) throws -> [String] {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw EngineError.unreadable(path: url.path, reason: AtomicWrite.describe(error))
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let weightMap = object["weight_map"] as? [String: Any] else {
+            throw EngineError.invalidConfig(path: url.path, reason: "expected a JSON object with a \"weight_map\" object")
+        }
+        var names = Set<String>()
+        for (tensor, file) in weightMap {
+            guard let fileName = file as? String else {
+                throw EngineError.invalidConfig(path: url.path, reason: "weight_map entry for '\(tensor)' is not a file name")
+            }
+            guard !fileName.contains("/"), fileName != "..", fileName.hasSuffix(".safetensors") else {
+                throw EngineError.invalidConfig(path: url.path, reason: "weight_map names '\(fileName)', which is not a .safetensors file in this folder")
+            }
+            names.insert(fileName)
+        }
+        guard !names.isEmpty else { throw EngineError.invalidConfig(path: url.path, reason: "weight_map is empty") }
+        return names.sorted()
+    }
+}

@@ -1,0 +1,104 @@
+import Foundation
+
+/// Per-token log-probabilities of whole sequences: `logprobs[i] = log p(ids[i+1] | ids[0...i])`, so a sequence
+/// of n tokens gets n−1 values (the first token is never scored), exactly as transformers' reference defines it.
+public final class Scorer {
+    public let model: DecoderModel
+    /// Upper bound on packed tokens per forward pass (memory is linear in it).
+    public let tokenBudget: Int
+    /// Logit rows computed at once (memory: rows × vocabulary floats).
+    let logitRows = 32
+    private let context: ForwardContext
+
+    public init(model: DecoderModel, tokenBudget: Int = 2048) {
+        self.model = model
+        self.tokenBudget = max(tokenBudget, 1)
+        context = ForwardContext(model: model)
+    }
+
+    /// Scores every sequence; sequences are packed into passes of at most `tokenBudget` tokens.
+    /// - Throws: `EngineError.invalidInput` for an empty sequence or an id outside the vocabulary.
+    public func score(_ sequences: [[Int]]) throws -> [[Double]] {
+        var results = [[Double]](repeating: [], count: sequences.count)
+        for (index, sequence) in sequences.enumerated() where sequence.isEmpty {
+            throw EngineError.invalidInput("sequence \(index) is empty: nothing to score")
+        }
+        var start = 0
+        while start < sequences.count {
+            var end = start
+            var tokens = 0
+            while end < sequences.count && (end == start || tokens + sequences[end].count <= tokenBudget) {
+                tokens += sequences[end].count
+                end += 1
+            }
+            let batch = Array(start..<end)
+            let scores = try scorePacked(batch.map { sequences[$0] })
+            for (offset, index) in batch.enumerated() { results[index] = scores[offset] }
+            start = end
+        }
+        return results
+    }
+
+    /// One packed forward pass over `sequences`.
+    private func scorePacked(_ sequences: [[Int]]) throws -> [[Double]] {
+        var tokens: [Int32] = []
+        tokens.reserveCapacity(sequences.reduce(0) { $0 + $1.count })
+        var segments: [SequenceSegment] = []
+        for sequence in sequences {
+            segments.append(SequenceSegment(rowStart: tokens.count, length: sequence.count))
+            for id in sequence {
+                guard id >= 0, id < model.spec.vocabularySize else {
+                    throw EngineError.invalidInput("token id \(id) is outside the vocabulary (0..<\(model.spec.vocabularySize))")
+                }
+                tokens.append(Int32(id))
+            }
+        }
+        try tokens.withUnsafeBufferPointer { buffer in
+            try model.forward(tokens: buffer, segments: segments, cache: nil, context: context)
+        }
+        // Row r predicts token r+1 of its segment; a segment's last row predicts nothing.
+        let rows = tokens.count
+        let vocabulary = model.spec.vocabularySize
+        var results = sequences.map { [Double](repeating: 0, count: max($0.count - 1, 0)) }
+        var segmentOfRow = [Int](repeating: 0, count: rows)
+        for (index, segment) in segments.enumerated() {
+            for row in segment.rowStart..<(segment.rowStart + segment.length) { segmentOfRow[row] = index }
+        }
+        let logits = context.logits(rows: logitRows)
+        var chunkStart = 0
+        while chunkStart < rows {
+            let chunkRows = min(logitRows, rows - chunkStart)
+            model.logits(context: context, firstRow: chunkStart, rows: chunkRows, into: logits)
+            for offset in 0..<chunkRows {
+                let row = chunkStart + offset
+                let segmentIndex = segmentOfRow[row]
+                let position = row - segments[segmentIndex].rowStart
+                guard position + 1 < segments[segmentIndex].length else { continue }
+                let rowLogits = logits + offset * vocabulary
+                let target = Int(tokens[row + 1])
+                let (logSumExp, _) = LogSoftmaxKernels.logSumExp(rowLogits, count: vocabulary)
+                results[segmentIndex][position] = Double(rowLogits[target]) - logSumExp
+            }
+            chunkStart += chunkRows
+        }
+        return results
+    }
+
+    /// Full log-softmax rows for one sequence (rows × vocabulary); for inspection and tests (top-k checks).
+    public func logSoftmaxRows(_ sequence: [Int]) throws -> [[Double]] {
+        guard !sequence.isEmpty else { throw EngineError.invalidInput("empty sequence") }
+        let tokens = sequence.map { Int32($0) }
+        try tokens.withUnsafeBufferPointer { buffer in
+            try model.forward(tokens: buffer, segments: [SequenceSegment(rowStart: 0, length: tokens.count)], cache: nil, context: context)
+        }
+        let vocabulary = model.spec.vocabularySize
+        let logits = context.logits(rows: 1)
+        var rows: [[Double]] = []
+        for row in 0..<tokens.count {
+            model.logits(context: context, firstRow: row, rows: 1, into: logits)
+            let (logSumExp, _) = LogSoftmaxKernels.logSumExp(logits, count: vocabulary)
+            rows.append((0..<vocabulary).map { Double(logits[$0]) - logSumExp })
+        }
+        return rows
+    }
+}

@@ -1,0 +1,63 @@
+import CBLAS
+import Foundation
+
+/// Geometry of multi-head attention with grouped-query heads.
+public struct AttentionShape: Sendable, Equatable {
+    public var heads: Int
+    public var kvHeads: Int
+    public var headDim: Int
+    public var queryDim: Int { heads * headDim }
+    public var kvDim: Int { kvHeads * headDim }
+    public var headsPerKVHead: Int { heads / kvHeads }
+}
+
+enum AttentionKernels {
+    /// Causal softmax attention of one sequence's queries against its keys.
+    ///
+    /// Shapes: `queries` (length, heads·headDim), row stride `ldq`; query `i` sits at absolute position
+    /// `queryStart + i`. `keys`/`values` (keyCount, kvHeads·headDim), row strides `ldk`/`ldv`; key `j` sits at
+    /// position `j`. `output` (length, heads·headDim), row stride `ldo`. `scores` is scratch for
+    /// length × keyCount floats. A query sees keys `j ≤ its position` (and, with a sliding `window`, `j > position − window`).
+    static func causalForward(queries: UnsafePointer<Float>, ldq: Int, length: Int, queryStart: Int,
+                              keys: UnsafePointer<Float>, ldk: Int, values: UnsafePointer<Float>, ldv: Int, keyCount: Int,
+                              shape: AttentionShape, scale: Float, window: Int?,
+                              scores: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, ldo: Int) {
+        let headDim = shape.headDim
+        for head in 0..<shape.heads {
+            let kvHead = head / shape.headsPerKVHead
+            // scores (length, keyCount) = scale · Q_h · K_hᵀ
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(length), Int32(keyCount), Int32(headDim),
+                        scale, queries + head * headDim, Int32(ldq), keys + kvHead * headDim, Int32(ldk),
+                        0, scores, Int32(keyCount))
+            maskedSoftmax(scores, length: length, keyCount: keyCount, queryStart: queryStart, window: window)
+            // output_h (length, headDim) = P · V_h
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(length), Int32(headDim), Int32(keyCount),
+                        1, scores, Int32(keyCount), values + kvHead * headDim, Int32(ldv),
+                        0, output + head * headDim, Int32(ldo))
+        }
+    }
+
+    /// Row-wise softmax over the visible keys of each query; invisible keys get probability 0.
+    static func maskedSoftmax(_ scores: UnsafeMutablePointer<Float>, length: Int, keyCount: Int, queryStart: Int, window: Int?) {
+        for row in 0..<length {
+            let values = scores + row * keyCount
+            let position = queryStart + row
+            let last = min(position, keyCount - 1)
+            let first = window.map { max(0, position - $0 + 1) } ?? 0
+            var maximum = -Float.infinity
+            for index in first...last { maximum = max(maximum, values[index]) }
+            var sum: Float = 0
+            for index in first...last {
+                let weight = exp(values[index] - maximum)
+                values[index] = weight
+                sum += weight
+            }
+            let inverse = 1 / sum
+            for index in 0..<first { values[index] = 0 }
+            for index in first...last { values[index] *= inverse }
+            if last + 1 < keyCount {
+                for index in (last + 1)..<keyCount { values[index] = 0 }
+            }
+        }
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+
+/// The fields shared by the Llama family (`llama`, `mistral`, `qwen2`, `qwen3`, `granite`, `phi3`), with
+/// transformers' defaults for the optional ones. Sizes that define the tensors are required: a config without
+/// them is broken, and guessing would only move the error to a confusing shape mismatch.
+struct LlamaFamilyConfiguration: Decodable {
+    var vocabSize: Int
+    var hiddenSize: Int
+    var intermediateSize: Int
+    var layerCount: Int
+    var headCount: Int
+    var kvHeadCount: Int?
+    var headDim: Int?
+    var hiddenAct: String
+    var maxPositionEmbeddings: Int
+    var rmsNormEps: Double
+    var tieWordEmbeddings: Bool
+    var attentionBias: Bool
+    var mlpBias: Bool
+    var slidingWindow: Int?
+    var useSlidingWindow: Bool
+    var rope: RopeConfiguration
+    var declaredDType: DType?
+
+    enum CodingKeys: String, CodingKey {
+        case vocabSize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
+        case layerCount = "num_hidden_layers", headCount = "num_attention_heads", kvHeadCount = "num_key_value_heads"
+        case headDim = "head_dim", hiddenAct = "hidden_act", maxPositionEmbeddings = "max_position_embeddings"
+        case rmsNormEps = "rms_norm_eps", tieWordEmbeddings = "tie_word_embeddings", attentionBias = "attention_bias"
+        case mlpBias = "mlp_bias", slidingWindow = "sliding_window", useSlidingWindow = "use_sliding_window"
+    }
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        vocabSize = try container.decode(Int.self, forKey: .vocabSize)
+        hiddenSize = try container.decode(Int.self, forKey: .hiddenSize)
+        intermediateSize = try container.decode(Int.self, forKey: .intermediateSize)
+        layerCount = try container.decode(Int.self, forKey: .layerCount)
+        headCount = try container.decode(Int.self, forKey: .headCount)
+        kvHeadCount = try container.decodeIfPresent(Int.self, forKey: .kvHeadCount)
+        headDim = try container.decodeIfPresent(Int.self, forKey: .headDim)
+        hiddenAct = try container.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
+        maxPositionEmbeddings = try container.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 2048
+        rmsNormEps = try container.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6
+        tieWordEmbeddings = try container.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
+        attentionBias = try container.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
+        mlpBias = try container.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
+        slidingWindow = try container.decodeIfPresent(Int.self, forKey: .slidingWindow)
+        useSlidingWindow = try container.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? false
+        rope = try RopeConfiguration(from: decoder)
+        declaredDType = try DeclaredDType(from: decoder).dtype
+    }
+
+    static func decode(_ data: Data) throws -> LlamaFamilyConfiguration {
+        try JSONDecoder().decode(LlamaFamilyConfiguration.self, from: data)
+    }
+
+    /// The spec of a plain Llama block built from these fields; architectures adjust what differs.
+    func baseSpecification(modelType: String) throws -> TransformerSpec {
+        guard let activation = Activation(configName: hiddenAct) else {
+            throw ConfigProblem("hidden_act '\(hiddenAct)' is not supported (silu, gelu, gelu_new, relu)")
+        }
+        guard headCount > 0 else { throw ConfigProblem("num_attention_heads must be positive") }
+        let resolvedHeadDim = headDim ?? hiddenSize / headCount
+        if headDim == nil, hiddenSize % headCount != 0 {
+            throw ConfigProblem("hidden_size \(hiddenSize) is not divisible by num_attention_heads \(headCount) and no head_dim is given")
+        }
+        let rotaryDim = Int(Double(resolvedHeadDim) * (rope.partialRotaryFactor ?? 1.0))
+        let rotary = RotaryEmbedding(theta: rope.theta ?? 10_000, rotaryDim: rotaryDim, scaling: rope.scaling)
+        return TransformerSpec(
+            modelType: modelType,
+            vocabularySize: vocabSize,
+            hiddenSize: hiddenSize,
+            layerCount: layerCount,
+            attention: AttentionShape(heads: headCount, kvHeads: kvHeadCount ?? headCount, headDim: resolvedHeadDim),
+            intermediateSize: intermediateSize,
+            norm: .rms(epsilon: Float(rmsNormEps)),
+            positions: .rotary(rotary),
+            feedForward: .gated(activation),
+            attentionScale: 1 / Float(resolvedHeadDim).squareRoot(),
+            queryKeyValueBias: attentionBias,
+            outputBias: attentionBias,
+            mlpBias: mlpBias,
+            tiedEmbeddings: tieWordEmbeddings,
+            slidingWindow: nil,
+            maxPositions: maxPositionEmbeddings,
+            declaredDType: declaredDType
+        )
+    }
+}
+
+/// Fused projections distinguish Phi-3's weight layout from the rest of the Llama family.
+struct LlamaWeightOptions {
+    var fusedQueryKeyValue = false
+    var fusedGateUp = false
+}
+
+/// `llama` and `mistral` (Mistral is Llama with an optional sliding window).
+enum Llama: Architecture {
+    static let modelTypes = ["llama", "mistral"]
+
+    static func specification(configData: Data, modelType: String) throws -> TransformerSpec {
+        let config = try LlamaFamilyConfiguration.decode(configData)
+        var spec = try config.baseSpecification(modelType: modelType)
+        if modelType == "mistral" { spec.slidingWindow = config.slidingWindow }
+        return spec
+    }
+
+    static func loadWeights(from store: WeightStore, spec: TransformerSpec) throws -> DecoderWeights {
+        try loadLlamaFamilyWeights(from: store, spec: spec, options: LlamaWeightOptions())
+    }
+}
+
+/// Loads the `model.layers.N.{self_attn,mlp}` layout shared by the Llama family.
+func loadLlamaFamilyWeights(from store: WeightStore, spec: TransformerSpec, options: LlamaWeightOptions) throws -> DecoderWeights {
+    let hidden = spec.hiddenSize
+    let attention = spec.attention
+    let intermediate = spec.intermediateSize
+    let embedding = try store.floatTensor("model.embed_tokens.weight", shape: [spec.vocabularySize, hidden])
+    var layers: [DecoderLayerWeights] = []
+    layers.reserveCapacity(spec.layerCount)
+    for layer in 0..<spec.layerCount {
+        let prefix = "model.layers.\(layer)"
+        let projection: AttentionWeights.Projection
+        if options.fusedQueryKeyValue {
+            projection = .fused(try store.linear("\(prefix).self_attn.qkv_proj", inFeatures: hidden,
+                                                 outFeatures: attention.queryDim + 2 * attention.kvDim, bias: spec.queryKeyValueBias))
+        } else {
+            projection = .separate(
+                query: try store.linear("\(prefix).self_attn.q_proj", inFeatures: hidden, outFeatures: attention.queryDim, bias: spec.queryKeyValueBias),
+                key: try store.linear("\(prefix).self_attn.k_proj", inFeatures: hidden, outFeatures: attention.kvDim, bias: spec.queryKeyValueBias),
+                value: try store.linear("\(prefix).self_attn.v_proj", inFeatures: hidden, outFeatures: attention.kvDim, bias: spec.queryKeyValueBias))
+        }
+        var attentionWeights = AttentionWeights(
+            projection: projection,
+            output: try store.linear("\(prefix).self_attn.o_proj", inFeatures: attention.queryDim, outFeatures: hidden, bias: spec.outputBias))
+        if spec.queryKeyNorm {
+            attentionWeights.queryNorm = try store.norm("\(prefix).self_attn.q_norm", dim: attention.headDim, bias: false)
+            attentionWeights.keyNorm = try store.norm("\(prefix).self_attn.k_norm", dim: attention.headDim, bias: false)
+        }
+        let feedForwardProjection: FeedForwardWeights.Projection
+        if options.fusedGateUp {
+            feedForwardProjection = .fused(try store.linear("\(prefix).mlp.gate_up_proj", inFeatures: hidden, outFeatures: 2 * intermediate, bias: spec.mlpBias))
+        } else {
+            feedForwardProjection = .separate(
+                gate: try store.linear("\(prefix).mlp.gate_proj", inFeatures: hidden, outFeatures: intermediate, bias: spec.mlpBias),
+                up: try store.linear("\(prefix).mlp.up_proj", inFeatures: hidden, outFeatures: intermediate, bias: spec.mlpBias))
+        }
+        layers.append(DecoderLayerWeights(
+            attentionNorm: try store.norm("\(prefix).input_layernorm", dim: hidden, bias: false),
+            attention: attentionWeights,
+            feedForwardNorm: try store.norm("\(prefix).post_attention_layernorm", dim: hidden, bias: false),
+            feedForward: FeedForwardWeights(
+                projection: feedForwardProjection,
+                down: try store.linear("\(prefix).mlp.down_proj", inFeatures: intermediate, outFeatures: hidden, bias: spec.mlpBias))))
+    }
+    let output = spec.tiedEmbeddings ? embedding : try store.floatTensor("lm_head.weight", shape: [spec.vocabularySize, hidden])
+    return DecoderWeights(tokenEmbedding: embedding.pointer, positionEmbedding: nil, layers: layers,
+                          finalNorm: try store.norm("model.norm", dim: hidden, bias: false), outputProjection: output.pointer)
+}

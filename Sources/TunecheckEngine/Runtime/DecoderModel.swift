@@ -1,0 +1,235 @@
+import CBLAS
+import Foundation
+
+/// Where one sequence's tokens sit in a packed forward pass.
+public struct SequenceSegment: Sendable, Equatable {
+    /// First row of the sequence in the packed batch.
+    public var rowStart: Int
+    /// Number of rows (new tokens) of the sequence in this pass.
+    public var length: Int
+
+    public init(rowStart: Int, length: Int) {
+        self.rowStart = rowStart
+        self.length = length
+    }
+}
+
+/// A decoder-only transformer with its weights. Immutable after loading (adapters are attached by making a new
+/// value through `withAdapters`), so one model can serve several threads, each with its own `ForwardContext`.
+///
+/// Batches are *packed*: the tokens of all sequences are concatenated into one (rows, hidden) matrix, every
+/// linear layer is one GEMM over all rows, and attention runs per sequence over its own rows. No padding is
+/// computed and a batch gives the same numbers as one sequence at a time.
+public final class DecoderModel: @unchecked Sendable {
+    public let spec: TransformerSpec
+    public let weights: DecoderWeights
+    /// Keeps the memory behind `weights` alive.
+    public let store: WeightStore
+    /// Extra owners of memory referenced by `weights` (e.g. adapter tensors).
+    let retained: [AnyObject]
+    let inverseFrequencies: [Float]
+
+    public init(spec: TransformerSpec, weights: DecoderWeights, store: WeightStore, retained: [AnyObject] = []) {
+        self.spec = spec
+        self.weights = weights
+        self.store = store
+        self.retained = retained
+        if case .rotary(let rotary) = spec.positions {
+            inverseFrequencies = rotary.inverseFrequencies()
+        } else {
+            inverseFrequencies = []
+        }
+    }
+
+    /// The same base weights with `transform` applied to the layers (used to attach adapters).
+    public func withLayers(retaining owner: AnyObject?, _ transform: (inout [DecoderLayerWeights]) throws -> Void) rethrows -> DecoderModel {
+        var newWeights = weights
+        try transform(&newWeights.layers)
+        return DecoderModel(spec: spec, weights: newWeights, store: store, retained: retained + (owner.map { [$0] } ?? []))
+    }
+
+    /// Largest adapter rank attached to any layer (sizes the scratch buffer).
+    var maxAdapterRank: Int {
+        weights.layers.flatMap { $0.linears }.compactMap { $0.adapter?.rank }.max() ?? 0
+    }
+
+    /// Runs the blocks over packed `tokens` and leaves the final-norm output in `context.workspace.normed`
+    /// (rows, hidden).
+    ///
+    /// Without a cache every segment starts at position 0 and attends to its own rows. With a cache there must be
+    /// one segment; its tokens continue at `cache.length`, their keys and values are appended to the cache, and
+    /// they attend to everything cached.
+    func forward(tokens: UnsafeBufferPointer<Int32>, segments: [SequenceSegment], cache: KVCache?, context: ForwardContext) throws {
+        let rows = tokens.count
+        let hiddenSize = spec.hiddenSize
+        let attention = spec.attention
+        precondition(cache == nil || segments.count == 1, "a KV cache holds one sequence")
+        let maxSegment = segments.map(\.length).max() ?? 0
+        let past = cache?.length ?? 0
+        if let cache, past + rows > cache.capacity {
+            throw EngineError.invalidInput("sequence of \(past + rows) tokens exceeds the cache capacity \(cache.capacity)")
+        }
+        let longest = past + maxSegment
+        if longest > spec.maxPositions, case .learned = spec.positions {
+            throw EngineError.invalidInput("sequence of \(longest) tokens exceeds the model's \(spec.maxPositions) positions")
+        }
+        for token in tokens where token < 0 || Int(token) >= spec.vocabularySize {
+            throw EngineError.invalidInput("token id \(token) is outside the vocabulary (0..<\(spec.vocabularySize))")
+        }
+        let workspace = context.workspace
+        workspace.reserve(.init(rows: rows, maxSegment: maxSegment, maxKeys: past + maxSegment, maxRank: maxAdapterRank))
+
+        // Positions of each row.
+        var positions = [Int32](repeating: 0, count: rows)
+        for segment in segments {
+            for offset in 0..<segment.length { positions[segment.rowStart + offset] = Int32(past + offset) }
+        }
+
+        // Embeddings (× Granite's multiplier, + GPT-2's learned positions).
+        let hidden = workspace.hidden!
+        for row in 0..<rows {
+            let source = weights.tokenEmbedding + Int(tokens[row]) * hiddenSize
+            let target = hidden + row * hiddenSize
+            if spec.embeddingMultiplier == 1 {
+                target.update(from: source, count: hiddenSize)
+            } else {
+                for index in 0..<hiddenSize { target[index] = source[index] * spec.embeddingMultiplier }
+            }
+            if let positionTable = weights.positionEmbedding {
+                let position = positionTable + Int(positions[row]) * hiddenSize
+                for index in 0..<hiddenSize { target[index] += position[index] }
+            }
+        }
+
+        var rotaryDim = 0
+        if case .rotary(let rotary) = spec.positions {
+            rotaryDim = rotary.rotaryDim
+            positions.withUnsafeBufferPointer { positionBuffer in
+                rotary.fillTables(positions: positionBuffer.baseAddress!, rows: rows, inverseFrequencies: inverseFrequencies,
+                                  cos: workspace.rotaryCos, sin: workspace.rotarySin)
+            }
+        }
+
+        let width = workspace.queryKeyValueWidth
+        let qkv = workspace.queryKeyValue!
+        let normed = workspace.normed!
+        let attentionOutput = workspace.attentionOutput!
+        let feedForward = workspace.feedForward!
+        let scratch = workspace.adapterScratch
+        let residual = spec.residualMultiplier
+
+        for (layerIndex, layer) in weights.layers.enumerated() {
+            // Attention sub-block: normed = norm(hidden); qkv = projections(normed).
+            NormalizationKernels.forward(spec.norm, hidden, rows: rows, dim: hiddenSize, ldx: hiddenSize,
+                                         weights: layer.attentionNorm, into: normed, ldy: hiddenSize)
+            switch layer.attention.projection {
+            case let .separate(query, key, value):
+                query.forward(normed, rows: rows, ldx: hiddenSize, into: qkv, ldy: width, scratch: scratch)
+                key.forward(normed, rows: rows, ldx: hiddenSize, into: qkv + attention.queryDim, ldy: width, scratch: scratch)
+                value.forward(normed, rows: rows, ldx: hiddenSize, into: qkv + attention.queryDim + attention.kvDim, ldy: width, scratch: scratch)
+            case let .fused(linear):
+                linear.forward(normed, rows: rows, ldx: hiddenSize, into: qkv, ldy: width, scratch: scratch)
+            }
+            if let queryNorm = layer.attention.queryNorm, let keyNorm = layer.attention.keyNorm {
+                for row in 0..<rows {
+                    let rowPointer = qkv + row * width
+                    NormalizationKernels.forward(spec.norm, rowPointer, rows: attention.heads, dim: attention.headDim, ldx: attention.headDim,
+                                                 weights: queryNorm, into: rowPointer, ldy: attention.headDim)
+                    NormalizationKernels.forward(spec.norm, rowPointer + attention.queryDim, rows: attention.kvHeads, dim: attention.headDim,
+                                                 ldx: attention.headDim, weights: keyNorm, into: rowPointer + attention.queryDim, ldy: attention.headDim)
+                }
+            }
+            if rotaryDim > 0 {
+                RotaryKernels.forward(qkv, rows: rows, ld: width, heads: attention.heads, headDim: attention.headDim, rotaryDim: rotaryDim,
+                                      cos: workspace.rotaryCos, sin: workspace.rotarySin)
+                RotaryKernels.forward(qkv + attention.queryDim, rows: rows, ld: width, heads: attention.kvHeads, headDim: attention.headDim,
+                                      rotaryDim: rotaryDim, cos: workspace.rotaryCos, sin: workspace.rotarySin)
+            }
+            let scale = spec.attentionScale(forLayer: layerIndex)
+            if let cache {
+                let segment = segments[0]
+                let keys = cache.keys(layer: layerIndex)
+                let values = cache.values(layer: layerIndex)
+                for offset in 0..<segment.length {
+                    let source = qkv + (segment.rowStart + offset) * width + attention.queryDim
+                    (keys + (past + offset) * attention.kvDim).update(from: source, count: attention.kvDim)
+                    (values + (past + offset) * attention.kvDim).update(from: source + attention.kvDim, count: attention.kvDim)
+                }
+                AttentionKernels.causalForward(
+                    queries: qkv + segment.rowStart * width, ldq: width, length: segment.length, queryStart: past,
+                    keys: keys, ldk: attention.kvDim, values: values, ldv: attention.kvDim, keyCount: past + segment.length,
+                    shape: attention, scale: scale, window: spec.slidingWindow, scores: workspace.scores,
+                    output: attentionOutput + segment.rowStart * attention.queryDim, ldo: attention.queryDim)
+            } else {
+                for segment in segments where segment.length > 0 {
+                    let base = qkv + segment.rowStart * width
+                    AttentionKernels.causalForward(
+                        queries: base, ldq: width, length: segment.length, queryStart: 0,
+                        keys: base + attention.queryDim, ldk: width, values: base + attention.queryDim + attention.kvDim, ldv: width,
+                        keyCount: segment.length, shape: attention, scale: scale, window: spec.slidingWindow, scores: workspace.scores,
+                        output: attentionOutput + segment.rowStart * attention.queryDim, ldo: attention.queryDim)
+                }
+            }
+            // hidden += residual · o_proj(attention)
+            layer.attention.output.forward(attentionOutput, rows: rows, ldx: attention.queryDim, into: hidden, ldy: hiddenSize,
+                                           alpha: residual, beta: 1, scratch: scratch)
+
+            // Feed-forward sub-block.
+            NormalizationKernels.forward(spec.norm, hidden, rows: rows, dim: hiddenSize, ldx: hiddenSize,
+                                         weights: layer.feedForwardNorm, into: normed, ldy: hiddenSize)
+            let ffnWidth = workspace.feedForwardWidth
+            let intermediate = spec.intermediateSize
+            switch layer.feedForward.projection {
+            case let .separate(gate, up):
+                gate.forward(normed, rows: rows, ldx: hiddenSize, into: feedForward, ldy: ffnWidth, scratch: scratch)
+                up.forward(normed, rows: rows, ldx: hiddenSize, into: feedForward + intermediate, ldy: ffnWidth, scratch: scratch)
+            case let .fused(linear), let .single(linear):
+                linear.forward(normed, rows: rows, ldx: hiddenSize, into: feedForward, ldy: ffnWidth, scratch: scratch)
+            }
+            switch spec.feedForward {
+            case .gated(let activation):
+                ActivationKernels.gatedForward(activation, gate: feedForward, up: feedForward + intermediate, rows: rows, dim: intermediate, ld: ffnWidth)
+            case .plain(let activation):
+                ActivationKernels.forward(activation, feedForward, rows: rows, dim: intermediate, ld: ffnWidth)
+            }
+            layer.feedForward.down.forward(feedForward, rows: rows, ldx: ffnWidth, into: hidden, ldy: hiddenSize,
+                                           alpha: residual, beta: 1, scratch: scratch)
+        }
+        NormalizationKernels.forward(spec.norm, hidden, rows: rows, dim: hiddenSize, ldx: hiddenSize,
+                                     weights: weights.finalNorm, into: normed, ldy: hiddenSize)
+        cache?.length += rows
+    }
+
+    /// logits (rows, vocab) = multiplier · normed[firstRow ..< firstRow+rows] · Eᵀ.
+    func logits(context: ForwardContext, firstRow: Int, rows: Int, into output: UnsafeMutablePointer<Float>) {
+        let hiddenSize = spec.hiddenSize
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(spec.vocabularySize), Int32(hiddenSize),
+                    spec.logitsMultiplier, context.workspace.normed + firstRow * hiddenSize, Int32(hiddenSize),
+                    weights.outputProjection, Int32(hiddenSize), 0, output, Int32(spec.vocabularySize))
+    }
+}
+
+/// Per-thread state of forward passes over one model: the activation workspace and a logits buffer.
+public final class ForwardContext {
+    let workspace: Workspace
+    private(set) var logitsBuffer: UnsafeMutablePointer<Float>?
+    private var logitsCapacity = 0
+    let vocabularySize: Int
+
+    public init(model: DecoderModel) {
+        workspace = Workspace(spec: model.spec)
+        vocabularySize = model.spec.vocabularySize
+    }
+
+    deinit { logitsBuffer?.deallocate() }
+
+    /// A (rows, vocab) buffer, reused between calls.
+    func logits(rows: Int) -> UnsafeMutablePointer<Float> {
+        if rows * vocabularySize > logitsCapacity {
+            logitsBuffer?.deallocate()
+            logitsCapacity = rows * vocabularySize
+            logitsBuffer = .allocate(capacity: logitsCapacity)
+        }
+        return logitsBuffer!
+    }
+}

@@ -1,0 +1,19 @@
+import Foundation
+
+/// Loads a model folder's weights: `config.json` → `TransformerSpec` (through the architecture registry), then the
+/// safetensors → `DecoderWeights`.
+public enum ModelLoader {
+    public static func loadDecoder(folder: URL) throws -> DecoderModel {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDirectory) else {
+            throw EngineError.unreadable(path: folder.path, reason: "no such folder")
+        }
+        guard isDirectory.boolValue else {
+            throw EngineError.unreadable(path: folder.path, reason: "expected a model folder, found a file")
+        }
+        let (spec, architecture) = try ModelConfigLoader.loadSpec(configURL: folder.appendingPathComponent("config.json"))
+        let store = try WeightStore(folder: folder)
+        let weights = try architecture.loadWeights(from: store, spec: spec)
+        return DecoderModel(spec: spec, weights: weights, store: store)
+    }
+}
