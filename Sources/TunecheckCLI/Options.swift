@@ -1,0 +1,50 @@
+import ArgumentParser
+import Foundation
+import TunecheckEngine
+
+/// `--model DIR`: a model folder.
+struct ModelOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Model folder (config.json, *.safetensors, tokenizer.json).", valueName: "dir"))
+    var model: String
+
+    var modelURL: URL { URL(fileURLWithPath: model) }
+
+    func loadLanguageModel() throws -> LanguageModel {
+        try LanguageModel.load(folder: modelURL)
+    }
+}
+
+/// `--input IN.jsonl --output OUT.jsonl`.
+struct JSONLFileOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Input JSON Lines file.", valueName: "in.jsonl"))
+    var input: String
+
+    @Option(name: .long, help: ArgumentHelp("Output JSON Lines file (written atomically; existing files are replaced).", valueName: "out.jsonl"))
+    var output: String
+
+    var inputURL: URL { URL(fileURLWithPath: input) }
+    var outputURL: URL { URL(fileURLWithPath: output) }
+
+    func validate() throws {
+        try validateOutputPath(output)
+    }
+}
+
+/// Fails early, before any model is loaded, when an output file could not be written.
+func validateOutputPath(_ path: String) throws {
+    let url = URL(fileURLWithPath: path)
+    var isDirectory: ObjCBool = false
+    if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
+        throw ValidationError("\(path) is a directory; --output needs a file path")
+    }
+    let parent = url.deletingLastPathComponent()
+    if !FileManager.default.fileExists(atPath: parent.path, isDirectory: &isDirectory) || !isDirectory.boolValue {
+        throw ValidationError("the folder of \(path) does not exist")
+    }
+}
+
+/// Encodes a JSON object for standard output.
+func printJSON(_ object: [String: Any]) throws {
+    let data = try JSONLines.line(object)
+    FileHandle.standardOutput.write(data + Data("\n".utf8))
+}

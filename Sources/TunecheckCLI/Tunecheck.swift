@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import TunecheckEngine
+
+/// `tunecheck`: is this fine-tuned checkpoint healthy? A thin command layer over the engine and harness libraries.
+@main
+struct Tunecheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tunecheck",
+        abstract: "Check whether a fine-tuned LLM checkpoint is healthy.",
+        discussion: """
+        Loads Hugging Face / mlx_lm model folders (config.json, *.safetensors, tokenizer.json) and computes \
+        log-probabilities and generations that match transformers.
+
+        Exit codes: 0 success, 1 a check failed, 2 bad input or usage.
+
+        Example:
+          tunecheck score --model models/tiny --input evalsets/texts.jsonl --output scores.jsonl
+        """,
+        version: TunecheckVersion.current,
+        subcommands: [TokenizeCommand.self, ScoreCommand.self, GenerateCommand.self]
+    )
+
+    /// Runs the command line with tunecheck's exit codes: usage and input errors exit 2 (ArgumentParser would
+    /// use 64), failed checks exit 1, `--help` and `--version` exit 0.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let failure as ChecksFailed {
+            FileHandle.standardError.write(Data("tunecheck: \(failure.summary)\n".utf8))
+            Foundation.exit(1)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                exit(withError: error)
+            }
+            let message: String
+            if let localized = error as? LocalizedError, let description = localized.errorDescription {
+                message = "tunecheck: error: \(description)"
+            } else {
+                message = fullMessage(for: error)
+            }
+            FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
+            Foundation.exit(2)
+        }
+    }
+}
+
+enum TunecheckVersion {
+    static let current = "0.1.0"
+}
+
+/// Thrown by commands whose checks ran and failed (exit code 1).
+struct ChecksFailed: Error {
+    let summary: String
+}
