@@ -49,7 +49,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TunecheckCLITests",
-            dependencies: ["TunecheckEngine"]
+            dependencies: ["TunecheckCLI", "TunecheckEngine"]
         ),
     ]
 )
