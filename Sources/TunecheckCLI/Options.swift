@@ -7,10 +7,19 @@ struct ModelOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Model folder (config.json, *.safetensors, tokenizer.json).", valueName: "dir"))
     var model: String
 
+    @Option(name: .long, help: ArgumentHelp(
+        "LoRA adapter applied unfused: an mlx_lm or PEFT adapter folder, a Trainer checkpoint-N folder, or one numbered mlx_lm checkpoint file.",
+        valueName: "path"))
+    var adapter: String?
+
     var modelURL: URL { URL(fileURLWithPath: model) }
 
+    /// The model, with the adapter attached when one is given.
     func loadLanguageModel() throws -> LanguageModel {
-        try LanguageModel.load(folder: modelURL)
+        let base = try LanguageModel.load(folder: modelURL)
+        guard let adapter else { return base }
+        let loaded = try Adapter.load(path: URL(fileURLWithPath: adapter))
+        return base.replacingDecoder(try loaded.attach(to: base.decoder))
     }
 }
 

@@ -39,9 +39,19 @@ public final class WeightStore: @unchecked Sendable {
                 throw EngineError.unreadable(path: folder.path, reason: "no model.safetensors (or model.safetensors.index.json) in the folder")
             }
         }
+        try load(shardNames.map { folder.appendingPathComponent($0) })
+    }
+
+    /// A store over explicit safetensors files (e.g. one adapter file).
+    public init(files: [URL]) throws {
+        folder = files.first?.deletingLastPathComponent() ?? URL(fileURLWithPath: ".")
+        try load(files)
+    }
+
+    private func load(_ urls: [URL]) throws {
         var dtypeBytes: [DType: Int] = [:]
-        for (fileIndex, shard) in shardNames.enumerated() {
-            let file = try SafeTensorsFile(url: folder.appendingPathComponent(shard))
+        for (fileIndex, url) in urls.enumerated() {
+            let file = try SafeTensorsFile(url: url)
             files.append(file)
             for name in file.orderedNames {
                 guard let info = file.tensors[name] else { continue }
