@@ -36,6 +36,9 @@ final class BPEModel: @unchecked Sendable {
     /// Bound on cached words, so encoding an endless stream of unique words cannot grow memory
     /// without limit (`tokenizers` uses a similar fixed capacity).
     private static let cacheCapacity = 100_000
+    /// Long pre-tokens (a SentencePiece model without splitting sees a whole line as one) rarely
+    /// repeat and would pin large keys in memory.
+    private static let maximumCachedWordLength = 256
 
     init(_ node: JSONNode) throws {
         let path = node.path
@@ -156,9 +159,11 @@ final class BPEModel: @unchecked Sendable {
             return
         }
         let ids = mergeWord(word)
-        cacheLock.lock()
-        if cache.count < Self.cacheCapacity { cache[word] = ids }
-        cacheLock.unlock()
+        if word.count <= Self.maximumCachedWordLength {
+            cacheLock.lock()
+            if cache.count < Self.cacheCapacity { cache[word] = ids }
+            cacheLock.unlock()
+        }
         for id in ids { output.append(Int(id)) }
     }
 
