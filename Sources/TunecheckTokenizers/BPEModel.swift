@@ -36,8 +36,13 @@ final class BPEModel: @unchecked Sendable {
     /// Bound on cached words, so encoding an endless stream of unique words cannot grow memory
     /// without limit (`tokenizers` uses a similar fixed capacity).
     private static let cacheCapacity = 100_000
+    /// Long pre-tokens (a SentencePiece model without splitting sees a whole line as one) rarely
+    /// repeat and would pin large keys in memory.
+    private static let maximumCachedWordLength = 256
 
-    init(_ node: JSONNode) throws {
+    /// - Parameter sentencePieceDefaults: use `LlamaTokenizer`'s model options (`fuse_unk` and
+    ///   `byte_fallback` on, no unknown token, no `ignore_merges`) instead of the file's.
+    init(_ node: JSONNode, sentencePieceDefaults: Bool = false) throws {
         let path = node.path
         let type = try node.optionalString("type") ?? "BPE"
         guard type == "BPE" else {
@@ -83,10 +88,10 @@ final class BPEModel: @unchecked Sendable {
 
         continuingSubwordPrefix = try node.optionalString("continuing_subword_prefix")
         endOfWordSuffix = try node.optionalString("end_of_word_suffix")
-        fuseUnknown = try node.bool("fuse_unk", default: false)
-        byteFallback = try node.bool("byte_fallback", default: false)
-        ignoreMerges = try node.bool("ignore_merges", default: false)
-        if let unknownToken = try node.optionalString("unk_token") {
+        fuseUnknown = try sentencePieceDefaults || node.bool("fuse_unk", default: false)
+        byteFallback = try sentencePieceDefaults || node.bool("byte_fallback", default: false)
+        ignoreMerges = try !sentencePieceDefaults && node.bool("ignore_merges", default: false)
+        if !sentencePieceDefaults, let unknownToken = try node.optionalString("unk_token") {
             // `tokenizers` only complains about an out-of-vocabulary unk token when it needs it; an
             // unknown scalar is then dropped, which is what a nil id does here.
             unknownId = vocabulary[ExactString(unknownToken)].map(Int32.init)
@@ -156,9 +161,11 @@ final class BPEModel: @unchecked Sendable {
             return
         }
         let ids = mergeWord(word)
-        cacheLock.lock()
-        if cache.count < Self.cacheCapacity { cache[word] = ids }
-        cacheLock.unlock()
+        if word.count <= Self.maximumCachedWordLength {
+            cacheLock.lock()
+            if cache.count < Self.cacheCapacity { cache[word] = ids }
+            cacheLock.unlock()
+        }
         for id in ids { output.append(Int(id)) }
     }
 

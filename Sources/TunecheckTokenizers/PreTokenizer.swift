@@ -77,13 +77,13 @@ indirect enum PreTokenizer: Sendable {
             return .metaspace(replacement: replacementScalars[0], prependScheme: scheme, split: try node.bool("split", default: true))
         case "Digits":
             let individual = try node.bool("individual_digits", default: false)
-            return .split(ScalarPredicateMatcher(predicate: ScalarClass.isNumber),
+            return .split(ScalarPredicateMatcher { ScalarClass.isNumber($0) },
                           behavior: individual ? .isolated : .contiguous, invert: false)
         case "Punctuation":
-            return .split(ScalarPredicateMatcher(predicate: ScalarClass.isPunctuation),
+            return .split(ScalarPredicateMatcher { ScalarClass.isPunctuation($0) },
                           behavior: try node.has("behavior") ? behavior(node) : .isolated, invert: false)
         case "WhitespaceSplit":
-            return .split(ScalarPredicateMatcher(predicate: ScalarClass.isWhitespace), behavior: .removed, invert: false)
+            return .split(ScalarPredicateMatcher { ScalarClass.isWhitespace($0) }, behavior: .removed, invert: false)
         case "Whitespace":
             // `\w+|[^\w\s]+` with the matches kept and everything between them dropped.
             return .split(WordOrSymbolRunMatcher(), behavior: .removed, invert: true)

@@ -58,10 +58,24 @@ public final class Tokenizer: @unchecked Sendable {
         }
         self.config = config
 
-        model = try BPEModel(root.object("model"))
-        normalizer = try root.optionalObject("normalizer").map(Normalizer.parse)
-        preTokenizer = try root.optionalObject("pre_tokenizer").map(PreTokenizer.parse)
-        decoder = try root.optionalObject("decoder").map(Decoder.parse)
+        if config.usesLlamaTokenizerPipeline {
+            // transformers 5 keeps only the vocabulary, merges, added tokens and post-processor of
+            // tokenizer.json for `LlamaTokenizer` and rebuilds the rest (tokenization_llama.py), so a
+            // hub file in the legacy Prepend+Replace layout encodes like the non-legacy Metaspace one.
+            let addPrefixSpace = config.addPrefixSpace ?? true
+            let scheme: PrependScheme = addPrefixSpace ? (config.legacy == true ? .always : .first) : .never
+            model = try BPEModel(root.object("model"), sentencePieceDefaults: true)
+            normalizer = nil
+            preTokenizer = .metaspace(replacement: "\u{2581}", prependScheme: scheme, split: false)
+            var steps: [Decoder] = [.replace(pattern: "\u{2581}", content: " "), .byteFallback, .fuse]
+            if addPrefixSpace { steps.append(.strip(content: " ", start: 1, stop: 0)) }
+            decoder = .sequence(steps)
+        } else {
+            model = try BPEModel(root.object("model"))
+            normalizer = try root.optionalObject("normalizer").map(Normalizer.parse)
+            preTokenizer = try root.optionalObject("pre_tokenizer").map(PreTokenizer.parse)
+            decoder = try root.optionalObject("decoder").map(Decoder.parse)
+        }
         if root.has("truncation") || root.has("padding") {
             // Ignored on purpose: `encode` of one text is never truncated or padded by transformers'
             // `encode` unless asked, and this API does not ask.

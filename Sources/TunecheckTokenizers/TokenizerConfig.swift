@@ -16,8 +16,18 @@ struct TokenizerConfig {
     /// transformers 5 skips the clean-up for BPE models unless this opt-in is also set.
     var cleanUpForBPE = false
     var chatTemplate: String?
+    /// `tokenizer_class`, `legacy` and `add_prefix_space`: transformers 5's `LlamaTokenizer` ignores
+    /// the normalizer, pre-tokenizer and decoder of tokenizer.json and builds its own from these.
+    var tokenizerClass: String?
+    var legacy: Bool?
+    var addPrefixSpace: Bool?
 
     init() {}
+
+    /// Whether transformers 5 would rebuild the pipeline as `LlamaTokenizer` does.
+    var usesLlamaTokenizerPipeline: Bool {
+        tokenizerClass == "LlamaTokenizer" || tokenizerClass == "LlamaTokenizerFast"
+    }
 
     init(_ node: JSONNode) throws {
         bosToken = try Self.tokenContent(node, "bos_token")
@@ -40,6 +50,9 @@ struct TokenizerConfig {
         }
         if node.object["add_bos_token"] != nil { addBosToken = node.value("add_bos_token")?.bool ?? false }
         if node.object["add_eos_token"] != nil { addEosToken = node.value("add_eos_token")?.bool ?? false }
+        tokenizerClass = try node.optionalString("tokenizer_class")
+        legacy = try node.optionalBool("legacy")
+        addPrefixSpace = try node.optionalBool("add_prefix_space")
         cleanUpTokenizationSpaces = try node.bool("clean_up_tokenization_spaces", default: false)
         cleanUpForBPE = try node.bool("clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output", default: false)
         if let template = node.value("chat_template")?.string {

@@ -4,8 +4,8 @@ import Testing
 
 /// Every reference case must match transformers exactly: ids, decoded text, and decoded text
 /// without special tokens. A failure names the first mismatching case, and counts the rest.
-private func checkAllCases(of name: String) throws {
-    let tokenizer = try Fixtures.tokenizer(name)
+private func checkAllCases(of name: String, tokenizer: Tokenizer? = nil) throws {
+    let tokenizer = try tokenizer ?? Fixtures.tokenizer(name)
     let cases = try Fixtures.cases(name)
     #expect(!cases.isEmpty, "\(name): no cases")
     var mismatches: [String] = []
@@ -43,5 +43,17 @@ struct LocalGoldenCasesTests {
     @Test(arguments: Fixtures.localTokenizerNames)
     func matchesTransformers(name: String) throws {
         try checkAllCases(of: name)
+    }
+}
+
+@Suite("Golden cases: LlamaTokenizer class")
+struct LlamaClassGoldenCasesTests {
+    /// The legacy-layout tokenizer.json under a `LlamaTokenizer` config (legacy true): transformers 5
+    /// rebuilds the pipeline from the class, and so must we.
+    @Test func legacyFileUnderLlamaTokenizerClass() throws {
+        let tokenizer = try Tokenizer(
+            tokenizerJSONAt: Fixtures.directory("mistral-sp-legacy").appendingPathComponent("tokenizer.json"),
+            configAt: Fixtures.directory("mistral-sp-llama-class").appendingPathComponent("tokenizer_config.json"))
+        try checkAllCases(of: "mistral-sp-llama-class", tokenizer: tokenizer)
     }
 }
