@@ -5,6 +5,7 @@ import PackageDescription
 //
 // Targets, bottom up:
 //   CBLAS                 OpenBLAS' cblas.h as a Swift module (libopenblas-dev)
+//   TunecheckJSON         a JSON parser/writer that keeps strings byte-exact and keys in order
 //   TunecheckTokenizers   tokenizer.json: normalizers, pre-tokenizers, BPE, decoders, post-processors
 //   TunecheckEngine       safetensors, config.json, transformer forward passes, scoring, generation
 //   TunecheckCLI          the `tunecheck` executable, a thin layer over the libraries
@@ -26,22 +27,27 @@ let package = Package(
             providers: [.apt(["libopenblas-dev"])]
         ),
         .target(
-            name: "TunecheckTokenizers"
+            name: "TunecheckJSON"
+        ),
+        .target(
+            name: "TunecheckTokenizers",
+            dependencies: ["TunecheckJSON"]
         ),
         .target(
             name: "TunecheckEngine",
-            dependencies: ["CBLAS", "TunecheckTokenizers"]
+            dependencies: ["CBLAS", "TunecheckJSON", "TunecheckTokenizers"]
         ),
         .executableTarget(
             name: "TunecheckCLI",
             dependencies: [
                 "TunecheckEngine",
+                "TunecheckJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(
             name: "TunecheckTokenizersTests",
-            dependencies: ["TunecheckTokenizers"]
+            dependencies: ["TunecheckTokenizers", "TunecheckJSON"]
         ),
         .testTarget(
             name: "TunecheckEngineTests",
@@ -49,7 +55,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TunecheckCLITests",
-            dependencies: ["TunecheckCLI", "TunecheckEngine"]
+            dependencies: ["TunecheckCLI", "TunecheckEngine", "TunecheckJSON"]
         ),
     ]
 )

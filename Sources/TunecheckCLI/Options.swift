@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TunecheckEngine
+import TunecheckJSON
 
 /// `--model DIR`: a model folder.
 struct ModelOptions: ParsableArguments {
@@ -53,7 +54,6 @@ func validateOutputPath(_ path: String) throws {
 }
 
 /// Encodes a JSON object for standard output.
-func printJSON(_ object: [String: Any]) throws {
-    let data = try JSONLines.line(object)
-    FileHandle.standardOutput.write(data + Data("\n".utf8))
+func printJSON(_ object: JSONObject) {
+    FileHandle.standardOutput.write(JSONWriter.data(.object(object)) + Data("\n".utf8))
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// The `model` stage: byte-pair encoding of one pre-token into vocabulary ids.
 ///

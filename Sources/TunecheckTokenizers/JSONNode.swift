@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// A read-only view of one JSON object, carrying the file path and the key path so every accessor
 /// can throw an error that says where the problem is.

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// A Hugging Face `tokenizer.json` tokenizer that reproduces `tokenizers` / transformers ids and
 /// decoded text exactly.

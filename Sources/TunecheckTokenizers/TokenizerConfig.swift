@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// The parts of `tokenizer_config.json` that change encoding or decoding in transformers.
 struct TokenizerConfig {

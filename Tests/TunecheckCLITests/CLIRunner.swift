@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// Runs the built `tunecheck` binary as a user would and captures what it prints.
 struct CLIRunner {
@@ -74,9 +75,25 @@ struct CLIRunner {
         try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
     }
 
+    /// Reads JSONL output with the project's exact parser (Foundation's JSONSerialization drops U+FEFF inside
+    /// strings on Linux) and converts each line to Foundation values for convenient assertions.
     static func readJSONLines(_ url: URL) throws -> [[String: Any]] {
         try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map {
-            try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any]
+            (foundationValue(try JSONParser.parse(Array($0.utf8))) as? [String: Any]) ?? [:]
+        }
+    }
+
+    static func foundationValue(_ value: JSONValue) -> Any {
+        switch value {
+        case .null: return NSNull()
+        case .bool(let flag): return flag
+        case let .number(number, isInteger): return isInteger ? Int(number) as Any : number as Any
+        case .string(let text): return text
+        case .array(let elements): return elements.map(foundationValue)
+        case .object(let object):
+            var dictionary: [String: Any] = [:]
+            for (key, element) in zip(object.keys, object.values) { dictionary[key] = foundationValue(element) }
+            return dictionary
         }
     }
 }

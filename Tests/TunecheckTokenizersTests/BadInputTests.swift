@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 import Testing
 @testable import TunecheckTokenizers
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TunecheckEngine
+import TunecheckJSON
 import TunecheckTokenizers
 
 struct GenerateCommand: ParsableCommand {
@@ -81,9 +82,9 @@ struct GenerateCommand: ParsableCommand {
             let result = try generator.generate(promptIds: model.tokenizer.encode(prompt), options: options)
             let fields = try Self.fields(result, tokenizer: model.tokenizer, stopTokens: options.stopTokenIds)
             if json {
-                try printJSON(fields)
+                printJSON(fields)
             } else {
-                print(fields["text"] as? String ?? "")
+                print(fields["text"]?.string ?? "")
             }
             return
         }
@@ -103,13 +104,14 @@ struct GenerateCommand: ParsableCommand {
             }
         }
         let progress = ProgressLine("generate", total: prompts.count, unit: "prompts")
-        var lines: [[String: Any]] = []
+        var lines: [JSONObject] = []
         for (index, (record, promptIds)) in zip(records, prompts).enumerated() {
             // A fixed seed gives every prompt its own reproducible stream.
             if let seed { options.seed = seed &+ UInt64(index) }
             let result = try generator.generate(promptIds: promptIds, options: options)
             var fields = record.fields
-            fields.merge(try Self.fields(result, tokenizer: model.tokenizer, stopTokens: options.stopTokenIds)) { $1 }
+            let generated = try Self.fields(result, tokenizer: model.tokenizer, stopTokens: options.stopTokenIds)
+            for (key, value) in zip(generated.keys, generated.values) { fields.set(key, value) }
             lines.append(fields)
             progress.update(index + 1)
         }
@@ -117,14 +119,14 @@ struct GenerateCommand: ParsableCommand {
         try JSONLines.write(lines, to: URL(fileURLWithPath: output))
     }
 
-    static func fields(_ result: GenerationResult, tokenizer: Tokenizer, stopTokens: Set<Int>) throws -> [String: Any] {
+    static func fields(_ result: GenerationResult, tokenizer: Tokenizer, stopTokens: Set<Int>) throws -> JSONObject {
         var textIds = result.ids
         if result.finishReason == .stopToken, let last = textIds.last, stopTokens.contains(last) { textIds.removeLast() }
-        return [
-            "prompt_ids": result.promptIds,
-            "ids": result.ids,
-            "text": try tokenizer.decode(textIds),
-            "finish_reason": result.finishReason.rawValue,
-        ]
+        var fields = JSONObject()
+        fields.set("prompt_ids", .from(result.promptIds))
+        fields.set("ids", .from(result.ids))
+        fields.set("text", .string(try tokenizer.decode(textIds)))
+        fields.set("finish_reason", .string(result.finishReason.rawValue))
+        return fields
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TunecheckEngine
+import TunecheckJSON
 import TunecheckTokenizers
 
 struct ScoreCommand: ParsableCommand {
@@ -68,23 +69,23 @@ struct ScoreCommand: ParsableCommand {
         progress.finish()
 
         var next = 0
-        var output: [[String: Any]] = []
+        var output: [JSONObject] = []
         for (record, request) in zip(records, requests) {
             var fields = record.fields
             switch request {
             case .sequence(let ids):
-                fields.merge(Self.fields(ids: ids, span: SpanScore(tokenLogprobs: scores[next]), promptLength: nil)) { $1 }
+                Self.add(Self.fields(ids: ids, span: SpanScore(tokenLogprobs: scores[next]), promptLength: nil), to: &fields)
                 next += 1
             case .response(let tokens):
-                fields.merge(Self.fields(tokens, scores[next])) { $1 }
+                Self.add(Self.fields(tokens, scores[next]), to: &fields)
                 next += 1
             case let .pair(chosen, rejected):
                 let chosenSpan = SpanScore(sequenceLogprobs: scores[next], promptLength: chosen.promptLength)
                 let rejectedSpan = SpanScore(sequenceLogprobs: scores[next + 1], promptLength: rejected.promptLength)
-                fields["chosen"] = Self.fields(chosen, scores[next])
-                fields["rejected"] = Self.fields(rejected, scores[next + 1])
-                fields["gap_sum"] = chosenSpan.sum - rejectedSpan.sum
-                fields["gap_mean"] = chosenSpan.mean - rejectedSpan.mean
+                fields.set("chosen", .object(Self.fields(chosen, scores[next])))
+                fields.set("rejected", .object(Self.fields(rejected, scores[next + 1])))
+                fields.set("gap_sum", .from(chosenSpan.sum - rejectedSpan.sum))
+                fields.set("gap_mean", .from(chosenSpan.mean - rejectedSpan.mean))
                 next += 2
             }
             output.append(fields)
@@ -126,18 +127,21 @@ struct ScoreCommand: ParsableCommand {
         return .sequence(ids: ids)
     }
 
-    static func fields(_ tokens: PromptResponseTokens, _ sequenceLogprobs: [Double]) -> [String: Any] {
+    static func fields(_ tokens: PromptResponseTokens, _ sequenceLogprobs: [Double]) -> JSONObject {
         fields(ids: tokens.ids, span: SpanScore(sequenceLogprobs: sequenceLogprobs, promptLength: tokens.promptLength), promptLength: tokens.promptLength)
     }
 
-    static func fields(ids: [Int], span: SpanScore, promptLength: Int?) -> [String: Any] {
-        var result: [String: Any] = [
-            "ids": ids,
-            "token_logprobs": span.tokenLogprobs,
-            "sum_logprob": span.sum,
-            "mean_logprob": span.mean,
-        ]
-        if let promptLength { result["prompt_len"] = promptLength }
+    static func fields(ids: [Int], span: SpanScore, promptLength: Int?) -> JSONObject {
+        var result = JSONObject()
+        result.set("ids", .from(ids))
+        if let promptLength { result.set("prompt_len", .from(promptLength)) }
+        result.set("token_logprobs", .from(span.tokenLogprobs))
+        result.set("sum_logprob", .from(span.sum))
+        result.set("mean_logprob", .from(span.mean))
         return result
+    }
+
+    static func add(_ extra: JSONObject, to fields: inout JSONObject) {
+        for (key, value) in zip(extra.keys, extra.values) { fields.set(key, value) }
     }
 }

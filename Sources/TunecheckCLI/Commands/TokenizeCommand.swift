@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import TunecheckEngine
+import TunecheckJSON
 import TunecheckTokenizers
 
 struct TokenizeCommand: ParsableCommand {
@@ -25,7 +26,7 @@ struct TokenizeCommand: ParsableCommand {
     func run() throws {
         let tokenizer = try Tokenizer.load(directory: URL(fileURLWithPath: model))
         let records = try JSONLines.read(files.inputURL)
-        var output: [[String: Any]] = []
+        var output: [JSONObject] = []
         output.reserveCapacity(records.count)
         for record in records {
             guard let text = record.string("text") else {
@@ -33,8 +34,8 @@ struct TokenizeCommand: ParsableCommand {
             }
             var fields = record.fields
             let ids = tokenizer.encode(text)
-            fields["ids"] = ids
-            fields["decoded"] = try tokenizer.decode(ids)
+            fields.set("ids", .from(ids))
+            fields.set("decoded", .string(try tokenizer.decode(ids)))
             output.append(fields)
         }
         try JSONLines.write(output, to: files.outputURL)

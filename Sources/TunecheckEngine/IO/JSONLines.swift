@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// Problems with a JSON Lines file, naming the file and the 1-based line.
 public enum JSONLinesError: Error, LocalizedError, Equatable {
@@ -16,20 +17,26 @@ public enum JSONLinesError: Error, LocalizedError, Equatable {
 }
 
 /// One record of a JSONL file: the object and the line it came from.
-public struct JSONLRecord: @unchecked Sendable {
+public struct JSONLRecord: Sendable {
     public let line: Int
-    public var fields: [String: Any]
+    /// The fields in file order, strings exactly as written.
+    public var fields: JSONObject
 
-    public func string(_ key: String) -> String? { fields[key] as? String }
+    public init(line: Int, fields: JSONObject) {
+        self.line = line
+        self.fields = fields
+    }
+
+    public func string(_ key: String) -> String? { fields[key]?.string }
 
     /// An array of non-negative integers (token ids), or nil when the key is absent.
     public func integers(_ key: String, path: String) throws -> [Int]? {
-        guard let value = fields[key] else { return nil }
-        guard let list = value as? [Any] else {
+        guard let value = fields[key], !value.isNull else { return nil }
+        guard let list = value.array else {
             throw JSONLinesError.invalidLine(path: path, line: line, reason: "\"\(key)\" must be an array of token ids")
         }
         return try list.map { element in
-            guard let id = SafeTensorsFile.exactInteger(element), id >= 0 else {
+            guard let id = element.int, id >= 0 else {
                 throw JSONLinesError.invalidLine(path: path, line: line, reason: "\"\(key)\" must hold non-negative integer token ids")
             }
             return id
@@ -69,11 +76,11 @@ public enum JSONLines {
             guard String(data: lineData, encoding: .utf8) != nil else {
                 throw JSONLinesError.invalidLine(path: path, line: lineNumber, reason: "not valid UTF-8")
             }
-            let object: Any
-            do { object = try JSONSerialization.jsonObject(with: Data(lineData), options: [.fragmentsAllowed]) } catch {
-                throw JSONLinesError.invalidLine(path: path, line: lineNumber, reason: "not valid JSON")
+            let object: JSONValue
+            do { object = try JSONParser.parse([UInt8](lineData)) } catch {
+                throw JSONLinesError.invalidLine(path: path, line: lineNumber, reason: "not valid JSON (\(error))")
             }
-            guard let fields = object as? [String: Any] else {
+            guard let fields = object.object else {
                 throw JSONLinesError.invalidLine(path: path, line: lineNumber, reason: "expected a JSON object, found \(kind(of: object))")
             }
             records.append(JSONLRecord(line: lineNumber, fields: fields))
@@ -82,27 +89,24 @@ public enum JSONLines {
         return records
     }
 
-    /// Encodes objects as JSON Lines (keys sorted, so output is stable) and writes them atomically.
-    public static func write(_ objects: [[String: Any]], to url: URL) throws {
+    /// Encodes objects as JSON Lines (keys in the order given) and writes them atomically.
+    public static func write(_ objects: [JSONObject], to url: URL) throws {
         var output = Data()
         for object in objects {
-            output.append(try line(object))
+            output.append(JSONWriter.data(.object(object)))
             output.append(UInt8(ascii: "\n"))
         }
         try AtomicWrite.write(output, to: url)
     }
 
-    public static func line(_ object: [String: Any]) throws -> Data {
-        try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-    }
-
-    static func kind(of object: Any) -> String {
-        switch object {
-        case is [Any]: return "an array"
-        case is String: return "a string"
-        case is NSNull: return "null"
-        case is NSNumber: return "a number"
-        default: return "\(type(of: object))"
+    static func kind(of value: JSONValue) -> String {
+        switch value {
+        case .array: return "an array"
+        case .string: return "a string"
+        case .null: return "null"
+        case .number: return "a number"
+        case .bool: return "a boolean"
+        case .object: return "an object"
         }
     }
 }

@@ -5,7 +5,7 @@
 /// (U+00C5) and "Å" (U+212B) collapse into one key (the Llama-2 vocabulary loses six tokens that
 /// way), and `JSONSerialization` also drops a token consisting of U+FEFF. Objects here are ordered
 /// key/value lists, and vocabulary lookups use `ExactString`.
-enum JSONValue {
+public enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case number(Double, isInteger: Bool)
@@ -13,13 +13,13 @@ enum JSONValue {
     case array([JSONValue])
     case object(JSONObject)
 
-    var string: String? { if case .string(let s) = self { return s }; return nil }
-    var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
-    var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
-    var object: JSONObject? { if case .object(let o) = self { return o }; return nil }
-    var isNull: Bool { if case .null = self { return true }; return false }
-    var double: Double? { if case .number(let d, _) = self { return d }; return nil }
-    var int: Int? {
+    public var string: String? { if case .string(let s) = self { return s }; return nil }
+    public var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
+    public var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
+    public var object: JSONObject? { if case .object(let o) = self { return o }; return nil }
+    public var isNull: Bool { if case .null = self { return true }; return false }
+    public var double: Double? { if case .number(let d, _) = self { return d }; return nil }
+    public var int: Int? {
         guard case .number(let d, let isInteger) = self, isInteger, d >= -9.0e15, d <= 9.0e15 else { return nil }
         return Int(d)
     }
@@ -27,32 +27,34 @@ enum JSONValue {
 
 /// An object's members in file order. Field lookup is linear, which is fine for the small
 /// configuration objects it is used on; the large ones (vocabularies) are iterated instead.
-struct JSONObject {
-    var keys: [String] = []
-    var values: [JSONValue] = []
+public struct JSONObject: Sendable, Equatable {
+    public var keys: [String] = []
+    public var values: [JSONValue] = []
 
-    subscript(key: String) -> JSONValue? {
+    public init() {}
+
+    public subscript(key: String) -> JSONValue? {
         // Field names are ASCII, so `==` (canonical equivalence) is exact here.
         guard let index = keys.firstIndex(of: key) else { return nil }
         return values[index]
     }
 }
 
-struct JSONParseError: Error, CustomStringConvertible {
-    let offset: Int
-    let message: String
-    var description: String { "\(message) at byte \(offset)" }
+public struct JSONParseError: Error, CustomStringConvertible, Sendable {
+    public let offset: Int
+    public let message: String
+    public var description: String { "\(message) at byte \(offset)" }
 }
 
 /// Recursive-descent parser over UTF-8 bytes. Nesting is capped so hostile input cannot overflow
 /// the stack.
-struct JSONParser {
+public struct JSONParser {
     private let bytes: [UInt8]
     private var index = 0
     private var depth = 0
     private static let maximumDepth = 512
 
-    static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
         var parser = JSONParser(bytes: bytes)
         // Skip a UTF-8 byte order mark at the start of the file.
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { parser.index = 3 }
@@ -247,16 +249,16 @@ struct JSONParser {
 
 /// A `String` wrapper that compares and hashes by exact UTF-8 bytes, for vocabulary keys where
 /// canonically equivalent tokens ("Å" vs "Å") are distinct entries.
-struct ExactString: Hashable, Sendable {
-    let text: String
+public struct ExactString: Hashable, Sendable {
+    public let text: String
 
-    init(_ text: String) { self.text = text }
+    public init(_ text: String) { self.text = text }
 
-    static func == (lhs: ExactString, rhs: ExactString) -> Bool {
+    public static func == (lhs: ExactString, rhs: ExactString) -> Bool {
         lhs.text.utf8.elementsEqual(rhs.text.utf8)
     }
 
-    func hash(into hasher: inout Hasher) {
+    public func hash(into hasher: inout Hasher) {
         var text = text
         text.withUTF8 { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
     }
