@@ -8,6 +8,7 @@ import PackageDescription
 //   TunecheckJSON         a JSON parser/writer that keeps strings byte-exact and keys in order
 //   TunecheckTokenizers   tokenizer.json: normalizers, pre-tokenizers, BPE, decoders, post-processors
 //   TunecheckEngine       safetensors, config.json, transformer forward passes, scoring, generation
+//   TunecheckHarness      evalsets, suites, golden outputs, reports (JUnit via libxml2, JSON, HTML)
 //   TunecheckCLI          the `tunecheck` executable, a thin layer over the libraries
 let package = Package(
     name: "tunecheck",
@@ -16,15 +17,27 @@ let package = Package(
         .executable(name: "tunecheck", targets: ["TunecheckCLI"]),
         .library(name: "TunecheckEngine", targets: ["TunecheckEngine"]),
         .library(name: "TunecheckTokenizers", targets: ["TunecheckTokenizers"]),
+        .library(name: "TunecheckHarness", targets: ["TunecheckHarness"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(
             name: "CBLAS",
             pkgConfig: "openblas",
             providers: [.apt(["libopenblas-dev"])]
+        ),
+        .systemLibrary(
+            name: "CLibXML2",
+            pkgConfig: "libxml-2.0",
+            providers: [.apt(["libxml2-dev"])]
+        ),
+        .systemLibrary(
+            name: "CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
         ),
         .target(
             name: "TunecheckJSON"
@@ -37,10 +50,18 @@ let package = Package(
             name: "TunecheckEngine",
             dependencies: ["CBLAS", "TunecheckJSON", "TunecheckTokenizers"]
         ),
+        .target(
+            name: "TunecheckHarness",
+            dependencies: [
+                "TunecheckEngine", "TunecheckJSON", "TunecheckTokenizers", "CLibXML2", "CZlib",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         .executableTarget(
             name: "TunecheckCLI",
             dependencies: [
                 "TunecheckEngine",
+                "TunecheckHarness",
                 "TunecheckJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -52,6 +73,10 @@ let package = Package(
         .testTarget(
             name: "TunecheckEngineTests",
             dependencies: ["TunecheckEngine"]
+        ),
+        .testTarget(
+            name: "TunecheckHarnessTests",
+            dependencies: ["TunecheckHarness", "TunecheckEngine", "TunecheckJSON", "CLibXML2"]
         ),
         .testTarget(
             name: "TunecheckCLITests",

@@ -1,0 +1,86 @@
+import Foundation
+
+/// The outcome of one check (one JUnit `testcase`).
+public enum CheckStatus: Sendable, Equatable {
+    case passed
+    /// The check ran and its condition does not hold. `message` is one line (the JUnit `message` attribute);
+    /// `detail` is the evidence: offending text, numbers.
+    case failed(message: String, detail: String)
+    /// The check could not run with the inputs given (e.g. no base model for a drift check).
+    case skipped(reason: String)
+    /// The check crashed on bad input (a JUnit `error`).
+    case error(message: String, detail: String)
+
+    public var isFailure: Bool {
+        switch self {
+        case .failed, .error: return true
+        case .passed, .skipped: return false
+        }
+    }
+}
+
+/// A named number attached to a check or suite (a JUnit `property`), kept in insertion order.
+public struct Metric: Sendable, Equatable {
+    public var name: String
+    public var value: Double
+
+    public init(_ name: String, _ value: Double) {
+        self.name = name
+        self.value = value
+    }
+}
+
+/// One check: a threshold on a metric, or one evalset item.
+public struct CheckResult: Sendable, Equatable {
+    /// Short name, unique within its suite, e.g. `accuracy` or `prompt-3`.
+    public var name: String
+    public var status: CheckStatus
+    public var durationSeconds: Double
+    public var metrics: [Metric]
+
+    public init(name: String, status: CheckStatus, durationSeconds: Double = 0, metrics: [Metric] = []) {
+        self.name = name
+        self.status = status
+        self.durationSeconds = durationSeconds
+        self.metrics = metrics
+    }
+}
+
+/// The kinds of suite the harness runs.
+public enum SuiteKind: String, Sendable, CaseIterable, Codable {
+    case preflight
+    case repetition
+    case preference
+    case drift
+    case weightDelta = "weight-delta"
+    case golden
+    case fusedConsistency = "fused-consistency"
+}
+
+/// One suite run on one checkpoint (one JUnit `testsuite`).
+public struct SuiteResult: Sendable, Equatable {
+    public var kind: SuiteKind
+    /// The checkpoint's display name (`base`, `0000100_adapters`, `checkpoint-500`, ...).
+    public var checkpoint: String
+    public var checks: [CheckResult]
+    /// Suite-level metrics (JUnit `properties`), e.g. `accuracy`, `mean_margin`.
+    public var metrics: [Metric]
+    public var startedAt: Date
+    public var durationSeconds: Double
+
+    public init(kind: SuiteKind, checkpoint: String, checks: [CheckResult], metrics: [Metric] = [], startedAt: Date = Date(), durationSeconds: Double = 0) {
+        self.kind = kind
+        self.checkpoint = checkpoint
+        self.checks = checks
+        self.metrics = metrics
+        self.startedAt = startedAt
+        self.durationSeconds = durationSeconds
+    }
+
+    public var failureCount: Int { checks.filter { if case .failed = $0.status { return true }; return false }.count }
+    public var errorCount: Int { checks.filter { if case .error = $0.status { return true }; return false }.count }
+    public var skippedCount: Int { checks.filter { if case .skipped = $0.status { return true }; return false }.count }
+    public var passed: Bool { !checks.contains { $0.status.isFailure } }
+
+    public func metric(_ name: String) -> Double? { metrics.first { $0.name == name }?.value }
+}
