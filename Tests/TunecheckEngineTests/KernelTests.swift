@@ -257,4 +257,41 @@ import Testing
             #expect(cached.count == steps)
         }
     }
+
+    // MARK: - Input checks of Scorer and Generator
+
+    /// Bad ids and counts are `.invalidInput` with a message, never a trap (ids beyond Int32, counts whose sums
+    /// overflow, a KV cache larger than memory).
+    @Test(arguments: ["llama-bf16", "gpt2-untied-variant"])
+    func scorerAndGeneratorRejectBadInput(fixture: String) throws {
+        let model = try ModelLoader.loadDecoder(folder: FixturePaths.ownModel(fixture))
+        let vocabulary = model.spec.vocabularySize
+        let scorer = Scorer(model: model)
+        let generator = Generator(model: model)
+        func generate(_ prompt: [Int], _ maxNewTokens: Int) throws {
+            _ = try generator.generate(promptIds: prompt, options: GenerationOptions(maxNewTokens: maxNewTokens, seed: 1))
+        }
+        let cases: [(String, () throws -> Void, [String])] = [
+            ("score: empty sequence", { _ = try scorer.score([[1, 2], []]) }, ["sequence 1 is empty"]),
+            ("score: id = vocabulary", { _ = try scorer.score([[1, vocabulary]]) }, ["token id \(vocabulary)", "vocabulary"]),
+            ("score: negative id", { _ = try scorer.score([[-1, 2]]) }, ["token id -1"]),
+            ("score: id beyond Int32", { _ = try scorer.score([[1, Int.max]]) }, ["token id \(Int.max)"]),
+            ("rows: empty", { _ = try scorer.logSoftmaxRows([]) }, ["empty"]),
+            ("rows: id beyond Int32", { _ = try scorer.logSoftmaxRows([1, Int.max]) }, ["token id \(Int.max)"]),
+            ("rows: negative id", { _ = try scorer.logSoftmaxRows([1, -5]) }, ["token id -5"]),
+            ("generate: empty prompt", { try generate([], 4) }, ["prompt is empty"]),
+            ("generate: id = vocabulary", { try generate([1, vocabulary], 4) }, ["token id \(vocabulary)"]),
+            ("generate: id beyond Int32", { try generate([Int.max], 4) }, ["token id \(Int.max)"]),
+            ("generate: negative max new tokens", { try generate([1], -1) }, ["must not be negative"]),
+            ("generate: Int.max new tokens", { try generate([1, 2], Int.max) }, ["new tokens (\(Int.max))"]),
+            ("generate: 2^40 new tokens", { try generate([1, 2], 1 << 40) }, ["new tokens (\(1 << 40))"]),
+        ]
+        for (label, body, fragments) in cases {
+            let error = BadInput.engineError { try body() }
+            #expect(error?.caseName == "invalidInput", "\(label): \(String(describing: error))")
+            BadInput.expectMessage(error, contains: fragments)
+        }
+        // Still usable afterwards.
+        #expect(try scorer.score([[1, 2, 3]])[0].count == 2)
+    }
 }
