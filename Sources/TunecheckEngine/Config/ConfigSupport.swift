@@ -89,7 +89,7 @@ public enum ModelConfigLoader {
             throw EngineError.unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? AtomicWrite.describe(error) : "no such file")
         }
         let object: Any
-        do { object = try JSONSerialization.jsonObject(with: data) } catch {
+        do { object = try JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed) } catch {
             throw EngineError.invalidConfig(path: path, reason: "not valid JSON")
         }
         guard let dictionary = object as? [String: Any] else {
@@ -176,7 +176,11 @@ public enum ModelConfigLoader {
         case is Double.Type, is Float.Type: return "a number"
         case is String.Type: return "a string"
         case is Bool.Type: return "true or false"
-        default: return "\(type)"
+        // Everything else the configs decode is a nested object (e.g. rope_parameters) or an array of them; the Swift
+        // type name ("RopeParameters") means nothing to the person editing config.json.
+        case is [String: Any].Type: return "an object"
+        case is [Any].Type: return "an array"
+        default: return "an object"
         }
     }
 }
@@ -195,5 +199,36 @@ struct DeclaredDType: Decodable {
         let name = (try? container.decodeIfPresent(String.self, forKey: AnyCodingKey("dtype")))
             ?? (try? container.decodeIfPresent(String.self, forKey: AnyCodingKey("torch_dtype")))
         dtype = name.flatMap { DType(configName: $0) }
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// `decode(Int.self, forKey:)`, except that a number which is not an integer (`64.5`, `1e30`) is reported at
+    /// its key. Foundation's JSONDecoder on Linux throws an internal (non-`DecodingError`) error for it, which the
+    /// top-level `decode` turns into "The given data was not valid JSON." with an empty coding path.
+    func decodeInteger(forKey key: Key) throws -> Int {
+        do {
+            return try decode(Int.self, forKey: key)
+        } catch let error as DecodingError {
+            throw error
+        } catch {
+            throw integerProblem(forKey: key, original: error)
+        }
+    }
+
+    func decodeIntegerIfPresent(forKey key: Key) throws -> Int? {
+        do {
+            return try decodeIfPresent(Int.self, forKey: key)
+        } catch let error as DecodingError {
+            throw error
+        } catch {
+            throw integerProblem(forKey: key, original: error)
+        }
+    }
+
+    private func integerProblem(forKey key: Key, original: Error) -> Error {
+        let description = (try? decode(Double.self, forKey: key)).map { "\($0) is not an integer (or does not fit in 64 bits)" }
+            ?? "expected an integer"
+        return DecodingError.dataCorrupted(.init(codingPath: codingPath + [key], debugDescription: description, underlyingError: original))
     }
 }

@@ -69,7 +69,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
 
     public init(url: URL) throws {
         path = url.path
-        let fd = open(url.path, O_RDONLY | O_CLOEXEC)
+        // O_NONBLOCK: opening a FIFO for reading would otherwise wait forever for a writer; the fstat check below then
+        // rejects it. It changes nothing for regular files.
+        let fd = open(url.path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else {
             throw EngineError.unreadable(path: url.path, reason: String(cString: strerror(errno)))
         }
@@ -163,7 +165,8 @@ public final class SafeTensorsFile: @unchecked Sendable {
                   let begin = exactInteger(offsets[0]), let end = exactInteger(offsets[1]) else {
                 throw fail("tensor '\(name)' has no valid data_offsets [begin, end]")
             }
-            guard begin >= 0, begin <= end else { throw fail("tensor '\(name)' has data_offsets [\(begin), \(end)] with begin > end") }
+            guard begin >= 0 else { throw fail("tensor '\(name)' has data_offsets [\(begin), \(end)] with a negative begin") }
+            guard begin <= end else { throw fail("tensor '\(name)' has data_offsets [\(begin), \(end)] with begin > end") }
             guard end <= dataSize else {
                 throw fail("tensor '\(name)' ends at byte \(end) of the data section, past its end (\(dataSize) bytes; truncated?)")
             }

@@ -19,11 +19,25 @@ public struct TensorToWrite {
 /// bytes, as the reference implementation does, so float data stays aligned when memory-mapped.
 public enum SafeTensorsWriter {
     public static func write(_ tensors: [TensorToWrite], metadata: [String: String]? = nil, to url: URL) throws {
+        func fail(_ reason: String) -> EngineError { .writeFailed(path: url.path, reason: reason) }
         var header: [String: Any] = [:]
         var offset = 0
         for tensor in tensors {
-            precondition(tensor.dtype.isFloatWeight, "SafeTensorsWriter writes float tensors only")
-            precondition(tensor.shape.reduce(1, *) == tensor.values.count, "shape \(tensor.shape) does not match \(tensor.values.count) values for \(tensor.name)")
+            guard tensor.dtype.isFloatWeight else {
+                throw fail("tensor '\(tensor.name)' has dtype \(tensor.dtype.rawValue); only F32, F16 and BF16 can be written")
+            }
+            guard tensor.name != "__metadata__", header[tensor.name] == nil else {
+                throw fail("tensor name '\(tensor.name)' is used twice or is reserved")
+            }
+            var elementCount = 1
+            for dimension in tensor.shape {
+                let (product, overflow) = elementCount.multipliedReportingOverflow(by: dimension)
+                guard dimension >= 0, !overflow else { throw fail("tensor '\(tensor.name)' has an invalid shape \(tensor.shape)") }
+                elementCount = product
+            }
+            guard elementCount == tensor.values.count else {
+                throw fail("tensor '\(tensor.name)' has shape \(tensor.shape) but \(tensor.values.count) values")
+            }
             let byteCount = tensor.values.count * tensor.dtype.byteSize
             header[tensor.name] = ["dtype": tensor.dtype.rawValue, "shape": tensor.shape, "data_offsets": [offset, offset + byteCount]] as [String: Any]
             offset += byteCount
@@ -56,7 +70,8 @@ public enum SafeTensorsWriter {
             for index in 0..<values.count { halves[index] = bfloat16Bits(values[index]).littleEndian }
             return halves.withUnsafeBufferPointer { Data(buffer: $0) }
         default:
-            preconditionFailure("unsupported dtype \(dtype)")
+            // Unreachable: `write` only passes float dtypes.
+            return Data(buffer: values)
         }
     }
 

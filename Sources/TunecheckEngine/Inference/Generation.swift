@@ -48,10 +48,18 @@ public final class Generator {
         for id in promptIds where id < 0 || id >= vocabulary {
             throw EngineError.invalidInput("prompt token id \(id) is outside the vocabulary (0..<\(vocabulary))")
         }
-        if case .learned(let count) = model.spec.positions, promptIds.count + options.maxNewTokens > count {
+        let (capacity, capacityOverflow) = promptIds.count.addingReportingOverflow(options.maxNewTokens)
+        if case .learned(let count) = model.spec.positions, capacityOverflow || capacity > count {
             throw EngineError.invalidInput("prompt (\(promptIds.count)) + new tokens (\(options.maxNewTokens)) exceed the model's \(count) positions")
         }
-        let cache = KVCache(spec: model.spec, capacity: promptIds.count + options.maxNewTokens)
+        // The cache is allocated up front for every position; a count that cannot fit in memory (or in Int) is an
+        // input error, not a crash.
+        let (cacheFloats, floatsOverflow) = (2 * model.spec.layerCount * model.spec.attention.kvDim).multipliedReportingOverflow(by: capacity)
+        guard !capacityOverflow, !floatsOverflow,
+              UInt64(cacheFloats) <= ProcessInfo.processInfo.physicalMemory / UInt64(MemoryLayout<Float>.size) else {
+            throw EngineError.invalidInput("prompt (\(promptIds.count)) + new tokens (\(options.maxNewTokens)) need a KV cache larger than this machine's memory")
+        }
+        let cache = KVCache(spec: model.spec, capacity: capacity)
         var sampler = Sampler(settings: options.sampling, seed: options.seed ?? UInt64.random(in: 0...UInt64.max))
         let banned = options.ignoreEOS ? options.stopTokenIds : []
         let logits = context.logits(rows: 1)

@@ -87,6 +87,10 @@ public final class Scorer {
     /// Full log-softmax rows for one sequence (rows × vocabulary); for inspection and tests (top-k checks).
     public func logSoftmaxRows(_ sequence: [Int]) throws -> [[Double]] {
         guard !sequence.isEmpty else { throw EngineError.invalidInput("empty sequence") }
+        // Checked before the Int32 conversion, which traps for ids beyond Int32.
+        for id in sequence where id < 0 || id >= model.spec.vocabularySize {
+            throw EngineError.invalidInput("token id \(id) is outside the vocabulary (0..<\(model.spec.vocabularySize))")
+        }
         let tokens = sequence.map { Int32($0) }
         try tokens.withUnsafeBufferPointer { buffer in
             try model.forward(tokens: buffer, segments: [SequenceSegment(rowStart: 0, length: tokens.count)], cache: nil, context: context)

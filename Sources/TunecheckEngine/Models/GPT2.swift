@@ -30,12 +30,12 @@ enum GPT2: Architecture {
 
         init(from decoder: Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            vocabSize = try container.decode(Int.self, forKey: .vocabSize)
-            positionCount = try container.decodeIfPresent(Int.self, forKey: .positionCount) ?? 1024
-            embeddingSize = try container.decode(Int.self, forKey: .embeddingSize)
-            layerCount = try container.decode(Int.self, forKey: .layerCount)
-            headCount = try container.decode(Int.self, forKey: .headCount)
-            innerSize = try container.decodeIfPresent(Int.self, forKey: .innerSize)
+            vocabSize = try container.decodeInteger(forKey: .vocabSize)
+            positionCount = try container.decodeIntegerIfPresent(forKey: .positionCount) ?? 1024
+            embeddingSize = try container.decodeInteger(forKey: .embeddingSize)
+            layerCount = try container.decodeInteger(forKey: .layerCount)
+            headCount = try container.decodeInteger(forKey: .headCount)
+            innerSize = try container.decodeIntegerIfPresent(forKey: .innerSize)
             activationFunction = try container.decodeIfPresent(String.self, forKey: .activationFunction) ?? "gelu_new"
             layerNormEpsilon = try container.decodeIfPresent(Double.self, forKey: .layerNormEpsilon) ?? 1e-5
             scaleAttentionWeights = try container.decodeIfPresent(Bool.self, forKey: .scaleAttentionWeights) ?? true
@@ -54,6 +54,9 @@ enum GPT2: Architecture {
             throw ConfigProblem("n_embd \(config.embeddingSize) is not divisible by n_head \(config.headCount)")
         }
         let headDim = config.embeddingSize / config.headCount
+        // transformers' default n_inner is 4·n_embd; an absurd n_embd must not overflow (and trap) here.
+        let (defaultInnerSize, overflow) = config.embeddingSize.multipliedReportingOverflow(by: 4)
+        guard config.innerSize != nil || !overflow else { throw ConfigProblem("n_embd \(config.embeddingSize) is out of range") }
         // reorder_and_upcast_attn only changes the order of float32 operations; the result is the same.
         return TransformerSpec(
             modelType: modelType,
@@ -61,7 +64,7 @@ enum GPT2: Architecture {
             hiddenSize: config.embeddingSize,
             layerCount: config.layerCount,
             attention: AttentionShape(heads: config.headCount, kvHeads: config.headCount, headDim: headDim),
-            intermediateSize: config.innerSize ?? 4 * config.embeddingSize,
+            intermediateSize: config.innerSize ?? defaultInnerSize,
             norm: .layer(epsilon: Float(config.layerNormEpsilon)),
             positions: .learned(count: config.positionCount),
             feedForward: .plain(activation),

@@ -32,20 +32,20 @@ struct LlamaFamilyConfiguration: Decodable {
 
     init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        vocabSize = try container.decode(Int.self, forKey: .vocabSize)
-        hiddenSize = try container.decode(Int.self, forKey: .hiddenSize)
-        intermediateSize = try container.decode(Int.self, forKey: .intermediateSize)
-        layerCount = try container.decode(Int.self, forKey: .layerCount)
-        headCount = try container.decode(Int.self, forKey: .headCount)
-        kvHeadCount = try container.decodeIfPresent(Int.self, forKey: .kvHeadCount)
-        headDim = try container.decodeIfPresent(Int.self, forKey: .headDim)
+        vocabSize = try container.decodeInteger(forKey: .vocabSize)
+        hiddenSize = try container.decodeInteger(forKey: .hiddenSize)
+        intermediateSize = try container.decodeInteger(forKey: .intermediateSize)
+        layerCount = try container.decodeInteger(forKey: .layerCount)
+        headCount = try container.decodeInteger(forKey: .headCount)
+        kvHeadCount = try container.decodeIntegerIfPresent(forKey: .kvHeadCount)
+        headDim = try container.decodeIntegerIfPresent(forKey: .headDim)
         hiddenAct = try container.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
-        maxPositionEmbeddings = try container.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 2048
+        maxPositionEmbeddings = try container.decodeIntegerIfPresent(forKey: .maxPositionEmbeddings) ?? 2048
         rmsNormEps = try container.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6
         tieWordEmbeddings = try container.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
         attentionBias = try container.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
         mlpBias = try container.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
-        slidingWindow = try container.decodeIfPresent(Int.self, forKey: .slidingWindow)
+        slidingWindow = try container.decodeIntegerIfPresent(forKey: .slidingWindow)
         useSlidingWindow = try container.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? false
         rope = try RopeConfiguration(from: decoder)
         declaredDType = try DeclaredDType(from: decoder).dtype
@@ -65,7 +65,12 @@ struct LlamaFamilyConfiguration: Decodable {
         if headDim == nil, hiddenSize % headCount != 0 {
             throw ConfigProblem("hidden_size \(hiddenSize) is not divisible by num_attention_heads \(headCount) and no head_dim is given")
         }
-        let rotaryDim = Int(Double(resolvedHeadDim) * (rope.partialRotaryFactor ?? 1.0))
+        // Int(_:) traps on values it cannot represent, so an absurd partial_rotary_factor is checked first.
+        let rotaryWidth = Double(resolvedHeadDim) * (rope.partialRotaryFactor ?? 1.0)
+        guard rotaryWidth.isFinite, abs(rotaryWidth) < 1e15 else {
+            throw ConfigProblem("partial_rotary_factor \(rope.partialRotaryFactor ?? 1.0) with head_dim \(resolvedHeadDim) gives no usable rotary dimension")
+        }
+        let rotaryDim = Int(rotaryWidth)
         let rotary = RotaryEmbedding(theta: rope.theta ?? 10_000, rotaryDim: rotaryDim, scaling: rope.scaling)
         return TransformerSpec(
             modelType: modelType,
