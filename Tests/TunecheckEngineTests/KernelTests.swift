@@ -262,7 +262,7 @@ import Testing
 
     /// Bad ids and counts are `.invalidInput` with a message, never a trap (ids beyond Int32, counts whose sums
     /// overflow, a KV cache larger than memory).
-    @Test(arguments: ["llama-bf16", "gpt2-untied-variant"])
+    @Test(arguments: ["llama-bf16", "gpt2-inner96"])
     func scorerAndGeneratorRejectBadInput(fixture: String) throws {
         let model = try ModelLoader.loadDecoder(folder: FixturePaths.ownModel(fixture))
         let vocabulary = model.spec.vocabularySize

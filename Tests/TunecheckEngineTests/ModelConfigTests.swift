@@ -93,16 +93,16 @@ import Testing
             scaling["low_freq_factor"] = 8.0
             config["rope_scaling"] = scaling
         },
-        .set("gpt2 n_embd absurd", "n_embd", "4000000000000000000", ["hidden size 4000000000000000000"], fixture: "gpt2-untied-variant"),
-        ConfigCase("gpt2 n_embd absurd, default n_inner", "gpt2-untied-variant", "invalidConfig", ["n_embd"]) { config in
+        .set("gpt2 n_embd absurd", "n_embd", "4000000000000000000", ["hidden size 4000000000000000000"], fixture: "gpt2-inner96"),
+        ConfigCase("gpt2 n_embd absurd, default n_inner", "gpt2-inner96", "invalidConfig", ["n_embd"]) { config in
             config["n_embd"] = 4_000_000_000_000_000_000
             config["n_head"] = 1
             config["n_inner"] = nil
         },
-        .set("gpt2 n_head zero", "n_head", "0", ["n_head"], fixture: "gpt2-untied-variant"),
-        .set("gpt2 n_embd not divisible", "n_embd", "66", ["n_embd 66", "n_head 4"], fixture: "gpt2-untied-variant"),
-        .set("gpt2 missing n_layer", "n_layer", nil, ["missing field \"n_layer\""], fixture: "gpt2-untied-variant"),
-        .set("gpt2 unknown activation", "activation_function", #""gelu_fast2""#, ["activation_function 'gelu_fast2'"], fixture: "gpt2-untied-variant"),
+        .set("gpt2 n_head zero", "n_head", "0", ["n_head"], fixture: "gpt2-inner96"),
+        .set("gpt2 n_embd not divisible", "n_embd", "66", ["n_embd 66", "n_head 4"], fixture: "gpt2-inner96"),
+        .set("gpt2 missing n_layer", "n_layer", nil, ["missing field \"n_layer\""], fixture: "gpt2-inner96"),
+        .set("gpt2 unknown activation", "activation_function", #""gelu_fast2""#, ["activation_function 'gelu_fast2'"], fixture: "gpt2-inner96"),
         .set("granite logits_scaling zero", "logits_scaling", "0.0", ["logits_scaling"], fixture: "granite"),
         .set("granite attention_multiplier negative", "attention_multiplier", "-0.05", ["attention scale"], fixture: "granite"),
         .set("qwen2 per-layer sliding windows", "use_sliding_window", "true", ["use_sliding_window"], fixture: "qwen2"),
@@ -192,7 +192,7 @@ import Testing
                       ("qwen2", "model.layers.0.self_attn.q_proj.bias"),
                       ("qwen3", "model.layers.1.self_attn.k_norm.weight"),
                       ("phi3", "model.layers.0.self_attn.qkv_proj.weight"),
-                      ("gpt2-untied-variant", "transformer.h.1.ln_2.bias")])
+                      ("gpt2-inner96", "transformer.h.1.ln_2.bias")])
     func missingTensor(fixture: String, tensor: String) throws {
         try BadInput.withTemporaryFolder("weights-missing") { parent in
             let folder = try BadInput.copyFixture(fixture, into: parent)
@@ -211,7 +211,7 @@ import Testing
     /// The same tensor written transposed: same byte count, wrong shape.
     @Test(arguments: [("llama-rope-llama3-old-schema", "model.layers.0.mlp.down_proj.weight"),
                       ("llama-bf16", "model.embed_tokens.weight"),
-                      ("gpt2-untied-variant", "transformer.h.0.attn.c_attn.weight")])
+                      ("gpt2-inner96", "transformer.h.0.attn.c_attn.weight")])
     func wrongTensorShape(fixture: String, tensor: String) throws {
         try BadInput.withTemporaryFolder("weights-shape") { parent in
             let folder = try BadInput.copyFixture(fixture, into: parent)

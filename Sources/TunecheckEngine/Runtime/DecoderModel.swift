@@ -86,7 +86,7 @@ public final class DecoderModel: @unchecked Sendable {
         }
 
         // Embeddings (× Granite's multiplier, + GPT-2's learned positions).
-        let hidden = workspace.hidden!
+        let hidden = workspace.layer(0).residualIn
         for row in 0..<rows {
             let source = weights.tokenEmbedding + Int(tokens[row]) * hiddenSize
             let target = hidden + row * hiddenSize
@@ -111,17 +111,18 @@ public final class DecoderModel: @unchecked Sendable {
         }
 
         let width = workspace.queryKeyValueWidth
-        let qkv = workspace.queryKeyValue!
-        let normed = workspace.normed!
-        let attentionOutput = workspace.attentionOutput!
-        let feedForward = workspace.feedForward!
         let scratch = workspace.adapterScratch
         let residual = spec.residualMultiplier
+        let ffnWidth = workspace.feedForwardWidth
+        let intermediate = spec.intermediateSize
 
         for (layerIndex, layer) in weights.layers.enumerated() {
-            // Attention sub-block: normed = norm(hidden); qkv = projections(normed).
-            NormalizationKernels.forward(spec.norm, hidden, rows: rows, dim: hiddenSize, ldx: hiddenSize,
-                                         weights: layer.attentionNorm, into: normed, ldy: hiddenSize)
+            let buffers = workspace.layer(layerIndex)
+            let qkv = buffers.queryKeyValue
+            // Attention sub-block: normed = norm(residual); qkv = projections(normed).
+            NormalizationKernels.forward(spec.norm, buffers.residualIn, rows: rows, dim: hiddenSize, ldx: hiddenSize,
+                                         weights: layer.attentionNorm, into: buffers.normedAttention, ldy: hiddenSize)
+            let normed = buffers.normedAttention
             switch layer.attention.projection {
             case let .separate(query, key, value):
                 query.forward(normed, rows: rows, ldx: hiddenSize, into: qkv, ldy: width, scratch: scratch)
@@ -131,6 +132,7 @@ public final class DecoderModel: @unchecked Sendable {
                 linear.forward(normed, rows: rows, ldx: hiddenSize, into: qkv, ldy: width, scratch: scratch)
             }
             if let queryNorm = layer.attention.queryNorm, let keyNorm = layer.attention.keyNorm {
+                buffers.rawQueryKeyValue?.update(from: qkv, count: rows * width)
                 for row in 0..<rows {
                     let rowPointer = qkv + row * width
                     NormalizationKernels.forward(spec.norm, rowPointer, rows: attention.heads, dim: attention.headDim, ldx: attention.headDim,
@@ -146,6 +148,7 @@ public final class DecoderModel: @unchecked Sendable {
                                       rotaryDim: rotaryDim, cos: workspace.rotaryCos, sin: workspace.rotarySin)
             }
             let scale = spec.attentionScale(forLayer: layerIndex)
+            let attentionOutput = buffers.attentionOutput
             if let cache {
                 let segment = segments[0]
                 let keys = cache.keys(layer: layerIndex)
@@ -170,33 +173,40 @@ public final class DecoderModel: @unchecked Sendable {
                         output: attentionOutput + segment.rowStart * attention.queryDim, ldo: attention.queryDim)
                 }
             }
-            // hidden += residual · o_proj(attention)
-            layer.attention.output.forward(attentionOutput, rows: rows, ldx: attention.queryDim, into: hidden, ldy: hiddenSize,
+            // residualMid = residualIn + residual · o_proj(attention) (in place when not recording).
+            if buffers.residualMid != buffers.residualIn {
+                buffers.residualMid.update(from: buffers.residualIn, count: rows * hiddenSize)
+            }
+            layer.attention.output.forward(attentionOutput, rows: rows, ldx: attention.queryDim, into: buffers.residualMid, ldy: hiddenSize,
                                            alpha: residual, beta: 1, scratch: scratch)
 
             // Feed-forward sub-block.
-            NormalizationKernels.forward(spec.norm, hidden, rows: rows, dim: hiddenSize, ldx: hiddenSize,
-                                         weights: layer.feedForwardNorm, into: normed, ldy: hiddenSize)
-            let ffnWidth = workspace.feedForwardWidth
-            let intermediate = spec.intermediateSize
+            NormalizationKernels.forward(spec.norm, buffers.residualMid, rows: rows, dim: hiddenSize, ldx: hiddenSize,
+                                         weights: layer.feedForwardNorm, into: buffers.normedFeedForward, ldy: hiddenSize)
+            let feedForward = buffers.feedForward
             switch layer.feedForward.projection {
             case let .separate(gate, up):
-                gate.forward(normed, rows: rows, ldx: hiddenSize, into: feedForward, ldy: ffnWidth, scratch: scratch)
-                up.forward(normed, rows: rows, ldx: hiddenSize, into: feedForward + intermediate, ldy: ffnWidth, scratch: scratch)
+                gate.forward(buffers.normedFeedForward, rows: rows, ldx: hiddenSize, into: feedForward, ldy: ffnWidth, scratch: scratch)
+                up.forward(buffers.normedFeedForward, rows: rows, ldx: hiddenSize, into: feedForward + intermediate, ldy: ffnWidth, scratch: scratch)
             case let .fused(linear), let .single(linear):
-                linear.forward(normed, rows: rows, ldx: hiddenSize, into: feedForward, ldy: ffnWidth, scratch: scratch)
+                linear.forward(buffers.normedFeedForward, rows: rows, ldx: hiddenSize, into: feedForward, ldy: ffnWidth, scratch: scratch)
             }
             switch spec.feedForward {
             case .gated(let activation):
-                ActivationKernels.gatedForward(activation, gate: feedForward, up: feedForward + intermediate, rows: rows, dim: intermediate, ld: ffnWidth)
+                ActivationKernels.gatedForward(activation, gate: feedForward, up: feedForward + intermediate, rows: rows, dim: intermediate,
+                                               ld: ffnWidth, into: buffers.activated, ldy: buffers.activatedStride)
             case .plain(let activation):
-                ActivationKernels.forward(activation, feedForward, rows: rows, dim: intermediate, ld: ffnWidth)
+                ActivationKernels.forward(activation, feedForward, rows: rows, dim: intermediate, ldx: ffnWidth,
+                                          into: buffers.activated, ldy: buffers.activatedStride)
             }
-            layer.feedForward.down.forward(feedForward, rows: rows, ldx: ffnWidth, into: hidden, ldy: hiddenSize,
+            if buffers.residualOut != buffers.residualMid {
+                buffers.residualOut.update(from: buffers.residualMid, count: rows * hiddenSize)
+            }
+            layer.feedForward.down.forward(buffers.activated, rows: rows, ldx: buffers.activatedStride, into: buffers.residualOut, ldy: hiddenSize,
                                            alpha: residual, beta: 1, scratch: scratch)
         }
-        NormalizationKernels.forward(spec.norm, hidden, rows: rows, dim: hiddenSize, ldx: hiddenSize,
-                                     weights: weights.finalNorm, into: normed, ldy: hiddenSize)
+        NormalizationKernels.forward(spec.norm, workspace.finalHidden, rows: rows, dim: hiddenSize, ldx: hiddenSize,
+                                     weights: weights.finalNorm, into: workspace.normed, ldy: hiddenSize)
         cache?.length += rows
     }
 
@@ -216,8 +226,9 @@ public final class ForwardContext {
     private var logitsCapacity = 0
     let vocabularySize: Int
 
-    public init(model: DecoderModel) {
-        workspace = Workspace(spec: model.spec)
+    /// `recording` keeps every layer's activations for a backward pass (training).
+    public init(model: DecoderModel, recording: Bool = false) {
+        workspace = Workspace(spec: model.spec, recording: recording)
         vocabularySize = model.spec.vocabularySize
     }
 

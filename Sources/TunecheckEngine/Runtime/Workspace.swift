@@ -1,8 +1,13 @@
 import Foundation
 
 /// The activations of one forward pass, carved out of a single allocation into named buffers.
+///
 /// Sized for `rows` packed tokens, sequences of at most `maxSegment` queries attending to at most `maxKeys` keys,
-/// and adapters of rank up to `maxRank`. A pass that fits reuses it; a larger one grows it once.
+/// and adapters of rank up to `maxRank`; a pass that fits reuses it, a larger one grows it once.
+///
+/// In inference every layer uses the same buffers and the residual stream is updated in place. When
+/// `recording` (training), every layer gets its own buffers, so the backward pass finds each layer's inputs
+/// where the forward pass left them: one set of kernels serves both, only the aliasing differs.
 final class Workspace {
     struct Capacity: Equatable {
         var rows: Int
@@ -15,20 +20,39 @@ final class Workspace {
         }
     }
 
+    /// One layer's activations. Shapes are (rows, ·) with the row stride named beside each.
+    struct LayerBuffers {
+        /// (rows, hidden): the residual stream entering the block.
+        var residualIn: UnsafeMutablePointer<Float>
+        /// (rows, hidden): `norm(residualIn)`, the input of the q/k/v projections.
+        var normedAttention: UnsafeMutablePointer<Float>
+        /// (rows, queryDim + 2·kvDim): projections before the q/k norm and rotation (recorded only with q/k norm).
+        var rawQueryKeyValue: UnsafeMutablePointer<Float>?
+        /// (rows, queryDim + 2·kvDim): `[q | k | v]` after the q/k norm and rotation.
+        var queryKeyValue: UnsafeMutablePointer<Float>
+        /// (rows, queryDim): attention output, the input of o_proj.
+        var attentionOutput: UnsafeMutablePointer<Float>
+        /// (rows, hidden): the residual stream after the attention sub-block.
+        var residualMid: UnsafeMutablePointer<Float>
+        /// (rows, hidden): `norm(residualMid)`, the input of the MLP.
+        var normedFeedForward: UnsafeMutablePointer<Float>
+        /// (rows, feedForwardWidth): MLP projections before the activation (`[gate | up]` or `up`).
+        var feedForward: UnsafeMutablePointer<Float>
+        /// (rows, intermediate) with row stride `activatedStride`: the input of the down projection.
+        var activated: UnsafeMutablePointer<Float>
+        var activatedStride: Int
+        /// (rows, hidden): the residual stream leaving the block.
+        var residualOut: UnsafeMutablePointer<Float>
+    }
+
+    let spec: TransformerSpec
+    let recording: Bool
     private(set) var capacity = Capacity(rows: 0, maxSegment: 0, maxKeys: 0, maxRank: 0)
     private var storage: UnsafeMutablePointer<Float>?
-    private let spec: TransformerSpec
+    private var layers: [LayerBuffers] = []
 
-    /// (rows, hidden): the residual stream.
-    private(set) var hidden: UnsafeMutablePointer<Float>!
-    /// (rows, hidden): normalised input of the current sub-block; after the last layer, the final norm's output.
+    /// (rows, hidden): the final norm's output, the input of the logits.
     private(set) var normed: UnsafeMutablePointer<Float>!
-    /// (rows, queryDim + 2·kvDim): `[q | k | v]` per row.
-    private(set) var queryKeyValue: UnsafeMutablePointer<Float>!
-    /// (rows, queryDim): attention output before o_proj.
-    private(set) var attentionOutput: UnsafeMutablePointer<Float>!
-    /// (rows, 2·intermediate) for gated MLPs (`[gate | up]`), (rows, intermediate) for plain ones.
-    private(set) var feedForward: UnsafeMutablePointer<Float>!
     /// (maxSegment, maxKeys): attention probabilities of one head.
     private(set) var scores: UnsafeMutablePointer<Float>!
     /// (rows, rotaryDim/2) each: rotation tables for the rows' positions.
@@ -37,8 +61,9 @@ final class Workspace {
     /// (rows, maxRank): the low-rank intermediate of an adapter.
     private(set) var adapterScratch: UnsafeMutablePointer<Float>!
 
-    init(spec: TransformerSpec) {
+    init(spec: TransformerSpec, recording: Bool = false) {
         self.spec = spec
+        self.recording = recording
     }
 
     deinit { storage?.deallocate() }
@@ -55,35 +80,78 @@ final class Workspace {
         return 0
     }
 
+    func layer(_ index: Int) -> LayerBuffers { layers[recording ? index : 0] }
+
+    /// (rows, hidden): the residual stream after the last block.
+    var finalHidden: UnsafeMutablePointer<Float> { layer(spec.layerCount - 1).residualOut }
+
     func reserve(_ needed: Capacity) {
         if capacity.covers(needed) { return }
         let grown = Capacity(rows: max(needed.rows, capacity.rows), maxSegment: max(needed.maxSegment, capacity.maxSegment),
                              maxKeys: max(needed.maxKeys, capacity.maxKeys), maxRank: max(needed.maxRank, capacity.maxRank))
         let rows = grown.rows
-        let sizes = [
-            rows * spec.hiddenSize, rows * spec.hiddenSize, rows * queryKeyValueWidth, rows * spec.attention.queryDim,
-            rows * feedForwardWidth, grown.maxSegment * grown.maxKeys, rows * rotaryHalf, rows * rotaryHalf, rows * grown.maxRank,
-        ]
-        // Each buffer starts on a 64-byte boundary so the GEMMs see aligned rows.
-        let padded = sizes.map { ($0 + 15) / 16 * 16 }
+        let hidden = rows * spec.hiddenSize
+        let qkv = rows * queryKeyValueWidth
+        let gated: Bool
+        if case .gated = spec.feedForward { gated = true } else { gated = false }
+        let layerSets = recording ? spec.layerCount : 1
+
+        // Sizes in floats, each rounded up to 16 floats (64 bytes) so every buffer starts aligned.
+        var sizes: [Int] = []
+        func add(_ count: Int) -> Int {
+            sizes.append((count + 15) / 16 * 16)
+            return sizes.count - 1
+        }
+        let normedIndex = add(hidden)
+        let scoresIndex = add(grown.maxSegment * grown.maxKeys)
+        let cosIndex = add(rows * rotaryHalf)
+        let sinIndex = add(rows * rotaryHalf)
+        let scratchIndex = add(rows * grown.maxRank)
+        // Residual streams: one in place for inference; layers + 1 (block inputs and the final output) plus one
+        // mid-block stream per layer when recording.
+        let streamIndices = (0..<(recording ? spec.layerCount + 1 : 1)).map { _ in add(hidden) }
+        let midIndices = recording ? (0..<spec.layerCount).map { _ in add(hidden) } : []
+        var perLayer: [[Int]] = []
+        for _ in 0..<layerSets {
+            let normedAttention = add(hidden)
+            let raw = recording && spec.queryKeyNorm ? add(qkv) : -1
+            let queryKeyValue = add(qkv)
+            let attentionOutput = add(rows * spec.attention.queryDim)
+            let normedFeedForward = recording ? add(hidden) : normedAttention
+            let feedForward = add(rows * feedForwardWidth)
+            let activated = recording ? add(rows * spec.intermediateSize) : feedForward
+            perLayer.append([normedAttention, raw, queryKeyValue, attentionOutput, normedFeedForward, feedForward, activated])
+        }
         storage?.deallocate()
-        let base = UnsafeMutablePointer<Float>.allocate(capacity: max(padded.reduce(0, +), 16))
+        let base = UnsafeMutablePointer<Float>.allocate(capacity: max(sizes.reduce(0, +), 16))
         storage = base
+        var offsets: [Int] = []
         var offset = 0
-        var pointers: [UnsafeMutablePointer<Float>] = []
-        for size in padded {
-            pointers.append(base + offset)
+        for size in sizes {
+            offsets.append(offset)
             offset += size
         }
-        hidden = pointers[0]
-        normed = pointers[1]
-        queryKeyValue = pointers[2]
-        attentionOutput = pointers[3]
-        feedForward = pointers[4]
-        scores = pointers[5]
-        rotaryCos = pointers[6]
-        rotarySin = pointers[7]
-        adapterScratch = pointers[8]
+        func pointer(_ index: Int) -> UnsafeMutablePointer<Float> { base + offsets[index] }
+        normed = pointer(normedIndex)
+        scores = pointer(scoresIndex)
+        rotaryCos = pointer(cosIndex)
+        rotarySin = pointer(sinIndex)
+        adapterScratch = pointer(scratchIndex)
+        layers = perLayer.enumerated().map { index, set in
+            let residualIn = pointer(streamIndices[recording ? index : 0])
+            return LayerBuffers(
+                residualIn: residualIn,
+                normedAttention: pointer(set[0]),
+                rawQueryKeyValue: set[1] >= 0 ? pointer(set[1]) : nil,
+                queryKeyValue: pointer(set[2]),
+                attentionOutput: pointer(set[3]),
+                residualMid: recording ? pointer(midIndices[index]) : residualIn,
+                normedFeedForward: pointer(set[4]),
+                feedForward: pointer(set[5]),
+                activated: pointer(set[6]),
+                activatedStride: recording || !gated ? spec.intermediateSize : feedForwardWidth,
+                residualOut: pointer(streamIndices[recording ? index + 1 : 0]))
+        }
         capacity = grown
     }
 }
