@@ -48,6 +48,18 @@ public final class WeightStore: @unchecked Sendable {
         try load(files)
     }
 
+    /// A store over float32 tensors that already live in memory the caller owns (trainable copies).
+    public init(ownedTensors: [(name: String, shape: [Int], pointer: UnsafePointer<Float>)], folder: URL) {
+        self.folder = folder
+        for tensor in ownedTensors {
+            let count = tensor.shape.reduce(1, *)
+            inMemory[tensor.name] = FloatTensor(name: tensor.name, shape: tensor.shape, pointer: tensor.pointer)
+            locations[tensor.name] = (-1, TensorInfo(name: tensor.name, dtype: .float32, shape: tensor.shape, dataRange: 0..<(count * 4)))
+        }
+    }
+
+    private var inMemory: [String: FloatTensor] = [:]
+
     private func load(_ urls: [URL]) throws {
         var dtypeBytes: [DType: Int] = [:]
         for (fileIndex, url) in urls.enumerated() {
@@ -77,7 +89,7 @@ public final class WeightStore: @unchecked Sendable {
 
     /// The path of the file holding `name` (for messages).
     public func path(of name: String) -> String {
-        guard let location = locations[name] else { return folder.path }
+        guard let location = locations[name], location.file >= 0 else { return folder.path }
         return files[location.file].path
     }
 
@@ -87,6 +99,12 @@ public final class WeightStore: @unchecked Sendable {
             throw EngineError.missingTensor(path: folder.path, name: name)
         }
         let info = location.info
+        if let tensor = inMemory[name] {
+            if let expected, expected != info.shape {
+                throw EngineError.tensorShapeMismatch(path: folder.path, name: name, expected: expected, actual: info.shape)
+            }
+            return tensor
+        }
         let file = files[location.file]
         if let expected, expected != info.shape {
             throw EngineError.tensorShapeMismatch(path: file.path, name: name, expected: expected, actual: info.shape)

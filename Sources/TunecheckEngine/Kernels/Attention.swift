@@ -60,4 +60,52 @@ enum AttentionKernels {
             }
         }
     }
+
+    /// Backward of `causalForward` for one sequence without a cache (training): probabilities are recomputed from
+    /// Q and K rather than stored.
+    ///
+    /// Shapes: `qkv` (length, queryDim + 2·kvDim) stride `ld` holds the forward's rotated q, k and v;
+    /// `dOutput` (length, queryDim) stride `lddo`; `dqkv` (length, queryDim + 2·kvDim) stride `ld` receives `+=`
+    /// the gradients of q, k and v (k and v summed over the query heads of a group). `probabilities` and
+    /// `dProbabilities` are scratch of length² floats each.
+    static func causalBackward(qkv: UnsafePointer<Float>, ld: Int, length: Int, dOutput: UnsafePointer<Float>, lddo: Int,
+                               shape: AttentionShape, scale: Float, window: Int?,
+                               probabilities: UnsafeMutablePointer<Float>, dProbabilities: UnsafeMutablePointer<Float>,
+                               dqkv: UnsafeMutablePointer<Float>) {
+        let headDim = shape.headDim
+        let n = Int32(length)
+        for head in 0..<shape.heads {
+            let kvHead = head / shape.headsPerKVHead
+            let query = qkv + head * headDim
+            let key = qkv + shape.queryDim + kvHead * headDim
+            let value = qkv + shape.queryDim + shape.kvDim + kvHead * headDim
+            let dQuery = dqkv + head * headDim
+            let dKey = dqkv + shape.queryDim + kvHead * headDim
+            let dValue = dqkv + shape.queryDim + shape.kvDim + kvHead * headDim
+            let dOut = dOutput + head * headDim
+            // P = softmax(scale · Q Kᵀ) with the causal mask.
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, Int32(headDim), scale, query, Int32(ld), key, Int32(ld),
+                        0, probabilities, n)
+            maskedSoftmax(probabilities, length: length, keyCount: length, queryStart: 0, window: window)
+            // dV += Pᵀ · dO
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, Int32(headDim), n, 1, probabilities, n, dOut, Int32(lddo),
+                        1, dValue, Int32(ld))
+            // dP = dO · Vᵀ
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, Int32(headDim), 1, dOut, Int32(lddo), value, Int32(ld),
+                        0, dProbabilities, n)
+            // dS = P ⊙ (dP − Σⱼ P·dP), in place in dProbabilities (masked entries have P = 0).
+            for row in 0..<length {
+                let p = probabilities + row * length
+                let dp = dProbabilities + row * length
+                var dot: Float = 0
+                for column in 0..<length { dot += p[column] * dp[column] }
+                for column in 0..<length { dp[column] = p[column] * (dp[column] - dot) }
+            }
+            // dQ += scale · dS · K ; dK += scale · dSᵀ · Q
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, Int32(headDim), n, scale, dProbabilities, n, key, Int32(ld),
+                        1, dQuery, Int32(ld))
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, Int32(headDim), n, scale, dProbabilities, n, query, Int32(ld),
+                        1, dKey, Int32(ld))
+        }
+    }
 }

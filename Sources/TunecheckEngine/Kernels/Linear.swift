@@ -80,3 +80,94 @@ public struct Linear: @unchecked Sendable {
         }
     }
 }
+
+/// Where a linear layer's parameter gradients accumulate (each optional: LoRA training fills only the adapter's).
+/// Layouts match the parameters': `adapterDown`/`adapterUp` follow the adapter's layouts, `weight` the layer's.
+public struct LinearGradients {
+    public var weight: UnsafeMutablePointer<Float>?
+    public var bias: UnsafeMutablePointer<Float>?
+    public var adapterDown: UnsafeMutablePointer<Float>?
+    public var adapterUp: UnsafeMutablePointer<Float>?
+
+    public init(weight: UnsafeMutablePointer<Float>? = nil, bias: UnsafeMutablePointer<Float>? = nil,
+                adapterDown: UnsafeMutablePointer<Float>? = nil, adapterUp: UnsafeMutablePointer<Float>? = nil) {
+        self.weight = weight
+        self.bias = bias
+        self.adapterDown = adapterDown
+        self.adapterUp = adapterUp
+    }
+}
+
+extension Linear {
+    /// Backward of `y = alpha·(x·Wᵀ + b + s·(x·A)·B)`.
+    ///
+    /// Shapes: `x` (rows, in) stride `ldx` (the forward input); `dy` (rows, out) stride `lddy` (gradient wrt `y`);
+    /// `dx` (rows, in) stride `lddx` receives `+=` the input gradient (pass nil when it is not needed).
+    /// Parameter gradients accumulate (`+=`) into `gradients`. `scratch` holds 2·rows·rank floats with an adapter.
+    public func backward(x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>, lddy: Int, rows: Int, alpha: Float = 1,
+                         dx: UnsafeMutablePointer<Float>?, lddx: Int, gradients: LinearGradients?, scratch: UnsafeMutablePointer<Float>?) {
+        guard rows > 0 else { return }
+        // dx += alpha · dy · W   (W stored (out, in)); for (in, out) storage, dy · Wᵀ.
+        if let dx {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, layout == .outIn ? CblasNoTrans : CblasTrans,
+                        Int32(rows), Int32(inFeatures), Int32(outFeatures), alpha, dy, Int32(lddy),
+                        weight, Int32(layout == .outIn ? inFeatures : outFeatures), 1, dx, Int32(lddx))
+        }
+        if let weightGradient = gradients?.weight {
+            if layout == .outIn {
+                // dW (out, in) += alpha · dyᵀ · x
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), Int32(rows),
+                            alpha, dy, Int32(lddy), x, Int32(ldx), 1, weightGradient, Int32(inFeatures))
+            } else {
+                // dW (in, out) += alpha · xᵀ · dy
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(inFeatures), Int32(outFeatures), Int32(rows),
+                            alpha, x, Int32(ldx), dy, Int32(lddy), 1, weightGradient, Int32(outFeatures))
+            }
+        }
+        if let biasGradient = gradients?.bias, bias != nil {
+            for row in 0..<rows {
+                let gradientRow = dy + row * lddy
+                for column in 0..<outFeatures { biasGradient[column] += alpha * gradientRow[column] }
+            }
+        }
+        guard let adapter, let scratch else { return }
+        let rank = adapter.rank
+        let t = scratch                    // (rows, r) = x · A, recomputed rather than stored
+        let dt = scratch + rows * rank     // (rows, r) = alpha·s · dy · Bᵀ
+        let downIsInOut = adapter.downLayout == .inOut
+        let upIsInOut = adapter.upLayout == .inOut
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, downIsInOut ? CblasNoTrans : CblasTrans, Int32(rows), Int32(rank), Int32(inFeatures),
+                    1, x, Int32(ldx), adapter.down, Int32(downIsInOut ? rank : inFeatures), 0, t, Int32(rank))
+        let coefficient = alpha * adapter.scale
+        if let upGradient = gradients?.adapterUp {
+            if upIsInOut {
+                // dB (r, out) += c · tᵀ · dy
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(rank), Int32(outFeatures), Int32(rows),
+                            coefficient, t, Int32(rank), dy, Int32(lddy), 1, upGradient, Int32(outFeatures))
+            } else {
+                // dB (out, r) += c · dyᵀ · t
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(outFeatures), Int32(rank), Int32(rows),
+                            coefficient, dy, Int32(lddy), t, Int32(rank), 1, upGradient, Int32(rank))
+            }
+        }
+        // dt (rows, r) = c · dy · Bᵀ   (B (r, out)); for (out, r) storage, dy · B.
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, upIsInOut ? CblasTrans : CblasNoTrans, Int32(rows), Int32(rank), Int32(outFeatures),
+                    coefficient, dy, Int32(lddy), adapter.up, Int32(upIsInOut ? outFeatures : rank), 0, dt, Int32(rank))
+        if let downGradient = gradients?.adapterDown {
+            if downIsInOut {
+                // dA (in, r) += xᵀ · dt
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(inFeatures), Int32(rank), Int32(rows),
+                            1, x, Int32(ldx), dt, Int32(rank), 1, downGradient, Int32(rank))
+            } else {
+                // dA (r, in) += dtᵀ · x
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(rank), Int32(inFeatures), Int32(rows),
+                            1, dt, Int32(rank), x, Int32(ldx), 1, downGradient, Int32(inFeatures))
+            }
+        }
+        if let dx {
+            // dx += dt · Aᵀ  (A (in, r)); for (r, in) storage, dt · A.
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, downIsInOut ? CblasTrans : CblasNoTrans, Int32(rows), Int32(inFeatures), Int32(rank),
+                        1, dt, Int32(rank), adapter.down, Int32(downIsInOut ? rank : inFeatures), 1, dx, Int32(lddx))
+        }
+    }
+}

@@ -85,4 +85,23 @@ enum RotaryKernels {
             }
         }
     }
+
+    /// Backward of `forward`: the rotation is orthogonal, so the gradient rotates back by −θ, in place.
+    static func backward(_ dx: UnsafeMutablePointer<Float>, rows: Int, ld: Int, heads: Int, headDim: Int, rotaryDim: Int,
+                         cos cosTable: UnsafePointer<Float>, sin sinTable: UnsafePointer<Float>) {
+        let half = rotaryDim / 2
+        for row in 0..<rows {
+            let cosRow = cosTable + row * half
+            let sinRow = sinTable + row * half
+            for head in 0..<heads {
+                let vector = dx + row * ld + head * headDim
+                for index in 0..<half {
+                    let first = vector[index]
+                    let second = vector[index + half]
+                    vector[index] = first * cosRow[index] + second * sinRow[index]
+                    vector[index + half] = second * cosRow[index] - first * sinRow[index]
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,291 @@
+import CBLAS
+import Foundation
+
+/// One forward + backward over a packed batch, for training. The forward records every layer's activations;
+/// `backward` walks the layers in reverse, mirroring the forward kernel by kernel, and accumulates parameter
+/// gradients into a `ParameterGradients`.
+///
+/// The loss is expressed through the per-token log-probs: the caller gets `logprob[s][i] = log p(ids[i+1] | ids[..i])`
+/// from `forward`, computes its loss (SFT cross-entropy, DPO, ...), and passes `∂L/∂logprob[s][i]` to `backward`.
+public final class TrainingPass {
+    public let model: DecoderModel
+    let context: ForwardContext
+    private var tokens: [Int32] = []
+    private var segments: [SequenceSegment] = []
+
+    /// Gradient buffers, one allocation carved like the workspace.
+    private var storage: UnsafeMutablePointer<Float>?
+    private var storageRows = 0
+    private var storageSegment = 0
+    private var dHidden: UnsafeMutablePointer<Float>!       // (rows, hidden): gradient of the residual stream
+    private var dNormed: UnsafeMutablePointer<Float>!       // (rows, hidden): gradient of a norm's output
+    private var dQueryKeyValue: UnsafeMutablePointer<Float>! // (rows, width)
+    private var dRaw: UnsafeMutablePointer<Float>!          // (rows, width): before q/k norm
+    private var dAttention: UnsafeMutablePointer<Float>!    // (rows, queryDim)
+    private var dFeedForward: UnsafeMutablePointer<Float>!  // (rows, ffnWidth)
+    private var dActivated: UnsafeMutablePointer<Float>!    // (rows, intermediate)
+    private var probabilities: UnsafeMutablePointer<Float>! // (segment, segment)
+    private var dProbabilities: UnsafeMutablePointer<Float>!
+    private var adapterScratch: UnsafeMutablePointer<Float>! // (rows, 2·maxRank)
+    private let logitRows = 32
+
+    public init(model: DecoderModel) {
+        self.model = model
+        context = ForwardContext(model: model, recording: true)
+    }
+
+    deinit { storage?.deallocate() }
+
+    /// Forward over `sequences` (each ≥ 2 tokens); returns each sequence's n−1 next-token log-probs.
+    public func forward(_ sequences: [[Int]]) throws -> [[Double]] {
+        tokens = []
+        segments = []
+        for (index, sequence) in sequences.enumerated() {
+            guard sequence.count >= 2 else {
+                throw EngineError.invalidInput("training sequence \(index) has \(sequence.count) token(s); at least 2 are needed")
+            }
+            segments.append(SequenceSegment(rowStart: tokens.count, length: sequence.count))
+            for id in sequence {
+                guard id >= 0, id < model.spec.vocabularySize else {
+                    throw EngineError.invalidInput("token id \(id) is outside the vocabulary (0..<\(model.spec.vocabularySize))")
+                }
+                tokens.append(Int32(id))
+            }
+        }
+        try tokens.withUnsafeBufferPointer { buffer in
+            try model.forward(tokens: buffer, segments: segments, cache: nil, context: context)
+        }
+        var results = sequences.map { [Double](repeating: 0, count: $0.count - 1) }
+        let vocabulary = model.spec.vocabularySize
+        let logits = context.logits(rows: logitRows)
+        forEachScoredChunk { chunkStart, chunkRows in
+            model.logits(context: context, firstRow: chunkStart, rows: chunkRows, into: logits)
+            for offset in 0..<chunkRows {
+                guard let (segment, position) = location(ofRow: chunkStart + offset) else { continue }
+                let row = logits + offset * vocabulary
+                let (logSumExp, _) = LogSoftmaxKernels.logSumExp(row, count: vocabulary)
+                results[segment][position] = Double(row[Int(tokens[chunkStart + offset + 1])]) - logSumExp
+            }
+        }
+        return results
+    }
+
+    /// Backward of the last `forward`, given `∂L/∂logprob` for every scored position (same shape as its result).
+    public func backward(_ dLogprobs: [[Double]], into gradients: ParameterGradients) {
+        let spec = model.spec
+        let rows = tokens.count
+        let hiddenSize = spec.hiddenSize
+        let attention = spec.attention
+        let workspace = context.workspace
+        let width = workspace.queryKeyValueWidth
+        let ffnWidth = workspace.feedForwardWidth
+        let intermediate = spec.intermediateSize
+        let maxSegment = segments.map(\.length).max() ?? 0
+        reserve(rows: rows, maxSegment: maxSegment)
+        let residual = spec.residualMultiplier
+        let scratch = adapterScratch
+
+        // Logits: dlogits = ∂L/∂logprob · (onehot(target) − softmax); dNormed = multiplier · dlogits · E.
+        dNormed.update(repeating: 0, count: rows * hiddenSize)
+        let vocabulary = spec.vocabularySize
+        let logits = context.logits(rows: logitRows)
+        forEachScoredChunk { chunkStart, chunkRows in
+            var any = false
+            for offset in 0..<chunkRows {
+                if let (segment, position) = location(ofRow: chunkStart + offset), dLogprobs[segment][position] != 0 { any = true }
+            }
+            guard any else { return }
+            model.logits(context: context, firstRow: chunkStart, rows: chunkRows, into: logits)
+            for offset in 0..<chunkRows {
+                let row = logits + offset * vocabulary
+                guard let (segment, position) = location(ofRow: chunkStart + offset), dLogprobs[segment][position] != 0 else {
+                    row.update(repeating: 0, count: vocabulary)
+                    continue
+                }
+                let coefficient = Float(dLogprobs[segment][position])
+                let (logSumExp, _) = LogSoftmaxKernels.logSumExp(row, count: vocabulary)
+                let shift = Float(logSumExp)
+                for index in 0..<vocabulary { row[index] = -coefficient * exp(row[index] - shift) }
+                row[Int(tokens[chunkStart + offset + 1])] += coefficient
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(chunkRows), Int32(hiddenSize), Int32(vocabulary),
+                        spec.logitsMultiplier, logits, Int32(vocabulary), model.weights.outputProjection, Int32(hiddenSize),
+                        1, dNormed + chunkStart * hiddenSize, Int32(hiddenSize))
+            if let outputGradient = gradients.outputProjection {
+                // dE (vocab, hidden) += multiplier · dlogitsᵀ · normed
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(vocabulary), Int32(hiddenSize), Int32(chunkRows),
+                            spec.logitsMultiplier, logits, Int32(vocabulary), workspace.normed + chunkStart * hiddenSize, Int32(hiddenSize),
+                            1, outputGradient, Int32(hiddenSize))
+            }
+        }
+        dHidden.update(repeating: 0, count: rows * hiddenSize)
+        let finalNorm = gradients.norm(model.weights.finalNorm)
+        NormalizationKernels.backward(spec.norm, x: workspace.finalHidden, ldx: hiddenSize, dy: dNormed, lddy: hiddenSize, rows: rows,
+                                      dim: hiddenSize, weights: model.weights.finalNorm, dx: dHidden, lddx: hiddenSize,
+                                      weightGradient: finalNorm.weight, biasGradient: finalNorm.bias)
+
+        for layerIndex in stride(from: spec.layerCount - 1, through: 0, by: -1) {
+            let layer = model.weights.layers[layerIndex]
+            let buffers = workspace.layer(layerIndex)
+            // MLP: residualOut = residualMid + m · down(act(f)); dHidden is ∂L/∂residualOut and becomes ∂L/∂residualMid.
+            dActivated.update(repeating: 0, count: rows * intermediate)
+            layer.feedForward.down.backward(x: buffers.activated, ldx: buffers.activatedStride, dy: dHidden, lddy: hiddenSize, rows: rows,
+                                            alpha: residual, dx: dActivated, lddx: intermediate,
+                                            gradients: gradients.linears[layer.feedForward.down.name], scratch: scratch)
+            switch spec.feedForward {
+            case .gated(let activation):
+                ActivationKernels.gatedBackward(activation, gate: buffers.feedForward, up: buffers.feedForward + intermediate, ld: ffnWidth,
+                                                dy: dActivated, lddy: intermediate, rows: rows, dim: intermediate,
+                                                dgate: dFeedForward, dup: dFeedForward + intermediate)
+            case .plain(let activation):
+                ActivationKernels.backward(activation, x: buffers.feedForward, ldx: ffnWidth, dy: dActivated, lddy: intermediate,
+                                           rows: rows, dim: intermediate, into: dFeedForward, lddx: ffnWidth)
+            }
+            dNormed.update(repeating: 0, count: rows * hiddenSize)
+            switch layer.feedForward.projection {
+            case let .separate(gate, up):
+                gate.backward(x: buffers.normedFeedForward, ldx: hiddenSize, dy: dFeedForward, lddy: ffnWidth, rows: rows,
+                              dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[gate.name], scratch: scratch)
+                up.backward(x: buffers.normedFeedForward, ldx: hiddenSize, dy: dFeedForward + intermediate, lddy: ffnWidth, rows: rows,
+                            dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[up.name], scratch: scratch)
+            case let .fused(linear), let .single(linear):
+                linear.backward(x: buffers.normedFeedForward, ldx: hiddenSize, dy: dFeedForward, lddy: ffnWidth, rows: rows,
+                                dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[linear.name], scratch: scratch)
+            }
+            let feedForwardNorm = gradients.norm(layer.feedForwardNorm)
+            NormalizationKernels.backward(spec.norm, x: buffers.residualMid, ldx: hiddenSize, dy: dNormed, lddy: hiddenSize, rows: rows,
+                                          dim: hiddenSize, weights: layer.feedForwardNorm, dx: dHidden, lddx: hiddenSize,
+                                          weightGradient: feedForwardNorm.weight, biasGradient: feedForwardNorm.bias)
+
+            // Attention: residualMid = residualIn + m · o(attention(qkv)); dHidden becomes ∂L/∂residualIn.
+            dAttention.update(repeating: 0, count: rows * attention.queryDim)
+            layer.attention.output.backward(x: buffers.attentionOutput, ldx: attention.queryDim, dy: dHidden, lddy: hiddenSize, rows: rows,
+                                            alpha: residual, dx: dAttention, lddx: attention.queryDim,
+                                            gradients: gradients.linears[layer.attention.output.name], scratch: scratch)
+            dQueryKeyValue.update(repeating: 0, count: rows * width)
+            let scale = spec.attentionScale(forLayer: layerIndex)
+            for segment in segments {
+                AttentionKernels.causalBackward(
+                    qkv: buffers.queryKeyValue + segment.rowStart * width, ld: width, length: segment.length,
+                    dOutput: dAttention + segment.rowStart * attention.queryDim, lddo: attention.queryDim, shape: attention, scale: scale,
+                    window: spec.slidingWindow, probabilities: probabilities, dProbabilities: dProbabilities,
+                    dqkv: dQueryKeyValue + segment.rowStart * width)
+            }
+            if case .rotary(let rotary) = spec.positions {
+                RotaryKernels.backward(dQueryKeyValue, rows: rows, ld: width, heads: attention.heads, headDim: attention.headDim,
+                                       rotaryDim: rotary.rotaryDim, cos: workspace.rotaryCos, sin: workspace.rotarySin)
+                RotaryKernels.backward(dQueryKeyValue + attention.queryDim, rows: rows, ld: width, heads: attention.kvHeads,
+                                       headDim: attention.headDim, rotaryDim: rotary.rotaryDim, cos: workspace.rotaryCos, sin: workspace.rotarySin)
+            }
+            var dProjection = dQueryKeyValue!
+            if let queryNorm = layer.attention.queryNorm, let keyNorm = layer.attention.keyNorm, let raw = buffers.rawQueryKeyValue {
+                // q/k norm per head: gradients into dRaw; v passes through unchanged.
+                dRaw.update(repeating: 0, count: rows * width)
+                let queryGradient = gradients.norm(queryNorm)
+                let keyGradient = gradients.norm(keyNorm)
+                for row in 0..<rows {
+                    let offset = row * width
+                    NormalizationKernels.backward(spec.norm, x: raw + offset, ldx: attention.headDim, dy: dQueryKeyValue + offset,
+                                                  lddy: attention.headDim, rows: attention.heads, dim: attention.headDim, weights: queryNorm,
+                                                  dx: dRaw + offset, lddx: attention.headDim,
+                                                  weightGradient: queryGradient.weight, biasGradient: nil)
+                    let keyOffset = offset + attention.queryDim
+                    NormalizationKernels.backward(spec.norm, x: raw + keyOffset, ldx: attention.headDim, dy: dQueryKeyValue + keyOffset,
+                                                  lddy: attention.headDim, rows: attention.kvHeads, dim: attention.headDim, weights: keyNorm,
+                                                  dx: dRaw + keyOffset, lddx: attention.headDim,
+                                                  weightGradient: keyGradient.weight, biasGradient: nil)
+                    let valueOffset = offset + attention.queryDim + attention.kvDim
+                    (dRaw + valueOffset).update(from: dQueryKeyValue + valueOffset, count: attention.kvDim)
+                }
+                dProjection = dRaw
+            }
+            dNormed.update(repeating: 0, count: rows * hiddenSize)
+            switch layer.attention.projection {
+            case let .separate(query, key, value):
+                query.backward(x: buffers.normedAttention, ldx: hiddenSize, dy: dProjection, lddy: width, rows: rows,
+                               dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[query.name], scratch: scratch)
+                key.backward(x: buffers.normedAttention, ldx: hiddenSize, dy: dProjection + attention.queryDim, lddy: width, rows: rows,
+                             dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[key.name], scratch: scratch)
+                value.backward(x: buffers.normedAttention, ldx: hiddenSize, dy: dProjection + attention.queryDim + attention.kvDim, lddy: width,
+                               rows: rows, dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[value.name], scratch: scratch)
+            case let .fused(linear):
+                linear.backward(x: buffers.normedAttention, ldx: hiddenSize, dy: dProjection, lddy: width, rows: rows,
+                                dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[linear.name], scratch: scratch)
+            }
+            let attentionNorm = gradients.norm(layer.attentionNorm)
+            NormalizationKernels.backward(spec.norm, x: buffers.residualIn, ldx: hiddenSize, dy: dNormed, lddy: hiddenSize, rows: rows,
+                                          dim: hiddenSize, weights: layer.attentionNorm, dx: dHidden, lddx: hiddenSize,
+                                          weightGradient: attentionNorm.weight, biasGradient: attentionNorm.bias)
+        }
+
+        // Embeddings (full fine-tuning only).
+        if let embeddingGradient = gradients.tokenEmbedding {
+            for row in 0..<rows {
+                let target = embeddingGradient + Int(tokens[row]) * hiddenSize
+                let source = dHidden + row * hiddenSize
+                for index in 0..<hiddenSize { target[index] += spec.embeddingMultiplier * source[index] }
+            }
+        }
+        if let positionGradient = gradients.positionEmbedding {
+            for segment in segments {
+                for offset in 0..<segment.length {
+                    let target = positionGradient + offset * hiddenSize
+                    let source = dHidden + (segment.rowStart + offset) * hiddenSize
+                    for index in 0..<hiddenSize { target[index] += source[index] }
+                }
+            }
+        }
+    }
+
+    /// Calls `body(chunkStart, chunkRows)` over all rows in chunks of `logitRows`.
+    private func forEachScoredChunk(_ body: (Int, Int) -> Void) {
+        var start = 0
+        while start < tokens.count {
+            let count = min(logitRows, tokens.count - start)
+            body(start, count)
+            start += count
+        }
+    }
+
+    /// The (sequence, position) a row predicts from, or nil for a sequence's last row.
+    private func location(ofRow row: Int) -> (Int, Int)? {
+        // Segments are few; a linear scan keeps this simple.
+        for (index, segment) in segments.enumerated() where row >= segment.rowStart && row < segment.rowStart + segment.length {
+            let position = row - segment.rowStart
+            return position + 1 < segment.length ? (index, position) : nil
+        }
+        return nil
+    }
+
+    private func reserve(rows: Int, maxSegment: Int) {
+        guard rows > storageRows || maxSegment > storageSegment else { return }
+        let spec = model.spec
+        let workspace = context.workspace
+        let width = workspace.queryKeyValueWidth
+        let maxRank = model.maxAdapterRank
+        let sizes = [rows * spec.hiddenSize, rows * spec.hiddenSize, rows * width, rows * width, rows * spec.attention.queryDim,
+                     rows * workspace.feedForwardWidth, rows * spec.intermediateSize, maxSegment * maxSegment, maxSegment * maxSegment,
+                     2 * rows * max(maxRank, 1)].map { ($0 + 15) / 16 * 16 }
+        storage?.deallocate()
+        let base = UnsafeMutablePointer<Float>.allocate(capacity: sizes.reduce(0, +))
+        storage = base
+        var offset = 0
+        var pointers: [UnsafeMutablePointer<Float>] = []
+        for size in sizes {
+            pointers.append(base + offset)
+            offset += size
+        }
+        dHidden = pointers[0]
+        dNormed = pointers[1]
+        dQueryKeyValue = pointers[2]
+        dRaw = pointers[3]
+        dAttention = pointers[4]
+        dFeedForward = pointers[5]
+        dActivated = pointers[6]
+        probabilities = pointers[7]
+        dProbabilities = pointers[8]
+        adapterScratch = pointers[9]
+        storageRows = rows
+        storageSegment = maxSegment
+    }
+}
