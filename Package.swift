@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "tunecheck", targets: ["TunecheckCLI"]),
         .library(name: "TunecheckEngine", targets: ["TunecheckEngine"]),
         .library(name: "TunecheckTokenizers", targets: ["TunecheckTokenizers"]),
+        .library(name: "TunecheckTemplates", targets: ["TunecheckTemplates"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -27,6 +28,9 @@ let package = Package(
         ),
         .target(
             name: "TunecheckTokenizers"
+        ),
+        .target(
+            name: "TunecheckTemplates"
         ),
         .target(
             name: "TunecheckEngine",
@@ -42,6 +46,10 @@ let package = Package(
         .testTarget(
             name: "TunecheckTokenizersTests",
             dependencies: ["TunecheckTokenizers"]
+        ),
+        .testTarget(
+            name: "TunecheckTemplatesTests",
+            dependencies: ["TunecheckTemplates"]
         ),
         .testTarget(
             name: "TunecheckEngineTests",
