@@ -149,10 +149,10 @@ final class Interpreter: @unchecked Sendable {
             _ = flow
             assign(name, .string(text))
         case let .macro(def):
-            assign(def.name, makeMacro(def, caller: nil))
+            assign(def.name, makeMacro(def))
         case let .callBlock(call, params, body, loc):
             guard case let .call(callee, args, callLoc) = call else { throw runtime("invalid call block", loc) }
-            let caller = makeMacro(MacroDefinition(name: "caller", parameters: params, body: body, location: loc), caller: nil)
+            let caller = makeMacro(MacroDefinition(name: "caller", parameters: params, body: body, location: loc))
             let fn = try evaluate(callee)
             var arguments = try evaluateArguments(args)
             arguments.keyword.append(("caller", caller))
@@ -213,8 +213,6 @@ final class Interpreter: @unchecked Sendable {
             if let otherwise { return try execute(otherwise) }
             return .normal
         }
-        let outerLoop = lookup("loop")
-        _ = outerLoop
         for (i, item) in items.enumerated() {
             try countIteration(loc)
             scopes.append([:])
@@ -253,7 +251,7 @@ final class Interpreter: @unchecked Sendable {
         }
     }
 
-    private func makeMacro(_ def: MacroDefinition, caller: TemplateValue?) -> TemplateValue {
+    private func makeMacro(_ def: MacroDefinition) -> TemplateValue {
         .callable(TemplateCallable(name: def.name) { [unowned self] args in
             try self.runMacro(def, args)
         })
