@@ -8,6 +8,7 @@ import PackageDescription
 //   TunecheckJSON         a JSON parser/writer that keeps strings byte-exact and keys in order
 //   TunecheckTokenizers   tokenizer.json: normalizers, pre-tokenizers, BPE, decoders, post-processors
 //   TunecheckEngine       safetensors, config.json, transformer forward passes, scoring, generation
+//   TunecheckTemplates    the Jinja subset of chat templates (Llama 3, Qwen2.5, Mistral, Phi-3, Granite)
 //   TunecheckHarness      evalsets, suites, golden outputs, reports (JUnit via libxml2, JSON, HTML)
 //   TunecheckCLI          the `tunecheck` executable, a thin layer over the libraries
 let package = Package(
@@ -18,6 +19,7 @@ let package = Package(
         .library(name: "TunecheckEngine", targets: ["TunecheckEngine"]),
         .library(name: "TunecheckTokenizers", targets: ["TunecheckTokenizers"]),
         .library(name: "TunecheckHarness", targets: ["TunecheckHarness"]),
+        .library(name: "TunecheckTemplates", targets: ["TunecheckTemplates"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -47,13 +49,16 @@ let package = Package(
             dependencies: ["TunecheckJSON"]
         ),
         .target(
+            name: "TunecheckTemplates"
+        ),
+        .target(
             name: "TunecheckEngine",
             dependencies: ["CBLAS", "TunecheckJSON", "TunecheckTokenizers"]
         ),
         .target(
             name: "TunecheckHarness",
             dependencies: [
-                "TunecheckEngine", "TunecheckJSON", "TunecheckTokenizers", "CLibXML2", "CZlib",
+                "TunecheckEngine", "TunecheckJSON", "TunecheckTokenizers", "TunecheckTemplates", "CLibXML2", "CZlib",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -69,6 +74,10 @@ let package = Package(
         .testTarget(
             name: "TunecheckTokenizersTests",
             dependencies: ["TunecheckTokenizers", "TunecheckJSON"]
+        ),
+        .testTarget(
+            name: "TunecheckTemplatesTests",
+            dependencies: ["TunecheckTemplates"]
         ),
         .testTarget(
             name: "TunecheckEngineTests",
