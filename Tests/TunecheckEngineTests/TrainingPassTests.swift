@@ -1,0 +1,81 @@
+import Foundation
+import Testing
+@testable import TunecheckEngine
+
+/// Gradients of the training pass against central finite differences of the same float32 forward.
+/// Tolerance: with ε = 1e-2 and a loss of magnitude ~10, float32 rounding of the loss (~1e-6 relative) gives
+/// ~5e-4 absolute noise in a difference quotient, and the O(ε²) truncation error of the central difference is of
+/// the same order for these smooth functions; 2e-3 + 2% relative leaves room for both and still fails on any
+/// missing or mis-scaled term (those are O(1) relative).
+struct TrainingPassTests {
+    /// A fixed random linear function of the token log-probs, so every position's gradient path is exercised.
+    static func loss(_ logprobs: [[Double]], weights: [[Double]]) -> Double {
+        zip(logprobs, weights).reduce(0) { total, pair in total + zip(pair.0, pair.1).reduce(0) { $0 + $1.0 * $1.1 } }
+    }
+
+    static func batch(vocabulary: Int, generator: inout SeededGenerator) -> ([[Int]], [[Double]]) {
+        let sequences = [9, 14, 6].map { length in (0..<length).map { _ in Int.random(in: 1..<vocabulary, using: &generator) } }
+        let weights = sequences.map { sequence in (0..<(sequence.count - 1)).map { _ in Double.random(in: -0.5...0.5, using: &generator) } }
+        return (sequences, weights)
+    }
+
+    static func check(_ parameters: TrainableParameters, sequences: [[Int]], weights: [[Double]], samplesPerTensor: Int,
+                      generator: inout SeededGenerator, label: String) throws {
+        let pass = TrainingPass(model: parameters.model)
+        parameters.zeroGradients()
+        let logprobs = try pass.forward(sequences)
+        pass.backward(weights, into: parameters.gradients)
+        let epsilon: Float = 1e-2
+        var checked = 0
+        for tensor in parameters.tensors {
+            for _ in 0..<samplesPerTensor {
+                let index = Int.random(in: 0..<tensor.count, using: &generator)
+                let original = tensor.values[index]
+                tensor.values[index] = original + epsilon
+                let plus = Self.loss(try TrainingPass(model: parameters.model).forward(sequences), weights: weights)
+                tensor.values[index] = original - epsilon
+                let minus = Self.loss(try TrainingPass(model: parameters.model).forward(sequences), weights: weights)
+                tensor.values[index] = original
+                let numeric = (plus - minus) / Double(2 * epsilon)
+                let analytic = Double(tensor.gradient[index])
+                #expect(abs(numeric - analytic) <= 2e-3 + 0.02 * abs(numeric),
+                        "\(label) \(tensor.name)[\(index)]: analytic \(analytic), finite difference \(numeric)")
+                checked += 1
+            }
+        }
+        #expect(checked > 0)
+        _ = logprobs
+    }
+
+    @Test(arguments: ["llama-rope-llama3-old-schema", "gpt2-inner96", "qwen3", "phi3", "granite", "mistral-sliding-window", "phi3-partial-rotary"])
+    func loraGradientsMatchFiniteDifferences(fixture: String) throws {
+        let base = try ModelLoader.loadDecoder(folder: FixturePaths.ownModel(fixture))
+        let lora = try LoRAParameters(base: base, rank: 2, scale: 2, keys: nil, numLayers: nil, seed: 3)
+        var generator = SeededGenerator(seed: 11)
+        // lora_b starts at zero; give it values so gradients of lora_a are non-zero too.
+        for module in lora.modules {
+            for index in 0..<module.b.count { module.b.values[index] = Float.random(in: -0.2...0.2, using: &generator) }
+        }
+        let (sequences, weights) = Self.batch(vocabulary: base.spec.vocabularySize, generator: &generator)
+        try Self.check(lora, sequences: sequences, weights: weights, samplesPerTensor: 1, generator: &generator, label: fixture)
+    }
+
+    @Test(arguments: ["llama-rope-llama3-old-schema", "gpt2-inner96", "qwen3", "granite"])
+    func fullGradientsMatchFiniteDifferences(fixture: String) throws {
+        let full = try FullParameters(folder: FixturePaths.ownModel(fixture))
+        var generator = SeededGenerator(seed: 5)
+        let (sequences, weights) = Self.batch(vocabulary: full.model.spec.vocabularySize, generator: &generator)
+        try Self.check(full, sequences: sequences, weights: weights, samplesPerTensor: 1, generator: &generator, label: fixture)
+    }
+
+    @Test func recordingForwardMatchesInference() throws {
+        let model = try ModelLoader.loadDecoder(folder: FixturePaths.ownModel("qwen3"))
+        let reference = try ModelReference.load(FixturePaths.ownModel("qwen3"))
+        let sequences = reference.texts.map(\.ids)
+        let training = try TrainingPass(model: model).forward(sequences)
+        let inference = try Scorer(model: model).score(sequences)
+        for (a, b) in zip(training, inference) {
+            #expect(zip(a, b).allSatisfy { abs($0 - $1) < 1e-5 })
+        }
+    }
+}
