@@ -10,6 +10,7 @@ import PackageDescription
 //   TunecheckEngine       safetensors, config.json, transformer forward passes, scoring, generation
 //   TunecheckTemplates    the Jinja subset of chat templates (Llama 3, Qwen2.5, Mistral, Phi-3, Granite)
 //   TunecheckHarness      evalsets, suites, golden outputs, reports (JUnit via libxml2, JSON, HTML)
+//   TunecheckTrainer      LoRA / full SFT and DPO on the engine's backward passes; evaluates every checkpoint
 //   TunecheckCLI          the `tunecheck` executable, a thin layer over the libraries
 let package = Package(
     name: "tunecheck",
@@ -20,6 +21,7 @@ let package = Package(
         .library(name: "TunecheckTokenizers", targets: ["TunecheckTokenizers"]),
         .library(name: "TunecheckHarness", targets: ["TunecheckHarness"]),
         .library(name: "TunecheckTemplates", targets: ["TunecheckTemplates"]),
+        .library(name: "TunecheckTrainer", targets: ["TunecheckTrainer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -62,11 +64,19 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        .target(
+            name: "TunecheckTrainer",
+            dependencies: [
+                "TunecheckEngine", "TunecheckHarness", "TunecheckJSON", "TunecheckTokenizers",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
         .executableTarget(
             name: "TunecheckCLI",
             dependencies: [
                 "TunecheckEngine",
                 "TunecheckHarness",
+                "TunecheckTrainer",
                 "TunecheckJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -86,6 +96,10 @@ let package = Package(
         .testTarget(
             name: "TunecheckHarnessTests",
             dependencies: ["TunecheckHarness", "TunecheckEngine", "TunecheckJSON", "CLibXML2"]
+        ),
+        .testTarget(
+            name: "TunecheckTrainerTests",
+            dependencies: ["TunecheckTrainer", "TunecheckEngine", "TunecheckHarness"]
         ),
         .testTarget(
             name: "TunecheckCLITests",

@@ -159,13 +159,13 @@ public final class LoRAParameters: TrainableParameters {
     }
 
     /// The factors as mlx_lm writes them (`<module>.lora_a` / `.lora_b`, float32).
-    public func write(to url: URL) throws {
+    public func write(to url: URL, metadata: [String: String]? = nil) throws {
         try SafeTensorsWriter.write(modules.flatMap { module in
             [TensorToWrite(name: "\(module.name).lora_a", dtype: .float32, shape: module.a.shape,
                            values: UnsafeBufferPointer(start: module.a.values, count: module.a.count)),
              TensorToWrite(name: "\(module.name).lora_b", dtype: .float32, shape: module.b.shape,
                            values: UnsafeBufferPointer(start: module.b.values, count: module.b.count))]
-        }, to: url)
+        }, metadata: metadata, to: url)
     }
 }
 

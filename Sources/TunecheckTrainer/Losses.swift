@@ -1,0 +1,96 @@
+import Foundation
+
+/// SFT: mean token cross-entropy over the trained positions of a batch (mlx_lm's `(ce·mask).sum() / ntoks`).
+public enum SFTLoss {
+    /// `logprobs[s][i]` for every position, `trained[s][i]` whether it counts. Returns the loss, the number of
+    /// trained tokens and ∂L/∂logprob (−1/ntoks where trained, 0 elsewhere).
+    public static func evaluate(logprobs: [[Double]], trained: [[Bool]]) -> (loss: Double, tokens: Int, dLogprobs: [[Double]]) {
+        let tokens = trained.reduce(0) { $0 + $1.filter { $0 }.count }
+        guard tokens > 0 else { return (0, 0, logprobs.map { $0.map { _ in 0 } }) }
+        var sum = 0.0
+        for (row, mask) in zip(logprobs, trained) {
+            for (value, counts) in zip(row, mask) where counts { sum -= value }
+        }
+        let weight = -1.0 / Double(tokens)
+        let gradient = trained.map { $0.map { $0 ? weight : 0 } }
+        return (sum / Double(tokens), tokens, gradient)
+    }
+}
+
+/// DPO with TRL's definitions. Per pair: `π_c`, `π_r` = summed (or length-normalised) response log-probs under the
+/// policy, `ref_c`, `ref_r` under the reference; `h = (π_c − π_r) − (ref_c − ref_r)`.
+/// `sigmoid`: −log σ(β·h); `ipo`: (h − 1/(2β))²; `hinge`: max(0, 1 − β·h). The loss is the mean over pairs.
+/// Metrics: `rewards/chosen` = β·(π_c − ref_c), `rewards/rejected`, `rewards/margins`, `rewards/accuracies`,
+/// `logps/chosen`, `logps/rejected` (means over the batch).
+public enum DPOLoss {
+    public struct PairLogprobs: Sendable, Equatable {
+        public var policyChosen: Double
+        public var policyRejected: Double
+        public var referenceChosen: Double
+        public var referenceRejected: Double
+
+        public init(policyChosen: Double, policyRejected: Double, referenceChosen: Double, referenceRejected: Double) {
+            self.policyChosen = policyChosen
+            self.policyRejected = policyRejected
+            self.referenceChosen = referenceChosen
+            self.referenceRejected = referenceRejected
+        }
+    }
+
+    public struct Result: Sendable, Equatable {
+        public var loss: Double
+        /// ∂L/∂π_c and ∂L/∂π_r per pair.
+        public var dChosen: [Double]
+        public var dRejected: [Double]
+        public var metrics: [(String, Double)]
+
+        public static func == (lhs: Result, rhs: Result) -> Bool {
+            lhs.loss == rhs.loss && lhs.dChosen == rhs.dChosen && lhs.dRejected == rhs.dRejected
+                && lhs.metrics.map(\.0) == rhs.metrics.map(\.0) && lhs.metrics.map(\.1) == rhs.metrics.map(\.1)
+        }
+    }
+
+    public static func evaluate(_ pairs: [PairLogprobs], beta: Double, type: TrainingConfiguration.LossType) -> Result {
+        let count = Double(max(pairs.count, 1))
+        var loss = 0.0
+        var dChosen: [Double] = []
+        var dRejected: [Double] = []
+        var chosenRewards = 0.0, rejectedRewards = 0.0, correct = 0.0, chosenLogps = 0.0, rejectedLogps = 0.0
+        for pair in pairs {
+            let h = (pair.policyChosen - pair.policyRejected) - (pair.referenceChosen - pair.referenceRejected)
+            var value = 0.0
+            var dh = 0.0
+            switch type {
+            case .sigmoid:
+                // −log σ(βh) = softplus(−βh), computed stably; d/dh = −β·σ(−βh).
+                let z = beta * h
+                value = z > 0 ? log1p(exp(-z)) : -z + log1p(exp(z))
+                dh = -beta / (1 + exp(z))
+            case .ipo:
+                let d = h - 1 / (2 * beta)
+                value = d * d
+                dh = 2 * d
+            case .hinge:
+                let margin = 1 - beta * h
+                value = max(0, margin)
+                dh = margin > 0 ? -beta : 0
+            }
+            loss += value / count
+            dChosen.append(dh / count)
+            dRejected.append(-dh / count)
+            let chosenReward = beta * (pair.policyChosen - pair.referenceChosen)
+            let rejectedReward = beta * (pair.policyRejected - pair.referenceRejected)
+            chosenRewards += chosenReward
+            rejectedRewards += rejectedReward
+            if chosenReward > rejectedReward { correct += 1 }
+            chosenLogps += pair.policyChosen
+            rejectedLogps += pair.policyRejected
+        }
+        let metrics: [(String, Double)] = [
+            ("rewards/chosen", chosenRewards / count), ("rewards/rejected", rejectedRewards / count),
+            ("rewards/accuracies", correct / count), ("rewards/margins", (chosenRewards - rejectedRewards) / count),
+            ("logps/chosen", chosenLogps / count), ("logps/rejected", rejectedLogps / count),
+        ]
+        return Result(loss: loss, dChosen: dChosen, dRejected: dRejected, metrics: metrics)
+    }
+}
