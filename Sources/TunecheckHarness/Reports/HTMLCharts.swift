@@ -139,7 +139,10 @@ struct LineChart {
         out += "<text class=\"axis-title\" x=\"\(Self.f(left + plotWidth / 2))\" y=\"\(Self.f(height - 6))\" text-anchor=\"middle\">"
             + (numericX ? "training step" : "checkpoint") + (scale == .log ? " · log scale" : "") + "</text>"
 
-        if let reference, scale == .linear || reference.value > 0 {
+        // A reference line on the bottom or top edge would only double the axis or gridline.
+        let edges = [yMap(yTicks.first?.value ?? .nan), yMap(yTicks.last?.value ?? .nan), top, top + plotHeight]
+        if let reference, scale == .linear || reference.value > 0,
+           !edges.contains(where: { abs($0 - yMap(reference.value)) < 0.5 }) {
             let y = Self.f(yMap(reference.value))
             out += "<line class=\"reference\" x1=\"\(Self.f(left))\" x2=\"\(Self.f(left + plotWidth))\" y1=\"\(y)\" y2=\"\(y)\"/>"
             out += "<text class=\"reference-label\" x=\"\(Self.f(left + plotWidth - 4))\" y=\"\(Self.f(yMap(reference.value) - 5))\" text-anchor=\"end\">\(HTML.escape(reference.label))</text>"
@@ -167,7 +170,10 @@ struct LineChart {
             let where_ = point.step.map { " (step \($0))" } ?? ""
             guard let value = finite[index] else {
                 let why = point.value == nil ? "not measured" : "\(ReportSupport.number(point.value!)) cannot be shown on a log scale"
-                out += "<text class=\"missing\" x=\"\(x)\" y=\"\(Self.f(top + plotHeight - 6))\" text-anchor=\"middle\">"
+                // At the plot's left edge the label starts right of the y axis instead of straddling it.
+                let atEdge = xs[index] - left < 14
+                out += "<text class=\"missing\" x=\"\(atEdge ? Self.f(left + 4) : x)\" y=\"\(Self.f(top + plotHeight - 8))\" "
+                    + "text-anchor=\"\(atEdge ? "start" : "middle")\">"
                     + "<title>\(HTML.escape(point.label + where_)): \(HTML.escape(why))</title>n/a</text>"
                 continue
             }

@@ -50,6 +50,7 @@ public enum TerminalSummary {
                     }
                     line += "  " + symbol + String(repeating: " ", count: max(title.count - 1, 0))
                 }
+                while line.hasSuffix(" ") { line.removeLast() }
                 lines.append(line)
             }
         }
