@@ -85,3 +85,14 @@ import Testing
         #expect(LineChart.tickLabel(20000, step: 5000) == "20k")
     }
 }
+
+@Test func chartAxisLabelsDropSharedPartsAtPunctuation() {
+    #expect(LineChart.shortLabels(["base", "0000100_adapters", "0000200_adapters", "0000300_adapters"], limit: 12)
+        == ["base", "0000100", "0000200", "0000300"])
+    #expect(LineChart.shortLabels(["checkpoint-500", "checkpoint-1000"], limit: 12) == ["500", "1000"])
+    #expect(LineChart.shortLabels(["short", "names"], limit: 12) == ["short", "names"])
+    #expect(LineChart.compact(0.000251) == "0.00025")
+    #expect(LineChart.compact(0.02512) == "0.0251")
+    #expect(LineChart.compact(1.3) == "1.3")
+    #expect(LineChart.compact(1234.6) == "1235")
+}

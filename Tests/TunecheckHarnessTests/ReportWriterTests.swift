@@ -42,6 +42,18 @@ import TunecheckJSON
         single.checkpoints = [single.checkpoints[2]]
         single.checkpoints[0].meanMargin = nil
         try ReportWriter.write(single, to: directory.appendingPathComponent("single"), formats: [.html])
+        var many = ReportSample.report()
+        many.checkpoints = (0..<9).map { (index: Int) -> CheckpointSummary in
+            let i = Double(index)
+            let name = index == 0 ? "base" : String(format: "%07d_adapters", index * 100)
+            let accuracy: Double? = index == 0 ? nil : 0.5 + i * 0.04
+            let margin: Double? = index == 0 ? nil : -0.3 + i * 0.2
+            let repetition: Double? = index == 4 ? nil : i * 0.05
+            let delta: Double = index == 0 ? 0 : pow(10, -4 + i * 0.4)
+            return CheckpointSummary(name: name, preferenceAccuracy: accuracy, meanMargin: margin, repetitionScore: repetition,
+                                     relativeWeightDelta: delta, passed: index < 6)
+        }
+        try ReportWriter.write(many, to: directory.appendingPathComponent("many"), formats: [.html])
         try Data(TerminalSummary.render(ReportSample.report(), width: 80, colored: true).utf8)
             .write(to: directory.appendingPathComponent("summary.txt"))
     }

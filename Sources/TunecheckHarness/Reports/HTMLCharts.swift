@@ -28,11 +28,16 @@ struct LineChart {
     var includeZero = false
     var reference: (value: Double, label: String)?
     /// How values are printed next to points and in tooltips.
-    var format: (Double) -> String = ReportSupport.number
+    var format: (Double) -> String = LineChart.compact
 
     // Geometry (SVG user units; the SVG scales to its container).
-    private let width = 520.0, height = 250.0
-    private let left = 60.0, right = 20.0, top = 22.0, bottom = 50.0
+    private let width = 520.0
+    private let left = 60.0, right = 20.0, top = 22.0
+    /// Ordinal axes with many checkpoints slant their labels and need more room below the plot.
+    private var slanted: Bool { !numericX && points.count > 4 }
+    private var bottom: Double { slanted ? 78 : 50 }
+    private var height: Double { 200 + bottom }
+    private var numericX: Bool { !points.isEmpty && points.allSatisfy { $0.step != nil } }
 
     init(title: String, points: [Point]) {
         self.title = title
@@ -46,8 +51,9 @@ struct LineChart {
         case .linear: return .linear
         case .log: return positives.isEmpty ? .linear : .log
         case .automatic:
+            // Zeros (the base model's own delta) are allowed and shown as n/a; a negative value means linear.
             let values = points.compactMap(\.value).filter(\.isFinite)
-            guard let lo = positives.min(), let hi = positives.max(), values.allSatisfy({ $0 > 0 }) else { return .linear }
+            guard let lo = positives.min(), let hi = positives.max(), values.allSatisfy({ $0 >= 0 }) else { return .linear }
             return hi / lo >= 100 ? .log : .linear
         }
     }
@@ -64,7 +70,6 @@ struct LineChart {
             + "preserveAspectRatio=\"xMidYMid meet\"><title id=\"\(id)-t\">\(HTML.escape(title))</title>"
 
         // X positions: steps when every point has one, else evenly spaced in order.
-        let numericX = !points.isEmpty && points.allSatisfy { $0.step != nil }
         var xTicks: [(position: Double, label: String)] = []
         var xs: [Double] = []
         if numericX {
@@ -85,7 +90,7 @@ struct LineChart {
             let n = points.count
             let band = plotWidth / Double(max(n, 1))
             xs = (0..<n).map { left + band * (Double($0) + 0.5) }
-            xTicks = zip(xs, points).map { ($0, ReportSupport.truncate($1.label, to: n > 6 ? 12 : 18)) }
+            xTicks = Array(zip(xs, Self.shortLabels(points.map(\.label), limit: n > 6 ? 12 : 18)))
         }
 
         // Y domain and ticks.
@@ -125,7 +130,7 @@ struct LineChart {
         let baseline = Self.f(top + plotHeight)
         out += "<line class=\"axis\" x1=\"\(Self.f(left))\" x2=\"\(Self.f(left))\" y1=\"\(Self.f(top))\" y2=\"\(baseline)\"/>"
         out += "<line class=\"axis\" x1=\"\(Self.f(left))\" x2=\"\(Self.f(left + plotWidth))\" y1=\"\(baseline)\" y2=\"\(baseline)\"/>"
-        let rotate = !numericX && points.count > 4
+        let rotate = slanted
         for tick in xTicks {
             let x = Self.f(tick.position)
             out += "<line class=\"axis\" x1=\"\(x)\" x2=\"\(x)\" y1=\"\(baseline)\" y2=\"\(Self.f(top + plotHeight + 5))\"/>"
@@ -164,7 +169,15 @@ struct LineChart {
         }
         flush()
 
-        let labelValues = points.count <= 10
+        // Value labels on every point when they fit side by side, else on the first, last, lowest and highest.
+        let spacing = plotWidth / Double(max(points.count, 1))
+        let widest = finite.compactMap { $0 }.map { format($0).count }.max() ?? 0
+        var labelled = Set(points.indices)
+        if Double(widest) * 6.5 + 6 > spacing {
+            let known = finite.indices.filter { finite[$0] != nil }
+            labelled = Set([known.first, known.last,
+                            known.min { finite[$0]! < finite[$1]! }, known.max { finite[$0]! < finite[$1]! }].compactMap { $0 })
+        }
         for (index, point) in points.enumerated() {
             let x = Self.f(xs[index])
             let where_ = point.step.map { " (step \($0))" } ?? ""
@@ -180,15 +193,64 @@ struct LineChart {
             let y = yMap(value)
             out += "<circle class=\"\(point.passed ? "pt-pass" : "pt-fail")\" cx=\"\(x)\" cy=\"\(Self.f(y))\" r=\"5\">"
                 + "<title>\(HTML.escape(point.label + where_)): \(HTML.escape(format(value)))</title></circle>"
-            if labelValues {
-                out += "<text class=\"value\" x=\"\(x)\" y=\"\(Self.f(y - 10))\" text-anchor=\"middle\">\(HTML.escape(format(value)))</text>"
+            if labelled.contains(index) {
+                // Labels of points on the y axis start right of it so they do not cover the tick labels.
+                let atEdge = xs[index] - left < 14
+                out += "<text class=\"value\" x=\"\(atEdge ? Self.f(xs[index] + 7) : x)\" y=\"\(Self.f(y - 10))\" "
+                    + "text-anchor=\"\(atEdge ? "start" : "middle")\">\(HTML.escape(format(value)))</text>"
             }
         }
         out += "</svg>"
         return out
     }
 
-    // MARK: Ticks
+    // MARK: Labels and ticks
+
+    /// A value for a point label: at most 3 significant digits, no exponent between 0.001 and 100 000.
+    static func compact(_ value: Double) -> String {
+        guard value.isFinite else { return ReportSupport.number(value) }
+        if value == 0 { return "0" }
+        let magnitude = abs(value)
+        if magnitude < 1e-3 || magnitude >= 1e5 { return String(format: "%.2g", value) }
+        let decimals = max(0, 2 - Int(floor(log10(magnitude))))
+        var text = String(format: "%.\(decimals)f", value)
+        if text.contains(".") {
+            while text.hasSuffix("0") { text.removeLast() }
+            if text.hasSuffix(".") { text.removeLast() }
+        }
+        return text
+    }
+
+    /// Axis labels for checkpoint names: when some are too long, the prefix and suffix every name shares (e.g.
+    /// `0000` and `_adapters` in `0000100_adapters`) are dropped first, then the rest is cut. Tooltips keep the
+    /// full names.
+    static func shortLabels(_ names: [String], limit: Int) -> [String] {
+        guard names.contains(where: { $0.count > limit }) else { return names }
+        // The base model usually has a different name; look for shared parts among the others.
+        let candidates = names.count > 2 ? names.filter { $0 != "base" } : names
+        var stripped = names
+        if candidates.count > 1 {
+            let arrays = candidates.map { Array($0) }
+            var prefix = 0
+            while arrays.allSatisfy({ $0.count > prefix }) && arrays.allSatisfy({ $0[prefix] == arrays[0][prefix] }) { prefix += 1 }
+            var suffix = 0
+            while arrays.allSatisfy({ $0.count > prefix + suffix })
+                    && arrays.allSatisfy({ $0[$0.count - 1 - suffix] == arrays[0][arrays[0].count - 1 - suffix] }) { suffix += 1 }
+            // Cut only at punctuation (`checkpoint-` | `500`, `0000100` | `_adapters`), never inside a number or word.
+            let reference = arrays[0]
+            while prefix > 0 && (reference[prefix - 1].isLetter || reference[prefix - 1].isNumber) { prefix -= 1 }
+            while suffix > 0 && (reference[reference.count - suffix].isLetter || reference[reference.count - suffix].isNumber) { suffix -= 1 }
+            if prefix + suffix >= 3 {
+                let set = Set(candidates)
+                stripped = names.map { name in
+                    guard set.contains(name) else { return name }
+                    let characters = Array(name)
+                    return String(characters[prefix..<(characters.count - suffix)])
+                }
+            }
+        }
+        return stripped.map { ReportSupport.truncate($0, to: limit) }
+    }
 
     /// About `target` round tick values covering `lo…hi` (1, 2, 2.5 or 5 × 10ⁿ apart).
     static func niceTicks(_ lo: Double, _ hi: Double, target: Int) -> [Double] {

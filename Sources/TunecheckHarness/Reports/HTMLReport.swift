@@ -416,7 +416,7 @@ public enum HTMLReport {
     .failure-head{font-size:14px}
     .crumbs{color:var(--muted)}.crumbs strong{color:var(--fg)}
     .sep{color:#8c959f;margin:0 2px}
-    .message{margin:6px 0;font-weight:600;overflow-wrap:anywhere}
+    .message{margin:6px 0;font-weight:600;overflow-wrap:anywhere;white-space:pre-line}
     pre{margin:6px 0 0;padding:10px 12px;background:var(--soft);border:1px solid var(--line);border-radius:6px;font:13px/1.5 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;white-space:pre-wrap;overflow-wrap:anywhere;max-height:360px;overflow:auto}
     .metrics{margin:8px 0 0;display:flex;flex-wrap:wrap;gap:6px;font-size:13px}
     .metrics>span{background:var(--soft);border:1px solid var(--line);border-radius:6px;padding:1px 8px;font-variant-numeric:tabular-nums}

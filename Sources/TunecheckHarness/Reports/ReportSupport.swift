@@ -110,7 +110,8 @@ struct SuiteGrid {
         case failed(failures: Int, errors: Int, checks: Int)
     }
 
-    /// Checkpoints in report order (summaries first, then any that only appear in suites).
+    /// Checkpoints in the order of `report.checkpoints` when that lists every checkpoint a suite ran on; otherwise
+    /// in order of first appearance in the suites, then summary-only ones.
     let checkpoints: [String]
     /// Suite kinds that ran at least once, in `SuiteKind.allCases` order.
     let kinds: [SuiteKind]
@@ -119,7 +120,11 @@ struct SuiteGrid {
     init(_ report: EvaluationReport) {
         var names: [String] = []
         var seen = Set<String>()
-        for name in report.checkpoints.map(\.name) + report.suites.map(\.checkpoint) where seen.insert(name).inserted {
+        let summarised = Set(report.checkpoints.map(\.name))
+        let summariesFirst = report.suites.allSatisfy { summarised.contains($0.checkpoint) }
+        let candidates = summariesFirst ? report.checkpoints.map(\.name) + report.suites.map(\.checkpoint)
+                                        : report.suites.map(\.checkpoint) + report.checkpoints.map(\.name)
+        for name in candidates where seen.insert(name).inserted {
             names.append(name)
         }
         checkpoints = names
