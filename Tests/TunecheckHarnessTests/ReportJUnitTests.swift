@@ -15,6 +15,7 @@ struct ParsedElement {
     func first(_ name: String) -> ParsedElement? { children.first { $0.name == name } }
 
     static func parse(_ data: Data) throws -> ParsedElement {
+        LibXML.initialize()
         let document = data.withUnsafeBytes { bytes in
             xmlReadMemory(bytes.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(bytes.count), "junit.xml", nil,
                           Int32(XML_PARSE_NONET.rawValue))

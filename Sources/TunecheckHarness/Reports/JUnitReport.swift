@@ -45,7 +45,7 @@ public enum JUnitReport {
 
     /// Renders `report` as a UTF-8 JUnit XML document.
     public static func render(_ report: EvaluationReport, hostname: String = currentHostname()) throws -> Data {
-        xmlInitParser()
+        LibXML.initialize()
         guard let buffer = xmlBufferCreate() else { throw JUnitError.writerFailed("cannot allocate an XML buffer") }
         defer { xmlBufferFree(buffer) }
         guard let handle = xmlNewTextWriterMemory(buffer, 0) else {
@@ -195,6 +195,17 @@ public enum JUnitError: Error, LocalizedError, Equatable {
             return "\(path): does not validate against the JUnit schema (\(problems.count) problem\(problems.count == 1 ? "" : "s")):\n\(shown)\(more)"
         }
     }
+}
+
+/// libxml2's global set-up (`xmlInitParser`) must run once before threads use the library concurrently; a Swift
+/// static is initialised exactly once, thread-safely.
+enum LibXML {
+    private static let initialized: Bool = {
+        xmlInitParser()
+        return true
+    }()
+
+    static func initialize() { _ = initialized }
 }
 
 /// A thin wrapper over `xmlTextWriterPtr` that turns libxml2's negative return codes into errors and cleans

@@ -14,7 +14,7 @@ public enum JUnitValidator {
 
     /// Validates an in-memory document; `name` is used in error messages.
     public static func validate(xml data: Data, named name: String = "<memory>", schemaAt schemaURL: URL) throws {
-        xmlInitParser()
+        LibXML.initialize()
         let schemaErrors = ErrorCollector()
         guard FileManager.default.isReadableFile(atPath: schemaURL.path) else {
             throw JUnitError.unreadableSchema(path: schemaURL.path, reason: "no such file")
