@@ -196,3 +196,15 @@ struct ParsedElement {
         }
     }
 }
+
+@Test func repeatedSuitesGetDistinctNames() throws {
+    var report = ReportSample.report()
+    report.suites.append(report.suites[1])
+    let names = JUnitReport.suiteNames(for: report)
+    #expect(names[1] == "tunecheck.base.repetition")
+    #expect(names.last == "tunecheck.base.repetition-2")
+    #expect(Set(names).count == names.count)
+    let root = try ParsedElement.parse(try JUnitReport.render(report))
+    #expect(root.all("testsuite").last?.all("testcase").first?["classname"] == "tunecheck.base.repetition-2")
+    #expect(JUnitReport.suiteName(for: SuiteResult(kind: .drift, checkpoint: "v1.2 final", checks: [])) == "tunecheck.v1_2_final.drift")
+}

@@ -10,7 +10,7 @@ import TunecheckJSON
 ///       "totals": { "checkpoints", "suites", "tests", "passed", "failures", "errors", "skipped" },
 ///       "checkpoints": [ { "name", "step", "passed", "preference_accuracy", "mean_margin", "repetition_score",
 ///                          "relative_weight_delta" } ],
-///       "suites": [ { "name", "kind", "checkpoint", "passed", "started_at", "duration_seconds", "tests",
+///       "suites": [ { "name" (as in junit.xml), "kind", "checkpoint", "passed", "started_at", "duration_seconds", "tests",
 ///                     "failures", "errors", "skipped", "metrics": { name: value },
 ///                     "checks": [ { "name", "status", "passed", "message"?, "detail"?, "reason"?,
 ///                                   "duration_seconds", "metrics": { name: value } } ] } ],
@@ -64,7 +64,7 @@ public enum JSONReport {
             ]))
         }))
 
-        root.set("suites", .array(report.suites.map(suiteValue)))
+        root.set("suites", .array(zip(report.suites, JUnitReport.suiteNames(for: report)).map(suiteValue)))
 
         root.set("answers", .array(report.answers.map { answer in
             var object = JSONObject([
@@ -102,9 +102,9 @@ public enum JSONReport {
         return Data(output.utf8)
     }
 
-    private static func suiteValue(_ suite: SuiteResult) -> JSONValue {
+    private static func suiteValue(_ suite: SuiteResult, name: String) -> JSONValue {
         .object(JSONObject([
-            "name": .string(JUnitReport.suiteName(for: suite)),
+            "name": .string(name),
             "kind": .string(suite.kind.rawValue),
             "checkpoint": .string(suite.checkpoint),
             "passed": .bool(suite.passed),

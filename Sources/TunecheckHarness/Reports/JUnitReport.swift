@@ -37,6 +37,19 @@ public enum JUnitReport {
         "tunecheck.\(identifierPart(suite.checkpoint)).\(suite.kind.rawValue)"
     }
 
+    /// The suite names of a whole report, in order. A repeated name (two suites of one kind on one checkpoint,
+    /// e.g. two evalsets) gets `-2`, `-3`, … appended: GitLab keeps only the first of two tests with the same
+    /// classname and name.
+    public static func suiteNames(for report: EvaluationReport) -> [String] {
+        var seen: [String: Int] = [:]
+        return report.suites.map { suite in
+            let name = suiteName(for: suite)
+            let count = (seen[name] ?? 0) + 1
+            seen[name] = count
+            return count == 1 ? name : "\(name)-\(count)"
+        }
+    }
+
     /// The machine's host name (`localhost` if unknown), for the `hostname` attribute.
     public static func currentHostname() -> String {
         let name = ProcessInfo.processInfo.hostName
@@ -78,16 +91,15 @@ public enum JUnitReport {
         try writer.attribute("errors", String(suites.map(\.errorCount).reduce(0, +)))
         try writer.attribute("time", ReportSupport.seconds(report.durationSeconds))
 
-        for (index, suite) in suites.enumerated() {
-            try writeSuite(suite, id: index, report: report, hostname: hostname, with: writer)
+        for (index, (suite, name)) in zip(suites, suiteNames(for: report)).enumerated() {
+            try writeSuite(suite, name: name, id: index, report: report, hostname: hostname, with: writer)
         }
         try writer.end()  // testsuites
         try writer.check(xmlTextWriterEndDocument(writer.handle), "end the document")
     }
 
-    private static func writeSuite(_ suite: SuiteResult, id: Int, report: EvaluationReport, hostname: String,
+    private static func writeSuite(_ suite: SuiteResult, name: String, id: Int, report: EvaluationReport, hostname: String,
                                    with writer: XMLWriter) throws {
-        let name = suiteName(for: suite)
         try writer.start("testsuite")
         try writer.attribute("name", name)
         try writer.attribute("package", "tunecheck.\(identifierPart(suite.checkpoint))")
