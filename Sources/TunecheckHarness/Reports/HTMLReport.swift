@@ -438,8 +438,8 @@ public enum HTMLReport {
     .answer.is-flagged{border-color:var(--fail);box-shadow:inset 4px 0 0 var(--fail)}
     .answer-head{display:flex;gap:6px;align-items:center;flex-wrap:wrap;font-size:13px;font-weight:600;padding:6px 12px;border-bottom:1px solid var(--line)}
     .is-flagged .answer-head{background:var(--fail-bg)}
-    .answer-text{padding:8px 12px 10px;white-space:pre-wrap;overflow-wrap:anywhere}
-    mark{background:var(--mark);color:inherit;border-bottom:2px solid #bc4c00;border-radius:2px;padding:0 1px}
+    .answer-text{padding:8px 12px 10px;white-space:pre-wrap;overflow-wrap:anywhere;max-height:28em;overflow:auto}
+    mark{background:var(--mark);color:inherit;border-bottom:2px solid #bc4c00;border-radius:2px;padding:0 1px;-webkit-box-decoration-break:clone;box-decoration-break:clone}
     .flag-inline{color:var(--fail);font-weight:600}
     article.golden{border:1px solid var(--line);border-radius:10px;padding:12px 16px;margin:0 0 12px}
     article.golden.is-mismatch{border-left:4px solid var(--fail)}
