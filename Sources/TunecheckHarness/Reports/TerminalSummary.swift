@@ -1,0 +1,135 @@
+import Foundation
+
+/// The end-of-run summary for a terminal or CI log: a checkpoints × suites table (✔ passed, ✘ failed or errored,
+/// – not run or skipped), then each failing check with its one-line message. Every line fits `width` columns
+/// (names and messages are cut with `…`; wide East Asian characters count as one column). ANSI colour only with
+/// `colored: true`.
+public enum TerminalSummary {
+    public static func render(_ report: EvaluationReport, width: Int = 100, colored: Bool = false) -> String {
+        let width = max(width, 24)
+        let style = Style(enabled: colored)
+        let grid = SuiteGrid(report)
+        let failing = FailingCheck.all(in: report)
+        var lines: [String] = []
+
+        let checks = report.suites.flatMap(\.checks)
+        let failures = failing.filter { !$0.isError }.count, errors = failing.filter(\.isError).count
+        let skipped = report.suites.map(\.skippedCount).reduce(0, +)
+        var counts = "\(checks.count - failures - errors - skipped)/\(checks.count) checks passed"
+        if failures > 0 { counts += ", \(failures) failed" }
+        if errors > 0 { counts += ", \(errors) error\(errors == 1 ? "" : "s")" }
+        if skipped > 0 { counts += ", \(skipped) skipped" }
+        let verdict = report.passed ? "PASSED" : "FAILED"
+        var tail = " · " + counts
+        var titleRoom = width - 2 - verdict.count - tail.count
+        if titleRoom < 12 {
+            tail = ""
+            titleRoom = width - 2 - verdict.count
+        }
+        let title = ReportSupport.truncate(printable(ReportSupport.oneLine(report.title, limit: 1000)), to: max(titleRoom, 1))
+        lines.append(style.bold(title + ": ") + (report.passed ? style.green(verdict) : style.red(verdict)) + tail)
+
+        // Table: checkpoint column, then one column per suite kind.
+        if !grid.kinds.isEmpty {
+            lines.append("")
+            let names = grid.checkpoints.map(printable)
+            let nameWidth = min(max(names.map(\.count).max() ?? 10, "checkpoint".count), max(width / 3, 10))
+            let available = width - nameWidth
+            let headers = columnHeaders(grid.kinds, available: available)
+            var header = pad("checkpoint", nameWidth)
+            for title in headers { header += "  " + title }
+            lines.append(style.dim(header))
+            for (checkpoint, name) in zip(grid.checkpoints, names) {
+                var line = style.bold(pad(ReportSupport.truncate(name, to: nameWidth), nameWidth))
+                for (kind, title) in zip(grid.kinds, headers) {
+                    let symbol: String
+                    switch grid.cell(checkpoint: checkpoint, kind: kind) {
+                    case .notRun, .skipped: symbol = style.dim("–")
+                    case .passed: symbol = style.green("✔")
+                    case .failed: symbol = style.red("✘")
+                    }
+                    line += "  " + symbol + String(repeating: " ", count: max(title.count - 1, 0))
+                }
+                while line.hasSuffix(" ") { line.removeLast() }
+                lines.append(line)
+            }
+        }
+
+        if !failing.isEmpty {
+            lines.append("")
+            lines.append(style.bold("Failing checks (\(failing.count)):"))
+            for item in failing {
+                let mark = item.isError ? style.red("✘ error") : style.red("✘")
+                let markWidth = item.isError ? 7 : 1
+                let place = printable("\(item.suite.checkpoint) › \(item.suite.kind.rawValue) › \(item.check.name)")
+                let message = printable(ReportSupport.oneLine(item.message, limit: 1000))
+                let room = width - 2 - markWidth - 1
+                let placeShown = ReportSupport.truncate(place, to: max(min(place.count, room * 2 / 3), 8))
+                let messageRoom = room - placeShown.count - 2
+                var line = "  " + mark + " " + style.bold(placeShown)
+                if messageRoom >= 4 && !message.isEmpty { line += ": " + ReportSupport.truncate(message, to: messageRoom) }
+                lines.append(line)
+            }
+        } else if !checks.isEmpty {
+            lines.append("")
+            lines.append(style.green("All checks passed."))
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Suite column titles: full names if they fit, then short names, then cut to fit.
+    static func columnHeaders(_ kinds: [SuiteKind], available: Int) -> [String] {
+        let full = kinds.map(\.rawValue)
+        if full.map({ $0.count + 2 }).reduce(0, +) <= available { return full }
+        let short = kinds.map(shortName)
+        if short.map({ $0.count + 2 }).reduce(0, +) <= available { return short }
+        let each = max(available / max(kinds.count, 1) - 2, 1)
+        return short.map { String($0.prefix(each)) }
+    }
+
+    static func shortName(_ kind: SuiteKind) -> String {
+        switch kind {
+        case .preflight: return "pre"
+        case .repetition: return "rep"
+        case .preference: return "pref"
+        case .drift: return "drift"
+        case .weightDelta: return "Δw"
+        case .golden: return "gold"
+        case .fusedConsistency: return "fused"
+        }
+    }
+
+    /// Control characters (escape sequences in model output, tabs) shown as `\u{1B}` so they cannot move the cursor
+    /// or recolour the terminal.
+    static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: isControl) else { return text }
+        var result = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            if scalar == "\t" || scalar == "\n" || scalar == "\r" {
+                result.append(" ")
+            } else if isControl(scalar) {
+                result.append(contentsOf: "\\u{\(String(scalar.value, radix: 16, uppercase: true))}".unicodeScalars)
+            } else {
+                result.append(scalar)
+            }
+        }
+        return String(result)
+    }
+
+    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
+        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
+    }
+
+    private static func pad(_ text: String, _ width: Int) -> String {
+        text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
+    }
+
+    private struct Style {
+        var enabled: Bool
+        func wrap(_ code: String, _ text: String) -> String { enabled ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
+        func bold(_ text: String) -> String { wrap("1", text) }
+        func dim(_ text: String) -> String { wrap("2", text) }
+        func green(_ text: String) -> String { wrap("32", text) }
+        func red(_ text: String) -> String { wrap("31", text) }
+    }
+}
