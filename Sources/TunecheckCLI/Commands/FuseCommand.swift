@@ -51,18 +51,6 @@ struct FuseCommand: ParsableCommand {
     @Flag(name: .long, help: "Replace an existing output folder (only once the new one is complete).")
     var force = false
 
-    func validate() throws {
-        let url = URL(fileURLWithPath: output)
-        if FileManager.default.fileExists(atPath: url.path), !force {
-            throw ValidationError("\(output) already exists (use --force to replace it)")
-        }
-        var isDirectory: ObjCBool = false
-        let parent = url.deletingLastPathComponent()
-        if !FileManager.default.fileExists(atPath: parent.path, isDirectory: &isDirectory) || !isDirectory.boolValue {
-            throw ValidationError("the folder of \(output) does not exist")
-        }
-    }
-
     func run() throws {
         let loaded = try Adapter.load(path: URL(fileURLWithPath: adapter))
         let report = try AdapterFuser.fuse(baseFolder: URL(fileURLWithPath: model), adapter: loaded, output: URL(fileURLWithPath: output),
