@@ -151,17 +151,19 @@ struct FuseTests {
             try AdapterFuser.fuse(baseFolder: FixturePaths.ownModel("qwen3"), adapter: adapter, output: output)
         }
         #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path).isEmpty)
-        // Fails while writing: a base whose second shard is truncated after the header check passes is caught at
-        // load; here the output's parent is made read-only, so the staging folder itself cannot be created.
-        let locked = parent.appendingPathComponent("locked")
-        try FileManager.default.createDirectory(at: locked, withIntermediateDirectories: true)
-        try FileManager.default.setAttributes([.posixPermissions: 0o555], ofItemAtPath: locked.path)
-        defer { try? FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: locked.path) }
-        if access(locked.path, W_OK) != 0 {  // root ignores permissions; the check is meaningful only otherwise
-            #expect(throws: EngineError.self) {
-                try AdapterFuser.fuse(baseFolder: AdapterFixtures.basePath("peft-llama"), adapter: adapter, output: locked.appendingPathComponent("fused"))
+        // Fails after the staging folder exists: finite factors whose product overflows give an infinite merged
+        // weight, detected while the folder is being built; the staging folder is removed.
+        let huge = try AdapterFixtures.editableCopy("peft-llama")
+        defer { try? FileManager.default.removeItem(at: huge.deletingLastPathComponent()) }
+        try AdapterTests.editTensors(huge, file: "adapter_model.safetensors") { tensors in
+            for key in tensors.keys where key.contains("layers.1.mlp.down_proj") {
+                tensors[key] = (tensors[key]!.shape, [Float](repeating: 1e30, count: tensors[key]!.values.count))
             }
-            #expect(try FileManager.default.contentsOfDirectory(atPath: locked.path).isEmpty)
         }
+        #expect(throws: EngineError.nonFiniteWeights(path: huge.appendingPathComponent("adapter_model.safetensors").path,
+                                                      name: "model.layers.1.mlp.down_proj.weight")) {
+            try AdapterFuser.fuse(baseFolder: AdapterFixtures.basePath("peft-llama"), adapter: Adapter.load(path: huge), output: output)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent.path).isEmpty)
     }
 }
