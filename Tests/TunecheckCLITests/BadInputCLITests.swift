@@ -124,7 +124,7 @@ struct BadInputCLITests {
         #expect(unknown.status == 2)
     }
 
-    @Test(arguments: [[], ["tokenize"], ["score"], ["generate"]])
+    @Test(arguments: [[], ["tokenize"], ["score"], ["generate"], ["fuse"], ["delta"]])
     func helpExplainsWithAnExample(command: [String]) throws {
         let result = try CLIRunner.run(command + ["--help"])
         #expect(result.status == 0)

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// The on-disk kinds of LoRA adapter tunecheck reads. The kind is detected from the files, not declared.
 public enum AdapterFormat: String, Sendable {
@@ -70,7 +71,12 @@ public final class Adapter: @unchecked Sendable {
         let directory = isDirectory.boolValue ? path : path.deletingLastPathComponent()
         let configURL = directory.appendingPathComponent("adapter_config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else {
-            throw AdapterError.notAnAdapter(path: path.path, reason: "no adapter_config.json in \(directory.path)")
+            // A Trainer output folder holds the adapter in checkpoint-N/ sub-folders: say which to pass.
+            let checkpoints = ((try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? [])
+                .filter { $0.hasPrefix("checkpoint-") && FileManager.default.fileExists(atPath: directory.appendingPathComponent($0).appendingPathComponent("adapter_config.json").path) }
+                .sorted { (Int($0.dropFirst("checkpoint-".count)) ?? -1) < (Int($1.dropFirst("checkpoint-".count)) ?? -1) }
+            let hint = checkpoints.isEmpty ? "" : "; pass one of its checkpoint folders (\(checkpoints.joined(separator: ", ")))"
+            throw AdapterError.notAnAdapter(path: path.path, reason: "no adapter_config.json in \(directory.path)\(hint)")
         }
         let config = try readJSONObject(configURL)
         let weightsURL: URL
@@ -94,7 +100,8 @@ public final class Adapter: @unchecked Sendable {
         }
         let store = try WeightStore(files: [weightsURL])
         if config["peft_type"] != nil || weightsURL.lastPathComponent == "adapter_model.safetensors" {
-            let parsed = try PEFTAdapterConfig(json: config, path: configURL.path)
+            let parsed = try PEFTAdapterConfig(json: config, keyOrder: orderedKeys(of: ["rank_pattern", "alpha_pattern"], in: configURL),
+                                               path: configURL.path)
             let modules = try parsed.modules(in: store, weightsPath: weightsURL.path)
             let layersToTransform = (config["layers_to_transform"] as? [Any])?.compactMap { SafeTensorsFile.exactInteger($0) }
                 ?? SafeTensorsFile.exactInteger(config["layers_to_transform"] ?? NSNull()).map { [$0] }
@@ -105,11 +112,11 @@ public final class Adapter: @unchecked Sendable {
         }
         let parsed = try MLXAdapterConfig(json: config, path: configURL.path)
         let modules = try parsed.modules(in: store, weightsPath: weightsURL.path)
-        let expects: ((Int, Int, String) -> Bool)? = parsed.keys.map { keys in
-            { layer, layerCount, name in
-                let firstAdapted = parsed.numLayers.map { $0 < 0 ? 0 : max(layerCount - $0, 0) } ?? 0
-                return layer >= firstAdapted && keys.contains(Adapter.modulePath(ofLinearNamed: name))
-            }
+        // mlx_lm adapts the last `num_layers` blocks (-1 or absent: all), and in each the `keys` modules
+        // (absent: every linear layer of the block).
+        let expects: (Int, Int, String) -> Bool = { layer, layerCount, name in
+            let firstAdapted = parsed.numLayers.map { $0 < 0 ? 0 : max(layerCount - $0, 0) } ?? 0
+            return layer >= firstAdapted && (parsed.keys.map { $0.contains(Adapter.modulePath(ofLinearNamed: name)) } ?? true)
         }
         return Adapter(format: .mlx, weightsURL: weightsURL, configURL: configURL, modules: modules, configSummary: parsed.summary, store: store,
                        expectsModule: expects)
@@ -120,10 +127,14 @@ public final class Adapter: @unchecked Sendable {
     public func attach(to model: DecoderModel) throws -> DecoderModel {
         var byLayer: [Int: [String: AdapterModule]] = [:]
         for module in modules { byLayer[module.layer, default: [:]][module.modulePath] = module }
-        for layer in byLayer.keys where layer >= model.spec.layerCount {
-            let module = byLayer[layer]!.values.first!
+        if let module = modules.first(where: { $0.layer >= model.spec.layerCount }) {
             throw AdapterError.doesNotFitBase(path: weightsURL.path, tensor: module.downName,
-                                              reason: "layer \(layer) does not exist (the base has \(model.spec.layerCount) layers)")
+                                              reason: "layer \(module.layer) does not exist (the base has \(model.spec.layerCount) layers)")
+        }
+        let known = Set(model.weights.layers.first?.linears.map { Self.modulePath(ofLinearNamed: $0.name) } ?? [])
+        if let stray = modules.first(where: { !known.contains($0.modulePath) }) {
+            throw AdapterError.doesNotFitBase(path: weightsURL.path, tensor: stray.downName,
+                                              reason: "the base has no module '\(stray.modulePath)' (it has \(known.sorted().joined(separator: ", ")))")
         }
         var attached = 0
         let result = try model.withLayers(retaining: self) { layers in
@@ -142,18 +153,17 @@ public final class Adapter: @unchecked Sendable {
                 }
             }
         }
+        // Every module was checked against `known` above, so each one found its linear layer.
+        guard attached == modules.count else {
+            throw AdapterError.doesNotFitBase(path: weightsURL.path, tensor: modules.first?.downName ?? "?",
+                                              reason: "\(modules.count - attached) adapter modules found no linear layer")
+        }
         if let expectsModule {
             for (index, layer) in result.weights.layers.enumerated() {
                 for linear in layer.linears where linear.adapter == nil && expectsModule(index, model.spec.layerCount, linear.name) {
                     throw AdapterError.missingTensors(path: weightsURL.path, module: linear.name)
                 }
             }
-        }
-        if attached != modules.count {
-            let known = Set(model.weights.layers.first?.linears.map { Self.modulePath(ofLinearNamed: $0.name) } ?? [])
-            let stray = modules.first { !known.contains($0.modulePath) }
-            throw AdapterError.doesNotFitBase(path: weightsURL.path, tensor: stray?.downName ?? "?",
-                                              reason: "the base has no module '\(stray?.modulePath ?? "?")' (it has \(known.sorted().joined(separator: ", ")))")
         }
         return result
     }
@@ -173,6 +183,15 @@ public final class Adapter: @unchecked Sendable {
             }
         }
         return nil
+    }
+
+    /// The keys of the given top-level object fields in file order, read with the order-keeping parser
+    /// (empty when the file or field is not an object; `readJSONObject` reports real problems).
+    static func orderedKeys(of fields: [String], in url: URL) -> [String: [String]] {
+        guard let data = try? Data(contentsOf: url), let root = try? JSONParser.parse(Array(data)), let object = root.object else { return [:] }
+        var result: [String: [String]] = [:]
+        for field in fields { result[field] = object[field]?.object?.keys ?? [] }
+        return result
     }
 
     static func readJSONObject(_ url: URL) throws -> [String: Any] {

@@ -10,7 +10,13 @@ struct PEFTAdapterConfig {
     var useRSLoRA: Bool
     var rankPattern: [String: Int]
     var alphaPattern: [String: Double]
+    /// Pattern keys in file order: PEFT takes the first key that matches, so order matters when several do.
+    var rankPatternOrder: [String]
+    var alphaPatternOrder: [String]
     var targetModules: TargetModules
+    var excludeModules: TargetModules?
+    /// PEFT forces this to match the base layer (true for GPT-2 `Conv1D`, false for `nn.Linear`) whatever the file
+    /// says, so the layer's own layout decides how ΔW is added when fusing; the flag is only reported.
     var fanInFanOut: Bool
 
     enum TargetModules {
@@ -19,7 +25,8 @@ struct PEFTAdapterConfig {
         case allLinear
     }
 
-    init(json: [String: Any], path: String) throws {
+    /// `keyOrder` gives the keys of `rank_pattern` / `alpha_pattern` in file order (JSONSerialization loses it).
+    init(json: [String: Any], keyOrder: [String: [String]] = [:], path: String) throws {
         func fail(_ reason: String) -> AdapterError { .invalidConfig(path: path, reason: reason) }
         let peftType = json["peft_type"] as? String ?? "LORA"
         guard peftType == "LORA" else { throw AdapterError.unsupported(path: path, feature: "peft_type '\(peftType)' (only LORA)") }
@@ -44,8 +51,12 @@ struct PEFTAdapterConfig {
         if let replication = json["layer_replication"], !(replication is NSNull) {
             throw AdapterError.unsupported(path: path, feature: "layer_replication")
         }
-        if let target = json["target_parameters"], !(target is NSNull), !((target as? [Any])?.isEmpty ?? false) {
-            throw AdapterError.unsupported(path: path, feature: "target_parameters")
+        // Fields that change what the adapter computes, accepted only at their "off" values.
+        for field in ["target_parameters", "alora_invocation_tokens", "trainable_token_indices", "use_qalora", "use_bdlora",
+                      "arrow_config", "kasa_config", "velora_config", "monteclora_config"] {
+            if let value = json[field], Self.isSet(value) {
+                throw AdapterError.unsupported(path: path, feature: "\(field) (not a plain LoRA)")
+            }
         }
         var ranks: [String: Int] = [:]
         for (key, value) in json["rank_pattern"] as? [String: Any] ?? [:] {
@@ -53,17 +64,38 @@ struct PEFTAdapterConfig {
             ranks[key] = rank
         }
         rankPattern = ranks
+        rankPatternOrder = (keyOrder["rank_pattern"] ?? []).filter { ranks[$0] != nil } + ranks.keys.sorted().filter { !(keyOrder["rank_pattern"] ?? []).contains($0) }
         var alphas: [String: Double] = [:]
         for (key, value) in json["alpha_pattern"] as? [String: Any] ?? [:] {
             guard let alpha = (value as? NSNumber)?.doubleValue else { throw fail("alpha_pattern['\(key)'] must be a number") }
             alphas[key] = alpha
         }
         alphaPattern = alphas
+        alphaPatternOrder = (keyOrder["alpha_pattern"] ?? []).filter { alphas[$0] != nil } + alphas.keys.sorted().filter { !(keyOrder["alpha_pattern"] ?? []).contains($0) }
         switch json["target_modules"] {
         case let list as [String]: targetModules = .names(list)
         case let text as String: targetModules = text == "all-linear" ? .allLinear : .regex(text)
         default: targetModules = .allLinear
         }
+        switch json["exclude_modules"] {
+        case let list as [String]: excludeModules = list.isEmpty ? nil : .names(list)
+        case let text as String: excludeModules = text.isEmpty ? nil : .regex(text)
+        default: excludeModules = nil
+        }
+        for case .regex(let pattern) in [targetModules, excludeModules].compactMap({ $0 }) {
+            guard (try? NSRegularExpression(pattern: "^(?:\(pattern))$")) != nil else {
+                throw fail("target_modules / exclude_modules regex '\(pattern)' does not compile")
+            }
+        }
+    }
+
+    /// Whether a config value is something other than null, false, an empty list or an empty object.
+    static func isSet(_ value: Any) -> Bool {
+        if value is NSNull { return false }
+        if let list = value as? [Any] { return !list.isEmpty }
+        if let object = value as? [String: Any] { return !object.isEmpty }
+        if let flag = value as? Bool { return flag }
+        return true
     }
 
     var summary: [String: String] {
@@ -72,7 +104,7 @@ struct PEFTAdapterConfig {
 
     /// The pattern key PEFT would pick for `moduleName`: the first key that matches as a dotted suffix or regex.
     static func patternKey(_ keys: [String], for moduleName: String) -> String? {
-        for key in keys.sorted() {
+        for key in keys {
             if moduleName == key || moduleName.hasSuffix("." + key) { return key }
             if let regex = try? NSRegularExpression(pattern: "^(.*\\.)?(\(key))$"),
                regex.firstMatch(in: moduleName, range: NSRange(moduleName.startIndex..., in: moduleName)) != nil {
@@ -83,14 +115,20 @@ struct PEFTAdapterConfig {
     }
 
     func scale(for moduleName: String) -> (rank: Int, scale: Double) {
-        let moduleRank = Self.patternKey(Array(rankPattern.keys), for: moduleName).flatMap { rankPattern[$0] } ?? rank
-        let moduleAlpha = Self.patternKey(Array(alphaPattern.keys), for: moduleName).flatMap { alphaPattern[$0] } ?? alpha
+        let moduleRank = Self.patternKey(rankPatternOrder, for: moduleName).flatMap { rankPattern[$0] } ?? rank
+        let moduleAlpha = Self.patternKey(alphaPatternOrder, for: moduleName).flatMap { alphaPattern[$0] } ?? alpha
         let denominator = useRSLoRA ? Double(moduleRank).squareRoot() : Double(moduleRank)
         return (moduleRank, moduleAlpha / denominator)
     }
 
-    /// Whether PEFT would have adapted `moduleName` (used to find targeted modules with no tensors).
+    /// Whether PEFT would have adapted `moduleName` (used to find targeted modules with no tensors):
+    /// `exclude_modules` first, then `target_modules` (a list: exact name or dotted suffix; a string: full regex match).
     func targets(_ moduleName: String) -> Bool {
+        if let excludeModules, Self.matches(excludeModules, moduleName) { return false }
+        return Self.matches(targetModules, moduleName)
+    }
+
+    static func matches(_ targetModules: TargetModules, _ moduleName: String) -> Bool {
         switch targetModules {
         case .allLinear: return true
         case .names(let names): return names.contains { moduleName == $0 || moduleName.hasSuffix("." + $0) }

@@ -1,0 +1,191 @@
+import CBLAS
+import Foundation
+import TunecheckJSON
+
+/// What `AdapterFuser.fuse` wrote.
+public struct FuseReport: Sendable {
+    /// Weight tensors that received `ΔW`, in file order.
+    public var fusedTensors: [String]
+    /// Every tensor written (fused ones included).
+    public var tensorCount: Int
+    /// The safetensors files of the output folder.
+    public var weightFiles: [String]
+    /// Other files copied from the base folder (config, tokenizer, generation config, templates, ...).
+    public var copiedFiles: [String]
+    /// The dtype written, or nil when every tensor kept its stored dtype.
+    public var dtype: DType?
+}
+
+/// Merges a LoRA adapter into its base model and writes a complete model folder that transformers, mlx_lm and
+/// tunecheck load: `W' = W + scale·(lora_a·lora_b)ᵀ` (mlx_lm) = `W + scale·B·A` (PEFT) for `(out, in)` weights, and
+/// the transpose for GPT-2's `Conv1D` weights stored `(in, out)`.
+///
+/// The merge happens in float32 on a copy of each adapted weight (one GEMM each, never a per-element loop over
+/// `ΔW`), then every tensor of the base is written, unchanged ones copied through: in its stored dtype by default
+/// (bf16/f16 bases get bf16/f16 fused weights, as PEFT's `merge_and_unload` and `mlx_lm.fuse` do), or all in
+/// `dtype`. The folder is built beside `output` and renamed into place, so a failure leaves nothing behind.
+public enum AdapterFuser {
+    /// Files in a model folder that hold weights in some other form; never copied (the fused safetensors replace them).
+    static let weightFileSuffixes = [".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pt", ".pth", ".ckpt",
+                                     ".gguf", ".h5", ".msgpack", ".npz", ".onnx"]
+
+    @discardableResult
+    public static func fuse(baseFolder: URL, adapter: Adapter, output: URL, dtype: DType? = nil, replacing: Bool = false) throws -> FuseReport {
+        let base = baseFolder.standardizedFileURL
+        let target = output.standardizedFileURL
+        try checkOutput(target, base: base, adapter: adapter, replacing: replacing)
+
+        // Attaching validates that every adapter module fits the base (names, layers, shapes) before anything is
+        // written, and gives, per linear layer, the factors in a layout-aware form.
+        let model = try adapter.attach(to: ModelLoader.loadDecoder(folder: base))
+        var adapted: [String: (linear: Linear, adapter: LowRankAdapter)] = [:]
+        for layer in model.weights.layers {
+            for linear in layer.linears {
+                if let lowRank = linear.adapter { adapted[linear.name + ".weight"] = (linear, lowRank) }
+            }
+        }
+        let store = model.store
+        for name in adapted.keys where !store.contains(name) {
+            throw EngineError.missingTensor(path: base.path, name: name)
+        }
+
+        // Tensors grouped by the base file they come from; the output keeps the base's file names and sharding.
+        var byFile: [String: [String]] = [:]
+        for name in store.tensorNames {
+            guard let info = store.info(name) else { continue }
+            guard info.dtype.isFloatWeight else {
+                throw EngineError.unsupportedDType(path: store.path(of: name), name: name, dtype: info.dtype.rawValue)
+            }
+            byFile[URL(fileURLWithPath: store.path(of: name)).lastPathComponent, default: []].append(name)
+        }
+        let fileNames = byFile.keys.sorted()
+        var report = FuseReport(fusedTensors: [], tensorCount: 0, weightFiles: fileNames, copiedFiles: [], dtype: dtype)
+
+        try AtomicWrite.writeDirectory(at: target, replacing: replacing) { staging in
+            var totalBytes = 0
+            for fileName in fileNames {
+                let names = byFile[fileName]!.sorted {
+                    (store.info($0)!.dataRange.lowerBound, $0) < (store.info($1)!.dataRange.lowerBound, $1)
+                }
+                // Merged float32 copies of this file's adapted weights; freed when the file is written.
+                var owned: [UnsafeMutableBufferPointer<Float>] = []
+                defer { for buffer in owned { buffer.deallocate() } }
+                var tensors: [TensorToWrite] = []
+                for name in names {
+                    let info = store.info(name)!
+                    let tensor = try store.floatTensor(name)
+                    let outputDType = dtype ?? info.dtype
+                    var values = tensor.buffer
+                    if let (linear, lowRank) = adapted[name] {
+                        let merged = UnsafeMutableBufferPointer<Float>.allocate(capacity: tensor.count)
+                        owned.append(merged)
+                        _ = merged.initialize(from: tensor.buffer)
+                        addDelta(lowRank, to: merged.baseAddress!, layout: linear.layout, inFeatures: linear.inFeatures,
+                                 outFeatures: linear.outFeatures)
+                        guard WeightStore.allFinite(merged.baseAddress!, count: merged.count) else {
+                            throw EngineError.nonFiniteWeights(path: adapter.weightsURL.path, name: name)
+                        }
+                        values = UnsafeBufferPointer(merged)
+                        report.fusedTensors.append(name)
+                    }
+                    tensors.append(TensorToWrite(name: name, dtype: outputDType, shape: info.shape, values: values))
+                    totalBytes += tensor.count * outputDType.byteSize
+                }
+                try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: staging.appendingPathComponent(fileName))
+                report.tensorCount += tensors.count
+            }
+            if FileManager.default.fileExists(atPath: base.appendingPathComponent("model.safetensors.index.json").path) {
+                try writeIndex(byFile: byFile, totalBytes: totalBytes, to: staging.appendingPathComponent("model.safetensors.index.json"))
+            }
+            report.copiedFiles = try copyOtherFiles(from: base, to: staging, dtype: dtype)
+        }
+        return report
+    }
+
+    /// `W += scale · ΔW₀` in place, one GEMM: for `(out, in)` storage `W += scale · Bᵀ·Aᵀ` in mlx_lm's terms
+    /// (`A` (in, r), `B` (r, out)), i.e. PEFT's `scale · lora_B · lora_A`; for `(in, out)` storage `W += scale · A·B`.
+    /// Each factor's own layout picks its transpose flag.
+    static func addDelta(_ adapter: LowRankAdapter, to weight: UnsafeMutablePointer<Float>, layout: WeightLayout, inFeatures: Int, outFeatures: Int) {
+        let rank = adapter.rank
+        // Leading dimensions of the stored factors: down is (in, r) [.inOut] or (r, in) [.outIn]; up is (r, out) or (out, r).
+        let lddown = Int32(adapter.downLayout == .inOut ? rank : inFeatures)
+        let ldup = Int32(adapter.upLayout == .inOut ? outFeatures : rank)
+        switch layout {
+        case .outIn:
+            // W (out, in) += scale · U (out, r) · D (r, in)
+            cblas_sgemm(CblasRowMajor, adapter.upLayout == .outIn ? CblasNoTrans : CblasTrans,
+                        adapter.downLayout == .outIn ? CblasNoTrans : CblasTrans,
+                        Int32(outFeatures), Int32(inFeatures), Int32(rank), adapter.scale,
+                        adapter.up, ldup, adapter.down, lddown, 1, weight, Int32(inFeatures))
+        case .inOut:
+            // W (in, out) += scale · D (in, r) · U (r, out)
+            cblas_sgemm(CblasRowMajor, adapter.downLayout == .inOut ? CblasNoTrans : CblasTrans,
+                        adapter.upLayout == .inOut ? CblasNoTrans : CblasTrans,
+                        Int32(inFeatures), Int32(outFeatures), Int32(rank), adapter.scale,
+                        adapter.down, lddown, adapter.up, ldup, 1, weight, Int32(outFeatures))
+        }
+    }
+
+    static func checkOutput(_ target: URL, base: URL, adapter: Adapter, replacing: Bool) throws {
+        let fileManager = FileManager.default
+        let sources = [base, adapter.weightsURL.deletingLastPathComponent().standardizedFileURL]
+        for source in sources where target.path == source.path || source.path.hasPrefix(target.path + "/") || target.path.hasPrefix(source.path + "/") {
+            throw EngineError.writeFailed(path: target.path, reason: "the output folder must not be, contain or sit inside the model or adapter folder (\(source.path))")
+        }
+        var isDirectory: ObjCBool = false
+        if fileManager.fileExists(atPath: target.path, isDirectory: &isDirectory) {
+            guard replacing else { throw EngineError.writeFailed(path: target.path, reason: "already exists (use --force to replace it)") }
+            guard isDirectory.boolValue else { throw EngineError.writeFailed(path: target.path, reason: "exists and is not a folder") }
+        }
+        let parent = target.deletingLastPathComponent()
+        guard fileManager.fileExists(atPath: parent.path, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw EngineError.writeFailed(path: target.path, reason: "its parent folder \(parent.path) does not exist")
+        }
+    }
+
+    static func writeIndex(byFile: [String: [String]], totalBytes: Int, to url: URL) throws {
+        var weightMap: [String: String] = [:]
+        for (file, names) in byFile { for name in names { weightMap[name] = file } }
+        let index: [String: Any] = ["metadata": ["total_size": totalBytes], "weight_map": weightMap]
+        try AtomicWrite.write(try JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys]), to: url)
+    }
+
+    /// Copies the base folder's other top-level files (config, tokenizer, generation config, chat template, README,
+    /// ...) and, when the dtype changes, rewrites `dtype` / `torch_dtype` in config.json (keeping everything else).
+    static func copyOtherFiles(from base: URL, to staging: URL, dtype: DType?) throws -> [String] {
+        let fileManager = FileManager.default
+        var copied: [String] = []
+        for name in try fileManager.contentsOfDirectory(atPath: base.path).sorted() where !name.hasPrefix(".") {
+            guard !weightFileSuffixes.contains(where: { name.hasSuffix($0) }) else { continue }
+            let source = base.appendingPathComponent(name)
+            var isDirectory: ObjCBool = false
+            guard fileManager.fileExists(atPath: source.path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+            let destination = staging.appendingPathComponent(name)
+            if name == "config.json", let dtype {
+                try AtomicWrite.write(try configWithDType(source, dtype: dtype), to: destination)
+            } else {
+                try fileManager.copyItem(at: source, to: destination)
+            }
+            copied.append(name)
+        }
+        return copied
+    }
+
+    /// config.json with `dtype` and `torch_dtype` (whichever are present; `dtype` when neither is) set to `dtype`.
+    static func configWithDType(_ url: URL, dtype: DType) throws -> Data {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw EngineError.unreadable(path: url.path, reason: AtomicWrite.describe(error))
+        }
+        guard let root = try? JSONParser.parse(Array(data)), var config = root.object else {
+            throw EngineError.invalidConfig(path: url.path, reason: "not a JSON object")
+        }
+        var updated = false
+        for key in ["dtype", "torch_dtype"] where config[key] != nil {
+            config.set(key, .string(dtype.configName))
+            updated = true
+        }
+        if !updated { config.set("dtype", .string(dtype.configName)) }
+        return JSONWriter.data(.object(config)) + Data("\n".utf8)
+    }
+}
