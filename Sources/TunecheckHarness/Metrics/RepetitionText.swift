@@ -1,0 +1,251 @@
+import CZlib
+import Foundation
+
+// The low-level passes of the repetition analysis: character classification, word tokens, run scanning,
+// n-gram statistics and zlib. Everything here is linear in the answer's length times a small constant
+// (unit length caps `RepetitionScan.maxUnitTokens`, `.maxUnitCharacters`, `.maxUnitSentences`).
+
+/// One word token (see `RepetitionThresholds` for the splitting rules); offsets are `Character` offsets.
+struct RepetitionToken {
+    var id: Int
+    var start: Int
+    var end: Int
+    /// Contains a letter (counts as a word of a unit).
+    var hasLetter: Bool
+    /// Contains a letter or digit (counts as a word of a sentence key).
+    var isWordLike: Bool
+    /// Sentence-final punctuation: `. ! ? … 。 ！ ？`.
+    var isTerminal: Bool
+    /// A newline lies between this token and the previous one.
+    var newlineBefore: Bool
+}
+
+/// Per-character classes for the character-level loop detector.
+enum RepetitionCharClass: UInt8 {
+    case whitespace, letter, digit, layout, other
+}
+
+struct RepetitionScan {
+    static let maxUnitTokens = 32       // word-level units: up to 32 tokens (in practice ≤ 12–16 words)
+    static let maxUnitCharacters = 16   // character-level units: up to 16 characters
+    static let maxUnitSentences = 4     // sentence-level units: up to 4 sentences
+    static let keepRunsPerKind = 8
+
+    let bytes: [UInt8]
+    /// UTF-8 offset of each character, plus the end.
+    var utf8Offsets: [Int] = []
+    var charIds: [Int] = []
+    var charClass: [RepetitionCharClass] = []
+    var isNewline: [Bool] = []
+    /// Prefix counts of whitespace characters (`wsPrefix[i]` = whitespace among the first i characters).
+    var wsPrefix: [Int] = [0]
+    var tokens: [RepetitionToken] = []
+    var tokenTexts: [String] = []   // lowercased text per token id
+
+    var characterCount: Int { charIds.count }
+
+    init(_ text: String) {
+        bytes = Array(text.utf8)
+        var offset = 0
+        var multiScalarIds: [String: Int] = [:]
+        utf8Offsets.reserveCapacity(bytes.count + 1)
+        charIds.reserveCapacity(bytes.count)
+        charClass.reserveCapacity(bytes.count)
+        isNewline.reserveCapacity(bytes.count)
+        var cjk: [Bool] = []
+        var wordChar: [Bool] = []
+        cjk.reserveCapacity(bytes.count)
+        wordChar.reserveCapacity(bytes.count)
+        for ch in text {
+            utf8Offsets.append(offset)
+            offset += ch.utf8.count
+            var it = ch.unicodeScalars.makeIterator()
+            let first = it.next()!
+            if it.next() == nil {
+                charIds.append(Int(first.value))
+            } else {
+                let key = String(ch)
+                if let id = multiScalarIds[key] { charIds.append(id) } else {
+                    let id = 0x110000 + multiScalarIds.count
+                    multiScalarIds[key] = id
+                    charIds.append(id)
+                }
+            }
+            let props = first.properties
+            let v = first.value
+            let cls: RepetitionCharClass
+            var isCJK = false
+            if props.isWhitespace {
+                cls = .whitespace
+            } else if props.isIdeographic || (0x3040...0x30FF).contains(v) || (0x31F0...0x31FF).contains(v) || (0xFF66...0xFF9F).contains(v) {
+                cls = .letter
+                isCJK = true
+            } else if props.isAlphabetic {
+                cls = .letter
+            } else if props.numericType != nil {
+                cls = .digit
+            } else if Self.isLayout(v) {
+                cls = .layout
+            } else {
+                cls = .other
+            }
+            charClass.append(cls)
+            cjk.append(isCJK)
+            wordChar.append(!isCJK && (cls == .letter || cls == .digit || v == 0x5F))
+            isNewline.append(cls == .whitespace && (v == 0x0A || v == 0x0D || v == 0x0B || v == 0x0C || v == 0x85 || v == 0x2028 || v == 0x2029))
+            wsPrefix.append(wsPrefix[wsPrefix.count - 1] + (cls == .whitespace ? 1 : 0))
+        }
+        utf8Offsets.append(offset)
+        tokenize(cjk: cjk, wordChar: wordChar)
+    }
+
+    /// Characters used for layout and data rather than speech: rules, tables, leaders, brackets.
+    static func isLayout(_ v: UInt32) -> Bool {
+        switch v {
+        case 0x2D, 0x3D, 0x5F, 0x2A, 0x7E, 0x23, 0x2B, 0x2E, 0xB7, 0x7C, 0x3A, 0x2F, 0x5C, 0x3C, 0x3E, 0x5E,
+             0x27, 0x22, 0x60, 0x28, 0x29, 0x5B, 0x5D, 0x7B, 0x7D, 0x2026, 0x2013, 0x2014, 0x2015, 0x2022, 0x30FB:
+            return true
+        case 0x2500...0x259F: return true   // box drawing, block elements
+        default: return false
+        }
+    }
+
+    func text(_ chars: Range<Int>) -> String {
+        let lo = utf8Offsets[chars.lowerBound], hi = utf8Offsets[chars.upperBound]
+        return String(decoding: bytes[lo..<hi], as: UTF8.self)
+    }
+
+    private mutating func tokenize(cjk: [Bool], wordChar: [Bool]) {
+        var ids: [String: Int] = [:]
+        let n = charIds.count
+        var i = 0
+        var sawNewline = false
+        func intern(_ s: String) -> Int {
+            if let id = ids[s] { return id }
+            let id = ids.count
+            ids[s] = id
+            tokenTexts.append(s)
+            return id
+        }
+        while i < n {
+            let cls = charClass[i]
+            if cls == .whitespace {
+                if isNewline[i] { sawNewline = true }
+                i += 1
+                continue
+            }
+            let start = i
+            var hasLetter = false
+            var wordLike = false
+            if wordChar[i] {
+                var j = i
+                while j < n {
+                    if wordChar[j] {
+                        if charClass[j] == .letter { hasLetter = true }
+                        if charClass[j] != .layout { wordLike = true }
+                        j += 1
+                        continue
+                    }
+                    // Inner apostrophe between letters (don't, l'homme); '.' or ',' between digits (3.14, 10,000).
+                    if j + 1 < n, wordChar[j + 1], j > start {
+                        let c = charIds[j]
+                        if (c == 0x27 || c == 0x2019) && charClass[j - 1] == .letter && charClass[j + 1] == .letter { j += 1; continue }
+                        if (c == 0x2E || c == 0x2C) && charClass[j - 1] == .digit && charClass[j + 1] == .digit { j += 1; continue }
+                    }
+                    break
+                }
+                i = j
+            } else {
+                hasLetter = cjk[i]
+                wordLike = cjk[i]
+                i += 1
+            }
+            let s = text(start..<i).lowercased()
+            let c0 = charIds[start]
+            let terminal = i - start == 1 && [0x2E, 0x21, 0x3F, 0x2026, 0x3002, 0xFF01, 0xFF1F].contains(c0)
+            tokens.append(RepetitionToken(id: intern(s), start: start, end: i, hasLetter: hasLetter, isWordLike: wordLike,
+                                          isTerminal: terminal, newlineBefore: sawNewline))
+            sawNewline = false
+        }
+    }
+
+    // MARK: n-gram statistics
+
+    struct NGram: Hashable { var a, b, c, d: Int }
+
+    /// seq-rep-n and distinct-n for n = 1...4 over `ids`, and the most repeated n-gram (n = 2...4, occurring at
+    /// least twice, covering the most positions `count × n`, larger n on ties). With no n-grams of some length:
+    /// seq-rep 0, distinct 1 (nothing repeated).
+    static func ngramStats(_ ids: [Int]) -> (seqRep: [Double], distinct: [Double], top: (start: Int, n: Int, count: Int)?) {
+        var seqRep: [Double] = []
+        var distinct: [Double] = []
+        var top: (start: Int, n: Int, count: Int)?
+        for n in 1...4 {
+            let total = ids.count - n + 1
+            guard total > 0 else { seqRep.append(0); distinct.append(1); continue }
+            var counts: [NGram: (first: Int, count: Int)] = [:]
+            counts.reserveCapacity(total)
+            for i in 0..<total {
+                let key = NGram(a: ids[i], b: n > 1 ? ids[i + 1] : -1, c: n > 2 ? ids[i + 2] : -1, d: n > 3 ? ids[i + 3] : -1)
+                if let e = counts[key] { counts[key] = (e.first, e.count + 1) } else { counts[key] = (i, 1) }
+            }
+            let unique = Double(counts.count)
+            distinct.append(unique / Double(total))
+            seqRep.append(1 - unique / Double(total))
+            guard n >= 2 else { continue }
+            for (_, v) in counts where v.count > 1 {
+                let cover = v.count * n
+                if let t = top {
+                    let tCover = t.count * t.n
+                    guard cover > tCover || (cover == tCover && (n > t.n || (n == t.n && v.first < t.start))) else { continue }
+                }
+                top = (v.first, n, v.count)
+            }
+        }
+        return (seqRep, distinct, top)
+    }
+
+    /// zlib (level 9) ratio of uncompressed to compressed bytes; 0 for empty input.
+    static func compressionRatio(_ bytes: [UInt8]) -> Double {
+        guard !bytes.isEmpty else { return 0 }
+        var destLen = compressBound(uLong(bytes.count))
+        var dest = [UInt8](repeating: 0, count: Int(destLen))
+        let status = bytes.withUnsafeBufferPointer { src in
+            dest.withUnsafeMutableBufferPointer { dst in
+                compress2(dst.baseAddress, &destLen, src.baseAddress, uLong(src.count), 9)
+            }
+        }
+        guard status == Z_OK, destLen > 0 else { return 1 }
+        return Double(bytes.count) / Double(destLen)
+    }
+
+    // MARK: runs
+
+    /// Maximal runs of `seq[i] == seq[i - p]` for p in 1...maxPeriod: calls `found(p, start, length)` once per
+    /// maximal run, for primitive units only (a unit that is itself periodic is reported at its own period).
+    static func periodicRuns(_ seq: [Int], maxPeriod: Int, _ found: (_ period: Int, _ start: Int, _ length: Int) -> Void) {
+        let n = seq.count
+        guard n >= 2 else { return }
+        for p in 1...min(maxPeriod, n / 2) {
+            var i = p
+            while i < n {
+                guard seq[i] == seq[i - p] else { i += 1; continue }
+                var j = i + 1
+                while j < n && seq[j] == seq[j - p] { j += 1 }
+                let start = i - p
+                if isPrimitive(seq, start, p) { found(p, start, j - start) }
+                i = j
+            }
+        }
+    }
+
+    static func isPrimitive(_ seq: [Int], _ start: Int, _ p: Int) -> Bool {
+        guard p > 1 else { return true }
+        for q in 1..<p where p % q == 0 {
+            var periodic = true
+            for k in start..<(start + p - q) where seq[k] != seq[k + q] { periodic = false; break }
+            if periodic { return false }
+        }
+        return true
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+
+/// When an answer counts as degenerate (looping / mode-collapsed). Every field has a default chosen so that
+/// degenerate loops fail while ordinary prose, lists, tables, poetry and code pass; the corpora under
+/// `Tests/Fixtures/texts/repetition/` are the calibration set (see `RepetitionCorpusTests`).
+///
+/// Codable (JSON / YAML suite files) with snake_case keys, e.g. `max_seq_rep_4_words`; a missing key keeps
+/// its default, an unknown key is a decoding error (a typo must not silently disable a check), and
+/// `min_distinct_2: null` disables that check.
+///
+/// Vocabulary used below. *Word tokens*: the answer split on Unicode whitespace, with runs of letters, digits,
+/// `_` and inner apostrophes forming one word (`don't`, `snake_case`, `3.14`, `10,000`), every other
+/// punctuation mark / symbol / emoji a token of its own, and every CJK ideograph or kana a word of its own
+/// (those scripts use no spaces); lowercased for matching. A *unit* is a sequence of word tokens; its word
+/// count counts only tokens containing a letter (`step 1,` is a one-word unit). A *run* is a unit repeated
+/// immediately, several times in a row.
+public struct RepetitionThresholds: Sendable, Equatable, Codable {
+    /// Fail when seq-rep-4 over the answer's words (letter/digit tokens; punctuation left out) exceeds this, for
+    /// answers of at least `minTokensForRatios` words.
+    /// 0.5: half of all 4-grams are repeats. Human text sits near 0–0.1 (Welleck et al. report ≈0.01 on
+    /// Wikitext; our lists, code and boilerplate stay below 0.3), a loop of r copies scores 1 − 1/r, and
+    /// near-loops (`step 1, step 1, step 2, step 2, ...`) that dodge the exact run detector score 0.6–0.9.
+    public var maxSeqRep4Words: Double
+    /// Same on model token ids, when the caller passes them. 0.5 for the same reasons: BPE tokens of ordinary
+    /// text repeat 4-grams about as rarely as words do.
+    public var maxSeqRep4Tokens: Double
+    /// Units of two or more words (phrases, clauses, whole sentences) may repeat immediately at most this
+    /// many times: 2, so the third copy in a row fails (`I think that I think that I think that`). A doubled
+    /// phrase is a common rhetorical or lyrical device; three identical phrases in a row almost never are.
+    public var maxRepeatedUnitRun: Int
+    /// A single word may repeat immediately at most this many times: 3, so `hormonal hormonal hormonal
+    /// hormonal` fails while `very, very, very`, `Location, location, location`, `Holy, holy, holy` pass.
+    public var maxRepeatedWordRun: Int
+    /// The same sentence (three or more words, compared on its lowercased words) may occur at most this many
+    /// times anywhere in the answer: 4. A poem's refrain or a song's chorus comes back two to four times;
+    /// a model stuck on a sentence repeats it more.
+    public var maxSentenceRepeats: Int
+    /// A unit made only of punctuation / symbols / emoji (no letters or digits: `!`, `?!`, `? `, `😂`) may
+    /// repeat at most this many times in a row: 9. `!!!`, `?!?!`, `🎉🎉🎉` pass; `!!!!!!!!!!!!` fails.
+    public var maxPunctuationRun: Int
+    /// A loop of layout characters or digits (`-`, `=`, `*`, `_`, `.`, `|`, spaces, box drawing, `0, `) may
+    /// cover at most this many characters: 100. Markdown rules, 80-column comment banners, table separator
+    /// rows, leaders and zero-filled literals stay below it; an answer that degenerates into dashes or
+    /// `0 0 0 ...` goes far beyond.
+    public var maxLayoutRunCharacters: Int
+    /// A loop of letters with no whitespace in it (`ababab…`, `hormonalhormonal…`, `aaaa…`, a CJK or Thai
+    /// loop) may cover at most this many characters: 20 (with at least 3 copies). `hahaha`, `Nooooo`
+    /// pass; 21+ characters of a pure in-word loop is not language.
+    public var maxCharacterLoopLength: Int
+    /// At most this many newlines in one stretch of whitespace: 6 (five blank lines). Prose, code and poetry
+    /// use one to three blank lines; `\n\n\n\n...` loops use dozens.
+    public var maxConsecutiveNewlines: Int
+    /// Fail when distinct-2 over word tokens falls below this (answers with at least `minTokensForRatios`
+    /// word tokens); `nil` disables the check. 0.3: ordinary text keeps ≥ 0.6 of its bigrams distinct
+    /// (code and lists ≥ 0.45); a loop keeps ≈ 1/r. Complements seq-rep-4 for loops of very short units.
+    public var minDistinct2: Double?
+    /// Fail when the zlib compression ratio (UTF-8 bytes / deflated bytes, level 9) exceeds this, for answers
+    /// of at least `minBytesForCompression` bytes. 4.0: prose compresses 1.5–2.5×, code, JSON and padded
+    /// Markdown tables up to ≈3.3×; loops 5–100×. Catches loops the other detectors cannot tokenize.
+    public var maxCompressionRatio: Double
+    /// Minimum answer size in UTF-8 bytes for the compression-ratio check: 256. Below that zlib's header and
+    /// dictionary warm-up dominate and the ratio says little.
+    public var minBytesForCompression: Int
+    /// Fail answers that are empty or whitespace only: true (a checkpoint that stops immediately is broken).
+    public var failOnEmpty: Bool
+    /// Fail answers that are one token repeated (all model token ids equal, three or more; or, without ids,
+    /// four or more identical word tokens and nothing else): true.
+    public var failOnSingleTokenRepeated: Bool
+    /// The ratio checks (seq-rep-4 on words and tokens, distinct-2) apply only to answers with at least this
+    /// many word tokens (model tokens for `maxSeqRep4Tokens`): 40. Short answers are judged only by the run
+    /// detectors, whose thresholds are absolute counts; ratios over a dozen tokens are noise.
+    public var minTokensForRatios: Int
+
+    public init(maxSeqRep4Words: Double = 0.5, maxSeqRep4Tokens: Double = 0.5, maxRepeatedUnitRun: Int = 2,
+                maxRepeatedWordRun: Int = 3, maxSentenceRepeats: Int = 4, maxPunctuationRun: Int = 9,
+                maxLayoutRunCharacters: Int = 100, maxCharacterLoopLength: Int = 20, maxConsecutiveNewlines: Int = 6,
+                minDistinct2: Double? = 0.3, maxCompressionRatio: Double = 4.0, minBytesForCompression: Int = 256,
+                failOnEmpty: Bool = true, failOnSingleTokenRepeated: Bool = true, minTokensForRatios: Int = 40) {
+        self.maxSeqRep4Words = maxSeqRep4Words
+        self.maxSeqRep4Tokens = maxSeqRep4Tokens
+        self.maxRepeatedUnitRun = maxRepeatedUnitRun
+        self.maxRepeatedWordRun = maxRepeatedWordRun
+        self.maxSentenceRepeats = maxSentenceRepeats
+        self.maxPunctuationRun = maxPunctuationRun
+        self.maxLayoutRunCharacters = maxLayoutRunCharacters
+        self.maxCharacterLoopLength = maxCharacterLoopLength
+        self.maxConsecutiveNewlines = maxConsecutiveNewlines
+        self.minDistinct2 = minDistinct2
+        self.maxCompressionRatio = maxCompressionRatio
+        self.minBytesForCompression = minBytesForCompression
+        self.failOnEmpty = failOnEmpty
+        self.failOnSingleTokenRepeated = failOnSingleTokenRepeated
+        self.minTokensForRatios = minTokensForRatios
+    }
+
+    /// The documented defaults.
+    public static let `default` = RepetitionThresholds()
+
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case maxSeqRep4Words = "max_seq_rep_4_words"
+        case maxSeqRep4Tokens = "max_seq_rep_4_tokens"
+        case maxRepeatedUnitRun = "max_repeated_unit_run"
+        case maxRepeatedWordRun = "max_repeated_word_run"
+        case maxSentenceRepeats = "max_sentence_repeats"
+        case maxPunctuationRun = "max_punctuation_run"
+        case maxLayoutRunCharacters = "max_layout_run_characters"
+        case maxCharacterLoopLength = "max_character_loop_length"
+        case maxConsecutiveNewlines = "max_consecutive_newlines"
+        case minDistinct2 = "min_distinct_2"
+        case maxCompressionRatio = "max_compression_ratio"
+        case minBytesForCompression = "min_bytes_for_compression"
+        case failOnEmpty = "fail_on_empty"
+        case failOnSingleTokenRepeated = "fail_on_single_token_repeated"
+        case minTokensForRatios = "min_tokens_for_ratios"
+    }
+
+    private struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { return nil }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let raw = try decoder.container(keyedBy: AnyKey.self)
+        let known = Set(CodingKeys.allCases.map(\.rawValue))
+        if let unknown = raw.allKeys.first(where: { !known.contains($0.stringValue) }) {
+            throw DecodingError.dataCorrupted(DecodingError.Context(
+                codingPath: decoder.codingPath + [unknown],
+                debugDescription: "unknown repetition threshold '\(unknown.stringValue)'; known: \(CodingKeys.allCases.map(\.rawValue).joined(separator: ", "))"))
+        }
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = RepetitionThresholds.default
+        maxSeqRep4Words = try c.decodeIfPresent(Double.self, forKey: .maxSeqRep4Words) ?? d.maxSeqRep4Words
+        maxSeqRep4Tokens = try c.decodeIfPresent(Double.self, forKey: .maxSeqRep4Tokens) ?? d.maxSeqRep4Tokens
+        maxRepeatedUnitRun = try c.decodeIfPresent(Int.self, forKey: .maxRepeatedUnitRun) ?? d.maxRepeatedUnitRun
+        maxRepeatedWordRun = try c.decodeIfPresent(Int.self, forKey: .maxRepeatedWordRun) ?? d.maxRepeatedWordRun
+        maxSentenceRepeats = try c.decodeIfPresent(Int.self, forKey: .maxSentenceRepeats) ?? d.maxSentenceRepeats
+        maxPunctuationRun = try c.decodeIfPresent(Int.self, forKey: .maxPunctuationRun) ?? d.maxPunctuationRun
+        maxLayoutRunCharacters = try c.decodeIfPresent(Int.self, forKey: .maxLayoutRunCharacters) ?? d.maxLayoutRunCharacters
+        maxCharacterLoopLength = try c.decodeIfPresent(Int.self, forKey: .maxCharacterLoopLength) ?? d.maxCharacterLoopLength
+        maxConsecutiveNewlines = try c.decodeIfPresent(Int.self, forKey: .maxConsecutiveNewlines) ?? d.maxConsecutiveNewlines
+        if c.contains(.minDistinct2) {
+            minDistinct2 = try c.decodeNil(forKey: .minDistinct2) ? nil : c.decode(Double.self, forKey: .minDistinct2)
+        } else {
+            minDistinct2 = d.minDistinct2
+        }
+        maxCompressionRatio = try c.decodeIfPresent(Double.self, forKey: .maxCompressionRatio) ?? d.maxCompressionRatio
+        minBytesForCompression = try c.decodeIfPresent(Int.self, forKey: .minBytesForCompression) ?? d.minBytesForCompression
+        failOnEmpty = try c.decodeIfPresent(Bool.self, forKey: .failOnEmpty) ?? d.failOnEmpty
+        failOnSingleTokenRepeated = try c.decodeIfPresent(Bool.self, forKey: .failOnSingleTokenRepeated) ?? d.failOnSingleTokenRepeated
+        minTokensForRatios = try c.decodeIfPresent(Int.self, forKey: .minTokensForRatios) ?? d.minTokensForRatios
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(maxSeqRep4Words, forKey: .maxSeqRep4Words)
+        try c.encode(maxSeqRep4Tokens, forKey: .maxSeqRep4Tokens)
+        try c.encode(maxRepeatedUnitRun, forKey: .maxRepeatedUnitRun)
+        try c.encode(maxRepeatedWordRun, forKey: .maxRepeatedWordRun)
+        try c.encode(maxSentenceRepeats, forKey: .maxSentenceRepeats)
+        try c.encode(maxPunctuationRun, forKey: .maxPunctuationRun)
+        try c.encode(maxLayoutRunCharacters, forKey: .maxLayoutRunCharacters)
+        try c.encode(maxCharacterLoopLength, forKey: .maxCharacterLoopLength)
+        try c.encode(maxConsecutiveNewlines, forKey: .maxConsecutiveNewlines)
+        if let minDistinct2 { try c.encode(minDistinct2, forKey: .minDistinct2) } else { try c.encodeNil(forKey: .minDistinct2) }
+        try c.encode(maxCompressionRatio, forKey: .maxCompressionRatio)
+        try c.encode(minBytesForCompression, forKey: .minBytesForCompression)
+        try c.encode(failOnEmpty, forKey: .failOnEmpty)
+        try c.encode(failOnSingleTokenRepeated, forKey: .failOnSingleTokenRepeated)
+        try c.encode(minTokensForRatios, forKey: .minTokensForRatios)
+    }
+}

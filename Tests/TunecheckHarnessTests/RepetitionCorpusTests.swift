@@ -1,0 +1,88 @@
+import Foundation
+import Testing
+@testable import TunecheckHarness
+
+/// The calibration corpora under `Tests/Fixtures/texts/repetition/`: every `collapsed/*.txt` must fail under the
+/// default thresholds with a message quoting its repeated unit (`collapsed/expectations.json`), every
+/// `normal/*.txt` must pass. Files are read byte-exact (no trimming).
+enum RepetitionCorpus {
+    static let root: URL = {
+        var url = URL(fileURLWithPath: #filePath)
+        while url.path != "/" {
+            url.deleteLastPathComponent()
+            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { break }
+        }
+        return url.appendingPathComponent("Tests/Fixtures/texts/repetition")
+    }()
+
+    static func names(_ folder: String) -> [String] {
+        let dir = root.appendingPathComponent(folder)
+        return ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.hasSuffix(".txt") }.sorted()
+    }
+
+    static func text(_ folder: String, _ name: String) throws -> String {
+        try String(contentsOf: root.appendingPathComponent(folder).appendingPathComponent(name), encoding: .utf8)
+    }
+
+    struct Expectation: Decodable { var expect: String; var ids: [Int]? }
+
+    static let expectations: [String: Expectation] = {
+        let url = root.appendingPathComponent("collapsed/expectations.json")
+        guard let data = try? Data(contentsOf: url) else { return [:] }
+        return (try? JSONDecoder().decode([String: Expectation].self, from: data)) ?? [:]
+    }()
+
+    static var collapsedNames: [String] { names("collapsed") }
+    static var normalNames: [String] { names("normal") }
+}
+
+@Suite struct RepetitionCorpusTests {
+    @Test func corporaAreLargeEnough() {
+        #expect(RepetitionCorpus.collapsedNames.count >= 25)
+        #expect(RepetitionCorpus.normalNames.count >= 40)
+        #expect(Set(RepetitionCorpus.expectations.keys) == Set(RepetitionCorpus.collapsedNames))
+    }
+
+    @Test(arguments: RepetitionCorpus.collapsedNames)
+    func collapsedAnswerFails(_ name: String) throws {
+        let text = try RepetitionCorpus.text("collapsed", name)
+        let expectation = try #require(RepetitionCorpus.expectations[name])
+        let analysis = RepetitionAnalyzer.analyze(text, tokenIds: expectation.ids)
+        let verdict = RepetitionAnalyzer.judge(analysis, text: text, thresholds: .default)
+        let failure = try #require(verdict, "\(name) passed: \(RepetitionAnalyzer.metrics(analysis).map { "\($0.name)=\($0.value)" })")
+        #expect(failure.message.lowercased().contains(expectation.expect.lowercased()), "\(name): \(failure.message)")
+        #expect(!failure.message.contains("\n"), "message must be one line")
+        #expect(failure.message.count <= 200, "message too long: \(failure.message)")
+        #expect(analysis.score >= 0.3 || text.count < 40, "\(name): score \(analysis.score)")
+        if !analysis.isEmpty {
+            #expect(!analysis.highlights.isEmpty, "\(name): no highlight")
+            let count = text.count
+            for h in analysis.highlights { #expect(0 <= h.start && h.start < h.end && h.end <= count) }
+        }
+    }
+
+    @Test(arguments: RepetitionCorpus.normalNames)
+    func normalAnswerPasses(_ name: String) throws {
+        let text = try RepetitionCorpus.text("normal", name)
+        let analysis = RepetitionAnalyzer.analyze(text)
+        let verdict = RepetitionAnalyzer.judge(analysis, text: text, thresholds: .default)
+        #expect(verdict == nil, "\(name) flagged: \(verdict?.message ?? "")\n\(verdict?.detail ?? "")")
+        #expect(analysis.highlights.isEmpty)
+        #expect(analysis.score < 0.3, "\(name): score \(analysis.score)")
+    }
+
+    /// Prints the headline numbers of both corpora (run with `--filter calibrationTable` to re-tune defaults).
+    @Test func calibrationTable() throws {
+        for folder in ["normal", "collapsed"] {
+            for name in RepetitionCorpus.names(folder) {
+                let text = try RepetitionCorpus.text(folder, name)
+                let a = RepetitionAnalyzer.analyze(text)
+                let run = a.runs.filter { $0.kind != .ngram }.max { $0.repetitions < $1.repetitions }
+                print(String(format: "%@/%@ words=%d sr4=%.2f d2=%.2f zr=%.2f bytes=%d score=%.2f run=%@",
+                             folder, name, a.wordTokenCount, a.seqRepWords[3], a.distinctWords[1], a.compressionRatio,
+                             a.byteCount, a.score, run.map { "\($0.kind.rawValue):\($0.unit.debugDescription)x\($0.repetitions)" } ?? "-"))
+                if let verdict = RepetitionAnalyzer.judge(a, text: text, thresholds: .default) { print("    -> \(verdict.message)") }
+            }
+        }
+    }
+}
