@@ -18,7 +18,8 @@ struct Tunecheck: ParsableCommand {
           tunecheck score --model models/tiny --input evalsets/texts.jsonl --output scores.jsonl
         """,
         version: TunecheckVersion.current,
-        subcommands: [TokenizeCommand.self, ScoreCommand.self, GenerateCommand.self, FuseCommand.self, DeltaCommand.self]
+        subcommands: [TokenizeCommand.self, ScoreCommand.self, GenerateCommand.self, FuseCommand.self, DeltaCommand.self,
+                      PreflightCommand.self, EvalCommand.self, CompareCommand.self, TrainCommand.self, WatchCommand.self]
     )
 
     /// Runs the command line with tunecheck's exit codes: usage and input errors exit 2 (ArgumentParser would

@@ -17,23 +17,34 @@ public enum SFTLoss {
     }
 }
 
-/// DPO with TRL's definitions. Per pair: `π_c`, `π_r` = summed (or length-normalised) response log-probs under the
-/// policy, `ref_c`, `ref_r` under the reference; `h = (π_c − π_r) − (ref_c − ref_r)`.
+/// DPO with TRL's definitions (TRL 1.16 `DPOTrainer._compute_loss`). Per pair: `π_c`, `π_r` = summed response
+/// log-probs under the policy (per token for `ipo`, which TRL always length-normalises, and with
+/// `normalize_by_length`, TRL's `sigmoid_norm`), `ref_c`, `ref_r` under the reference; `h = (π_c − π_r) − (ref_c − ref_r)`.
 /// `sigmoid`: −log σ(β·h); `ipo`: (h − 1/(2β))²; `hinge`: max(0, 1 − β·h). The loss is the mean over pairs.
 /// Metrics: `rewards/chosen` = β·(π_c − ref_c), `rewards/rejected`, `rewards/margins`, `rewards/accuracies`,
 /// `logps/chosen`, `logps/rejected` (means over the batch).
 public enum DPOLoss {
+    /// The log-probs of one pair as the loss sees them (summed, or per token when length-normalised), and the
+    /// summed ones TRL's reward metrics always use.
     public struct PairLogprobs: Sendable, Equatable {
         public var policyChosen: Double
         public var policyRejected: Double
         public var referenceChosen: Double
         public var referenceRejected: Double
+        public var summed: (policyChosen: Double, policyRejected: Double, referenceChosen: Double, referenceRejected: Double)
 
-        public init(policyChosen: Double, policyRejected: Double, referenceChosen: Double, referenceRejected: Double) {
+        public init(policyChosen: Double, policyRejected: Double, referenceChosen: Double, referenceRejected: Double,
+                    summed: (Double, Double, Double, Double)? = nil) {
             self.policyChosen = policyChosen
             self.policyRejected = policyRejected
             self.referenceChosen = referenceChosen
             self.referenceRejected = referenceRejected
+            self.summed = summed ?? (policyChosen, policyRejected, referenceChosen, referenceRejected)
+        }
+
+        public static func == (lhs: PairLogprobs, rhs: PairLogprobs) -> Bool {
+            lhs.policyChosen == rhs.policyChosen && lhs.policyRejected == rhs.policyRejected && lhs.referenceChosen == rhs.referenceChosen
+                && lhs.referenceRejected == rhs.referenceRejected && lhs.summed == rhs.summed
         }
     }
 
@@ -78,13 +89,14 @@ public enum DPOLoss {
             loss += value / count
             dChosen.append(dh / count)
             dRejected.append(-dh / count)
-            let chosenReward = beta * (pair.policyChosen - pair.referenceChosen)
-            let rejectedReward = beta * (pair.policyRejected - pair.referenceRejected)
+            // TRL computes the reward metrics from summed log-probs whatever the loss type.
+            let chosenReward = beta * (pair.summed.policyChosen - pair.summed.referenceChosen)
+            let rejectedReward = beta * (pair.summed.policyRejected - pair.summed.referenceRejected)
             chosenRewards += chosenReward
             rejectedRewards += rejectedReward
             if chosenReward > rejectedReward { correct += 1 }
-            chosenLogps += pair.policyChosen
-            rejectedLogps += pair.policyRejected
+            chosenLogps += pair.summed.policyChosen
+            rejectedLogps += pair.summed.policyRejected
         }
         let metrics: [(String, Double)] = [
             ("rewards/chosen", chosenRewards / count), ("rewards/rejected", rejectedRewards / count),

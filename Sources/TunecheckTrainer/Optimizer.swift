@@ -83,12 +83,14 @@ public final class Optimizer {
     }
 }
 
-/// Scales all gradients so their global norm is at most `maximum`; returns the norm before clipping.
+/// Scales all gradients by `min(1, maximum / (norm + 1e-6))`, exactly as `torch.nn.utils.clip_grad_norm_`;
+/// returns the norm before clipping.
 @discardableResult
 public func clipGradientNorm(_ parameters: TrainableParameters, maximum: Double) -> Double {
     let norm = parameters.gradientNorm()
-    if norm > maximum, norm.isFinite {
-        let factor = Float(maximum / (norm + 1e-6))
+    let coefficient = maximum / (norm + 1e-6)
+    if coefficient < 1, norm.isFinite {
+        let factor = Float(coefficient)
         for tensor in parameters.tensors {
             for index in 0..<tensor.count { tensor.gradient[index] *= factor }
         }

@@ -98,12 +98,12 @@ public final class Trainer {
     /// Reference log-probs: the base with the adapter off, computed once (or read from a file).
     func prepareReference() throws {
         let config = configuration
-        let normalize = config.normalizeByLength || config.lossType == .ipo
         if config.reference != "base" {
             let values = try TrainingData.referenceLogprobs(URL(fileURLWithPath: config.reference), count: dpoExamples.count)
             for index in dpoExamples.indices {
-                dpoExamples[index].referenceChosen = values[index].0
-                dpoExamples[index].referenceRejected = values[index].1
+                let value = values[index]
+                dpoExamples[index].reference = (value.chosenSum, value.chosenSum / Double(dpoExamples[index].chosen.responseLength),
+                                                value.rejectedSum, value.rejectedSum / Double(dpoExamples[index].rejected.responseLength))
             }
             return
         }
@@ -115,11 +115,10 @@ public final class Trainer {
         for index in dpoExamples.indices {
             let chosen = SpanScore(sequenceLogprobs: scores[2 * index], promptLength: dpoExamples[index].chosen.promptLength)
             let rejected = SpanScore(sequenceLogprobs: scores[2 * index + 1], promptLength: dpoExamples[index].rejected.promptLength)
-            dpoExamples[index].referenceChosen = normalize ? chosen.mean : chosen.sum
-            dpoExamples[index].referenceRejected = normalize ? rejected.mean : rejected.sum
+            dpoExamples[index].reference = (chosen.sum, chosen.mean, rejected.sum, rejected.mean)
             var line = JSONObject()
-            line.set("reference_chosen_logps", .from(dpoExamples[index].referenceChosen!))
-            line.set("reference_rejected_logps", .from(dpoExamples[index].referenceRejected!))
+            line.set("reference_chosen_logps", .from(chosen.sum))
+            line.set("reference_rejected_logps", .from(rejected.sum))
             lines.append(line)
         }
         if let output = config.referenceOutput {
@@ -268,9 +267,12 @@ public final class Trainer {
             for (index, example) in examples.enumerated() {
                 let chosen = SpanScore(sequenceLogprobs: logprobs[2 * index], promptLength: example.chosen.promptLength)
                 let rejected = SpanScore(sequenceLogprobs: logprobs[2 * index + 1], promptLength: example.rejected.promptLength)
+                let reference = example.reference ?? (chosenSum: 0, chosenMean: 0, rejectedSum: 0, rejectedMean: 0)
                 pairs.append(DPOLoss.PairLogprobs(policyChosen: normalize ? chosen.mean : chosen.sum,
                                                   policyRejected: normalize ? rejected.mean : rejected.sum,
-                                                  referenceChosen: example.referenceChosen ?? 0, referenceRejected: example.referenceRejected ?? 0))
+                                                  referenceChosen: normalize ? reference.chosenMean : reference.chosenSum,
+                                                  referenceRejected: normalize ? reference.rejectedMean : reference.rejectedSum,
+                                                  summed: (chosen.sum, rejected.sum, reference.chosenSum, reference.rejectedSum)))
             }
             let result = DPOLoss.evaluate(pairs, beta: configuration.beta, type: configuration.lossType)
             // ∂L/∂logprob at each response position = ∂L/∂π (÷ response length when normalised).

@@ -14,9 +14,12 @@ public struct SFTExample: Sendable, Equatable {
 public struct DPOExample: Sendable, Equatable {
     public var chosen: PromptResponseTokens
     public var rejected: PromptResponseTokens
-    /// Reference log-probs (summed or length-normalised as configured), once known.
-    public var referenceChosen: Double?
-    public var referenceRejected: Double?
+    /// Reference log-probs, summed and per token, once known.
+    public var reference: (chosenSum: Double, chosenMean: Double, rejectedSum: Double, rejectedMean: Double)?
+
+    public static func == (lhs: DPOExample, rhs: DPOExample) -> Bool {
+        lhs.chosen == rhs.chosen && lhs.rejected == rhs.rejected && lhs.reference.map { [$0.0, $0.1, $0.2, $0.3] } == rhs.reference.map { [$0.0, $0.1, $0.2, $0.3] }
+    }
 }
 
 /// Reads training data: a file, or an mlx_lm data folder (`train.jsonl`, optional `valid.jsonl`).
@@ -89,9 +92,9 @@ public enum TrainingData {
         }
     }
 
-    /// Reads precomputed reference log-probs (`reference_chosen_logps`, `reference_rejected_logps` per line, in the
-    /// data's order).
-    public static func referenceLogprobs(_ url: URL, count: Int) throws -> [(Double, Double)] {
+    /// Reads precomputed summed reference log-probs (`reference_chosen_logps`, `reference_rejected_logps` per line, in
+    /// the data's order).
+    public static func referenceLogprobs(_ url: URL, count: Int) throws -> [(chosenSum: Double, rejectedSum: Double)] {
         let lines = try records(url)
         guard lines.count == count else {
             throw TrainerError.invalidData(path: url.path, line: nil, reason: "\(lines.count) reference lines for \(count) training examples")

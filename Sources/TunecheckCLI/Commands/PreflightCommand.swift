@@ -1,0 +1,80 @@
+import ArgumentParser
+import Foundation
+import TunecheckEngine
+import TunecheckHarness
+import TunecheckJSON
+
+struct PreflightCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "preflight",
+        abstract: "Before DPO: how far apart are chosen and rejected answers under the base model?",
+        discussion: """
+        Scores every pair's chosen and rejected response under the base (prompt with special tokens, response \
+        without, as TRL tokenizes) and reports the log-prob gap (chosen − rejected), summed and per token, its \
+        distribution, the fraction of pairs the base already prefers, the length ratio, and a verdict with \
+        reasons: a mean summed gap below −100 warns that DPO will fight the base distribution; below −500 it \
+        will very likely fail (run SFT on the chosen answers first).
+
+        Exit code: 0 for ok and warn, 1 for likely-fail (change with --fail-on), 2 for bad input.
+
+        Example:
+          tunecheck preflight --model models/tiny-default --pairs evalsets/default/pairs.jsonl
+        """
+    )
+
+    @OptionGroup var modelOptions: ModelOptions
+
+    @Option(name: .long, help: ArgumentHelp("Preference pairs (JSONL {\"id\", \"prompt\", \"chosen\", \"rejected\"}).", valueName: "file"))
+    var pairs: String
+
+    @Option(name: .long, help: "Warn when the mean summed gap is below this.")
+    var warnBelow: Double = PreflightThresholds().warnBelow
+
+    @Option(name: .long, help: "Verdict likely-fail when the mean summed gap is below this.")
+    var failBelow: Double = PreflightThresholds().failBelow
+
+    @Option(name: .long, help: "Exit 1 at this verdict or worse: fail, warn or never.")
+    var failOn: String = "fail"
+
+    @Option(name: .long, help: ArgumentHelp("Also write the analysis and per-pair gaps as JSON.", valueName: "file"))
+    var json: String?
+
+    func validate() throws {
+        guard ["fail", "warn", "never"].contains(failOn) else { throw ValidationError("--fail-on is fail, warn or never") }
+        guard failBelow <= warnBelow else { throw ValidationError("--fail-below must not be above --warn-below") }
+        if let json { try validateOutputPath(json) }
+    }
+
+    func run() throws {
+        let model = try modelOptions.loadLanguageModel()
+        let items = try EvalsetLoader.pairs(URL(fileURLWithPath: pairs))
+        let scores = try EvalsetScoring.scorePairs(items, model: model)
+        var thresholds = PreflightThresholds()
+        thresholds.warnBelow = warnBelow
+        thresholds.failBelow = failBelow
+        let analysis = PreflightAnalysis(scores: scores, thresholds: thresholds)
+        print(analysis.describe())
+        if let json {
+            var object = JSONObject()
+            object.set("verdict", .string(analysis.verdict.rawValue))
+            object.set("reasons", .array(analysis.reasons.map { .string($0) }))
+            var metrics = JSONObject()
+            for metric in analysis.metrics { metrics.set(metric.name, .from(metric.value)) }
+            object.set("metrics", .object(metrics))
+            object.set("pairs", .array(scores.map { score in
+                var entry = JSONObject()
+                entry.set("id", .string(score.id))
+                entry.set("gap_sum", .from(score.gapSum))
+                entry.set("gap_mean", .from(score.gapMean))
+                entry.set("chosen_logprob_sum", .from(score.chosen.sum))
+                entry.set("rejected_logprob_sum", .from(score.rejected.sum))
+                entry.set("chosen_tokens", .from(score.chosen.tokenLogprobs.count))
+                entry.set("rejected_tokens", .from(score.rejected.tokenLogprobs.count))
+                return .object(entry)
+            }))
+            try AtomicWrite.write(JSONWriter.data(.object(object)) + Data("\n".utf8), to: URL(fileURLWithPath: json))
+        }
+        let failing = failOn == "warn" ? analysis.verdict != .ok : failOn == "fail" ? analysis.verdict == .fail : false
+        if failing { throw ChecksFailed(summary: "preflight verdict: \(analysis.verdict.rawValue)") }
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import TunecheckEngine
+
+/// Finds checkpoints that another trainer writes into a folder: mlx_lm numbered adapters
+/// (`NNNNNNN_adapters.safetensors`, with `adapter_config.json` beside them) and Hugging Face Trainer `checkpoint-N/`
+/// folders (PEFT adapters or full models). Each is reported once, in step order, and only when complete: a file
+/// whose safetensors header does not yet describe its full length, or whose size or modification time is still
+/// changing, is pending and retried later, never reported as corrupt while it may still be written.
+public final class CheckpointWatcher {
+    public enum Event: Sendable, Equatable {
+        case ready(CheckpointSpec)
+        /// A checkpoint that stayed unreadable for longer than `settleSeconds · 10` after its last change.
+        case broken(path: String, reason: String)
+    }
+
+    public let directory: URL
+    /// A file must be unchanged for this long before it is read.
+    public let settleSeconds: TimeInterval
+    private var reported: Set<String> = []
+    private var lastSeen: [String: (size: Int, modified: Date, firstSeen: Date)] = [:]
+
+    public init(directory: URL, settleSeconds: TimeInterval = 1) {
+        self.directory = directory
+        self.settleSeconds = settleSeconds
+    }
+
+    /// Marks paths as already handled (e.g. from a previous run's state).
+    public func markReported(_ paths: [String]) { reported.formUnion(paths) }
+
+    /// One scan: the checkpoints that became ready since the last scan, in step order.
+    public func poll(now: Date = Date()) -> [Event] {
+        let fileManager = FileManager.default
+        guard let names = try? fileManager.contentsOfDirectory(atPath: directory.path) else { return [] }
+        var candidates: [(step: Int, path: URL, files: [URL])] = []
+        for name in names where !name.hasPrefix(".") {
+            let url = directory.appendingPathComponent(name)
+            if name.hasSuffix("_adapters.safetensors"), let step = CheckpointSpec.step(in: String(name.dropLast(".safetensors".count))) {
+                candidates.append((step, url, [url, directory.appendingPathComponent("adapter_config.json")]))
+            } else if name.hasPrefix("checkpoint-"), let step = Int(name.dropFirst("checkpoint-".count)) {
+                var isDirectory: ObjCBool = false
+                guard fileManager.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
+                let contents = (try? fileManager.contentsOfDirectory(atPath: url.path)) ?? []
+                let files = contents.filter { $0.hasSuffix(".safetensors") || $0.hasSuffix(".json") }.map { url.appendingPathComponent($0) }
+                candidates.append((step, url, files))
+            }
+        }
+        candidates.sort { $0.step < $1.step }
+        var events: [Event] = []
+        for candidate in candidates where !reported.contains(candidate.path.path) {
+            switch readiness(of: candidate.path, files: candidate.files, now: now) {
+            case .pending:
+                // Later checkpoints wait for earlier ones, so they are evaluated in step order.
+                return events
+            case .ready:
+                do {
+                    var spec = try CheckpointSpec.from(path: candidate.path.path)
+                    spec.step = candidate.step
+                    reported.insert(candidate.path.path)
+                    events.append(.ready(spec))
+                } catch {
+                    reported.insert(candidate.path.path)
+                    events.append(.broken(path: candidate.path.path, reason: (error as? LocalizedError)?.errorDescription ?? "\(error)"))
+                }
+            case .broken(let reason):
+                reported.insert(candidate.path.path)
+                events.append(.broken(path: candidate.path.path, reason: reason))
+            }
+        }
+        return events
+    }
+
+    enum Readiness { case pending, ready, broken(String) }
+
+    func readiness(of checkpoint: URL, files: [URL], now: Date) -> Readiness {
+        let fileManager = FileManager.default
+        var newestChange = Date.distantPast
+        var stable = true
+        var safetensors: [URL] = []
+        guard !files.isEmpty else { return .pending }
+        for file in files {
+            guard let attributes = try? fileManager.attributesOfItem(atPath: file.path),
+                  let size = (attributes[.size] as? NSNumber)?.intValue, let modified = attributes[.modificationDate] as? Date else {
+                return .pending
+            }
+            let key = file.path
+            if let previous = lastSeen[key], previous.size == size, previous.modified == modified {
+                if now.timeIntervalSince(previous.firstSeen) < settleSeconds { stable = false }
+            } else {
+                lastSeen[key] = (size, modified, now)
+                stable = false
+            }
+            newestChange = max(newestChange, modified)
+            if file.pathExtension == "safetensors" { safetensors.append(file) }
+        }
+        guard stable else { return .pending }
+        for file in safetensors {
+            do {
+                _ = try SafeTensorsFile(url: file)
+            } catch {
+                // Maybe still being written by a writer that does not write atomically: wait, and only call it
+                // broken when it has not changed for a long time.
+                if now.timeIntervalSince(newestChange) > max(settleSeconds * 10, 30) {
+                    return .broken((error as? LocalizedError)?.errorDescription ?? "\(error)")
+                }
+                return .pending
+            }
+        }
+        return .ready
+    }
+}
