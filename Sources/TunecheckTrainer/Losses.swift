@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckEngine
 
 /// SFT: mean token cross-entropy over the trained positions of a batch (mlx_lm's `(ce·mask).sum() / ntoks`).
 public enum SFTLoss {
@@ -104,5 +105,38 @@ public enum DPOLoss {
             ("logps/chosen", chosenLogps / count), ("logps/rejected", rejectedLogps / count),
         ]
         return Result(loss: loss, dChosen: dChosen, dRejected: dRejected, metrics: metrics)
+    }
+}
+
+/// DPO over a batch of tokenized pairs: from the policy's per-position log-probs (sequences ordered chosen₀,
+/// rejected₀, chosen₁, ...) to the loss, TRL's metrics and ∂L/∂logprob per position (÷ response length when
+/// length-normalised; IPO always is, as in TRL), each scaled by `weight` (for gradient accumulation).
+public enum DPOObjective {
+    public static func evaluate(logprobs: [[Double]], examples: [DPOExample], beta: Double, type: TrainingConfiguration.LossType,
+                                normalizeByLength: Bool, weight: Double = 1) -> (result: DPOLoss.Result, dLogprobs: [[Double]], tokens: Int) {
+        let normalize = normalizeByLength || type == .ipo
+        var pairs: [DPOLoss.PairLogprobs] = []
+        for (index, example) in examples.enumerated() {
+            let chosen = SpanScore(sequenceLogprobs: logprobs[2 * index], promptLength: example.chosen.promptLength)
+            let rejected = SpanScore(sequenceLogprobs: logprobs[2 * index + 1], promptLength: example.rejected.promptLength)
+            let reference = example.reference ?? (chosenSum: 0, chosenMean: 0, rejectedSum: 0, rejectedMean: 0)
+            pairs.append(DPOLoss.PairLogprobs(policyChosen: normalize ? chosen.mean : chosen.sum,
+                                              policyRejected: normalize ? rejected.mean : rejected.sum,
+                                              referenceChosen: normalize ? reference.chosenMean : reference.chosenSum,
+                                              referenceRejected: normalize ? reference.rejectedMean : reference.rejectedSum,
+                                              summed: (chosen.sum, rejected.sum, reference.chosenSum, reference.rejectedSum)))
+        }
+        let result = DPOLoss.evaluate(pairs, beta: beta, type: type)
+        var gradient: [[Double]] = []
+        var tokens = 0
+        for (index, example) in examples.enumerated() {
+            for (sequence, dPolicy) in [(example.chosen, result.dChosen[index]), (example.rejected, result.dRejected[index])] {
+                let first = sequence.promptLength - 1
+                let scale = normalize ? 1.0 / Double(sequence.responseLength) : 1.0
+                gradient.append((0..<(sequence.ids.count - 1)).map { $0 >= first ? dPolicy * scale * weight : 0 })
+                tokens += sequence.ids.count
+            }
+        }
+        return (result, gradient, tokens)
     }
 }

@@ -262,31 +262,9 @@ public final class Trainer {
         case .dpo:
             let examples = batch.map { dpoExamples[$0] }
             let logprobs = try pass.forward(examples.flatMap { [$0.chosen.ids, $0.rejected.ids] })
-            let normalize = configuration.normalizeByLength || configuration.lossType == .ipo
-            var pairs: [DPOLoss.PairLogprobs] = []
-            for (index, example) in examples.enumerated() {
-                let chosen = SpanScore(sequenceLogprobs: logprobs[2 * index], promptLength: example.chosen.promptLength)
-                let rejected = SpanScore(sequenceLogprobs: logprobs[2 * index + 1], promptLength: example.rejected.promptLength)
-                let reference = example.reference ?? (chosenSum: 0, chosenMean: 0, rejectedSum: 0, rejectedMean: 0)
-                pairs.append(DPOLoss.PairLogprobs(policyChosen: normalize ? chosen.mean : chosen.sum,
-                                                  policyRejected: normalize ? rejected.mean : rejected.sum,
-                                                  referenceChosen: normalize ? reference.chosenMean : reference.chosenSum,
-                                                  referenceRejected: normalize ? reference.rejectedMean : reference.rejectedSum,
-                                                  summed: (chosen.sum, rejected.sum, reference.chosenSum, reference.rejectedSum)))
-            }
-            let result = DPOLoss.evaluate(pairs, beta: configuration.beta, type: configuration.lossType)
-            // ∂L/∂logprob at each response position = ∂L/∂π (÷ response length when normalised).
-            var gradient: [[Double]] = []
-            var tokens = 0
-            for (index, example) in examples.enumerated() {
-                for (sequence, dPolicy) in [(example.chosen, result.dChosen[index]), (example.rejected, result.dRejected[index])] {
-                    let length = sequence.ids.count - 1
-                    let first = sequence.promptLength - 1
-                    let scale = normalize ? 1.0 / Double(sequence.responseLength) : 1.0
-                    gradient.append((0..<length).map { $0 >= first ? dPolicy * scale * weight : 0 })
-                    tokens += sequence.ids.count
-                }
-            }
+            let (result, gradient, tokens) = DPOObjective.evaluate(logprobs: logprobs, examples: examples, beta: configuration.beta,
+                                                                  type: configuration.lossType,
+                                                                  normalizeByLength: configuration.normalizeByLength, weight: weight)
             pass.backward(gradient, into: parameters.gradients)
             return (result.loss, tokens, Dictionary(result.metrics, uniquingKeysWith: { a, _ in a }))
         }

@@ -17,6 +17,13 @@ public struct DPOExample: Sendable, Equatable {
     /// Reference log-probs, summed and per token, once known.
     public var reference: (chosenSum: Double, chosenMean: Double, rejectedSum: Double, rejectedMean: Double)?
 
+    public init(chosen: PromptResponseTokens, rejected: PromptResponseTokens,
+                reference: (chosenSum: Double, chosenMean: Double, rejectedSum: Double, rejectedMean: Double)? = nil) {
+        self.chosen = chosen
+        self.rejected = rejected
+        self.reference = reference
+    }
+
     public static func == (lhs: DPOExample, rhs: DPOExample) -> Bool {
         lhs.chosen == rhs.chosen && lhs.rejected == rhs.rejected && lhs.reference.map { [$0.0, $0.1, $0.2, $0.3] } == rhs.reference.map { [$0.0, $0.1, $0.2, $0.3] }
     }
