@@ -81,6 +81,11 @@ public final class Trainer {
             suiteConfiguration.checkpoints = []
             var options = try EvaluationOptions(configuration: suiteConfiguration)
             options.updateGolden = false
+            if options.suites == nil {
+                // Golden outputs are kept per named checkpoint; a run's numbered checkpoints have none, so the golden
+                // suite runs only when the suite file asks for it by name.
+                options.suites = Evaluator(options: options).activeSuites.subtracting([.golden])
+            }
             let evaluator = Evaluator(options: options)
             try evaluator.prepare()
             self.evaluator = evaluator
