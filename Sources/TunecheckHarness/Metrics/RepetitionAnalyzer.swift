@@ -54,7 +54,7 @@ public struct RepetitionAnalysis: Sendable, Equatable {
     public var seqRepTokens: [Double]?
     /// distinct-n over the same words, n = 1...4: |unique n-grams| / |n-grams|; 1 when there are no n-grams.
     public var distinctWords: [Double]
-    /// UTF-8 bytes / zlib-deflated bytes (level 9); 0 for an empty answer. Only judged on answers of at least
+    /// UTF-8 bytes / zlib-deflated bytes (level 6, zlib's default); 0 for an empty answer. Only judged on answers of at least
     /// `RepetitionThresholds.minBytesForCompression` bytes.
     public var compressionRatio: Double
     /// The run that decides the verdict: the worst run that breaks the thresholds `analyze` was given (the
@@ -63,7 +63,7 @@ public struct RepetitionAnalysis: Sendable, Equatable {
     /// Empty or whitespace only.
     public var isEmpty: Bool
     /// One token repeated and nothing else: all model token ids equal (three or more), or four or more
-    /// identical word tokens.
+    /// identical word tokens (words, not punctuation: a punctuation-only answer is judged by the loop detectors).
     public var isSingleTokenRepeated: Bool
     /// 0 = clean … 1 = fully degenerate, for charts: 1 for empty or single-token answers, otherwise the largest of
     /// - seq-rep-4 (words; model tokens when given),
@@ -109,7 +109,7 @@ public enum RepetitionAnalyzer {
         let isEmpty = tokens.isEmpty
         var singleRepeated = false
         if let ids = tokenIds, ids.count >= 3, ids.allSatisfy({ $0 == ids[0] }), !isEmpty { singleRepeated = true }
-        if tokens.count >= 4, tokens.allSatisfy({ $0.id == tokens[0].id }) { singleRepeated = true }
+        if tokens.count >= 4, tokens[0].isWordLike, tokens.allSatisfy({ $0.id == tokens[0].id }) { singleRepeated = true }
 
         var collector = RunCollector()
         wordRuns(scan, &collector)
@@ -386,7 +386,9 @@ public enum RepetitionAnalyzer {
 
     static func wordRuns(_ scan: RepetitionScan, _ c: inout RunCollector) {
         let tokens = scan.tokens
-        RepetitionScan.periodicRuns(tokens.map(\.id), maxPeriod: RepetitionScan.maxUnitTokens) { p, s0, l0 in
+        // Two copies need at least the unit plus its words again; p + p/2 tokens is a cheap lower bound that skips
+        // the many chance matches of ordinary text (a unit's trailing punctuation may be missing from the last copy).
+        RepetitionScan.periodicRuns(tokens.map(\.id), maxPeriod: RepetitionScan.maxUnitTokens, minLength: { $0 + max(1, $0 / 2) }) { p, s0, l0 in
             // Start the unit at a word (". the cat sat" -> "the cat sat ."), preferring a sentence start.
             guard let first = (0..<p).first(where: { tokens[s0 + $0].hasLetter }) else { return }
             let shift = (0..<p).first(where: { k in
@@ -409,16 +411,21 @@ public enum RepetitionAnalyzer {
     static func sentenceRuns(_ scan: RepetitionScan, _ c: inout RunCollector) -> Recurrence? {
         let tokens = scan.tokens
         var sentences: [(first: Int, last: Int, key: Int, words: Int)] = []
-        var keys: [[Int]: Int] = [:]
         var start = 0
         func close(_ end: Int) {
             defer { start = end }
             guard end > start else { return }
-            let key = tokens[start..<end].filter(\.isWordLike).map(\.id)
-            guard !key.isEmpty else { return }
-            let id: Int
-            if let k = keys[key] { id = k } else { id = keys.count; keys[key] = id }
-            sentences.append((start, end - 1, id, tokens[start..<end].filter(\.hasLetter).count))
+            // Key: a 64-bit hash of the sentence's word ids (punctuation ignored); a collision would need 2^32 sentences.
+            var hasher = Hasher()
+            var wordLike = 0, letters = 0
+            for k in start..<end where tokens[k].isWordLike {
+                hasher.combine(tokens[k].id)
+                wordLike += 1
+                if tokens[k].hasLetter { letters += 1 }
+            }
+            guard wordLike > 0 else { return }
+            hasher.combine(wordLike)
+            sentences.append((start, end - 1, hasher.finalize(), letters))
         }
         for i in tokens.indices {
             if tokens[i].newlineBefore && i > start { close(i) }
@@ -427,7 +434,7 @@ public enum RepetitionAnalyzer {
         close(tokens.count)
 
         func range(_ a: Int, _ b: Int) -> Range<Int> { tokens[sentences[a].first].start..<tokens[sentences[b].last].end }
-        RepetitionScan.periodicRuns(sentences.map(\.key), maxPeriod: RepetitionScan.maxUnitSentences) { p, s, l in
+        RepetitionScan.periodicRuns(sentences.map(\.key), maxPeriod: RepetitionScan.maxUnitSentences, minLength: { 2 * $0 }) { p, s, l in
             let reps = l / p
             guard reps >= 2 else { return }
             let words = sentences[s..<(s + p)].reduce(0) { $0 + $1.words }
@@ -448,9 +455,9 @@ public enum RepetitionAnalyzer {
     /// Loops inside the character stream: punctuation, layout, digits, and letters without whitespace.
     static func characterRuns(_ scan: RepetitionScan, _ c: inout RunCollector) {
         let cls = scan.charClass
-        RepetitionScan.periodicRuns(scan.charIds, maxPeriod: RepetitionScan.maxUnitCharacters) { p, s, l in
+        RepetitionScan.periodicRuns(scan.charIds, maxPeriod: RepetitionScan.maxUnitCharacters, minLength: { max(3, $0 + $0 / 2) }) { p, s0, l0 in
             var hasNonSpace = false, hasLetter = false, hasDigit = false, allLayout = true
-            for k in s..<(s + p) {
+            for k in s0..<(s0 + p) {
                 switch cls[k] {
                 case .whitespace: if scan.isNewline[k] { allLayout = false }
                 case .letter: hasLetter = true; hasNonSpace = true; allLayout = false
@@ -461,7 +468,7 @@ public enum RepetitionAnalyzer {
             }
             let kind: RepeatedRun.Kind
             if hasLetter {
-                guard scan.wsPrefix[s + l] == scan.wsPrefix[s] else { return }   // spans words: the word detector's job
+                guard scan.wsPrefix[s0 + l0] == scan.wsPrefix[s0] else { return }   // spans words: the word detector's job
                 kind = .characters
             } else if hasDigit || allLayout {
                 kind = .layout
@@ -471,9 +478,13 @@ public enum RepetitionAnalyzer {
                 kind = .layout   // spaces/tabs only (newline stretches are counted by `newlineRuns`)
                 guard allLayout else { return }
             }
-            let reps = copies(length: l, period: p, start: s) { cls[$0] != .whitespace }
+            // Start the unit at a visible character (" 1, 2, 3," -> "1, 2, 3, ").
+            let shift = hasNonSpace ? (0..<p).first { cls[s0 + $0] != .whitespace } ?? 0 : 0
+            let s = s0 + shift, l = l0 - shift
+            // A trailing partial copy counts when it holds the unit's letters/digits (or, for pure punctuation, all of it).
+            let reps = copies(length: l, period: p, start: s) { hasLetter || hasDigit ? cls[$0] == .letter || cls[$0] == .digit : cls[$0] != .whitespace }
             guard reps >= 2, l >= (kind == .punctuation ? 2 : 6) else { return }
-            let end = min(s + l, s + max(reps * p, l - (l % p)))
+            let end = min(s + l, s + reps * p)
             c.add(RepeatedRun(unit: scan.text(s..<(s + p)), unitWords: 0, repetitions: reps, range: s..<end, kind: kind))
         }
     }
@@ -482,12 +493,13 @@ public enum RepetitionAnalyzer {
     static func newlineRuns(_ scan: RepetitionScan, _ c: inout RunCollector) {
         var i = 0
         let n = scan.characterCount
+        let cls = scan.charClass, isNewline = scan.isNewline
         while i < n {
-            guard scan.charClass[i] == .whitespace else { i += 1; continue }
+            guard cls[i] == .whitespace else { i += 1; continue }
             var j = i
             var newlines = 0
-            while j < n && scan.charClass[j] == .whitespace {
-                if scan.isNewline[j] { newlines += 1 }
+            while j < n && cls[j] == .whitespace {
+                if isNewline[j] { newlines += 1 }
                 j += 1
             }
             if newlines >= 3 {

@@ -54,7 +54,7 @@ public struct RepetitionThresholds: Sendable, Equatable, Codable {
     /// word tokens); `nil` disables the check. 0.3: ordinary text keeps ≥ 0.6 of its bigrams distinct
     /// (code and lists ≥ 0.45); a loop keeps ≈ 1/r. Complements seq-rep-4 for loops of very short units.
     public var minDistinct2: Double?
-    /// Fail when the zlib compression ratio (UTF-8 bytes / deflated bytes, level 9) exceeds this, for answers
+    /// Fail when the zlib compression ratio (UTF-8 bytes / zlib-deflated bytes, level 6) exceeds this, for answers
     /// of at least `minBytesForCompression` bytes. 4.0: prose compresses 1.5–2.5×, code, JSON and padded
     /// Markdown tables up to ≈3.3×; loops 5–100×. Catches loops the other detectors cannot tokenize.
     public var maxCompressionRatio: Double
@@ -64,7 +64,7 @@ public struct RepetitionThresholds: Sendable, Equatable, Codable {
     /// Fail answers that are empty or whitespace only: true (a checkpoint that stops immediately is broken).
     public var failOnEmpty: Bool
     /// Fail answers that are one token repeated (all model token ids equal, three or more; or, without ids,
-    /// four or more identical word tokens and nothing else): true.
+    /// four or more identical words and nothing else): true.
     public var failOnSingleTokenRepeated: Bool
     /// The ratio checks (seq-rep-4 on words and tokens, distinct-2) apply only to answers with at least this
     /// many word tokens (model tokens for `maxSeqRep4Tokens`): 40. Short answers are judged only by the run
