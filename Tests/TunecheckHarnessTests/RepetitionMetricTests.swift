@@ -195,6 +195,7 @@ import Testing
         t.maxRepeatedUnitRun = 100
         t.maxRepeatedWordRun = 100
         t.maxCompressionRatio = 1000
+        t.maxRepeatedFraction = 1
         t.failOnSingleTokenRepeated = false
         let text = "go stop go stop go stop go stop"
         let a = RepetitionAnalyzer.analyze(text)
@@ -231,7 +232,7 @@ import Testing
         let names = RepetitionAnalyzer.metrics(RepetitionAnalyzer.analyze("a b c", tokenIds: [1, 2, 3])).map(\.name)
         #expect(names == ["seq_rep_1_words", "seq_rep_2_words", "seq_rep_3_words", "seq_rep_4_words",
                           "seq_rep_1_tokens", "seq_rep_2_tokens", "seq_rep_3_tokens", "seq_rep_4_tokens",
-                          "distinct_1", "distinct_2", "distinct_3", "distinct_4", "compression_ratio",
+                          "distinct_1", "distinct_2", "distinct_3", "distinct_4", "compression_ratio", "repeated_fraction",
                           "longest_run", "longest_run_unit_words", "empty", "single_token_repeated", "word_tokens",
                           "repetition_score"])
         #expect(!RepetitionAnalyzer.metrics(RepetitionAnalyzer.analyze("a b c")).contains { $0.name.hasPrefix("seq_rep") && $0.name.hasSuffix("_tokens") })

@@ -13,7 +13,7 @@ import Testing
         #expect(d.maxRepeatedUnitRun == 2 && d.maxRepeatedWordRun == 3 && d.maxSentenceRepeats == 4)
         #expect(d.maxPunctuationRun == 9 && d.maxLayoutRunCharacters == 100 && d.maxCharacterLoopLength == 20)
         #expect(d.maxConsecutiveNewlines == 6 && d.minDistinct2 == 0.3)
-        #expect(d.maxCompressionRatio == 4.0 && d.minBytesForCompression == 256)
+        #expect(d.maxCompressionRatio == 6.0 && d.minBytesForCompression == 256 && d.maxRepeatedFraction == 0.5)
         #expect(d.failOnEmpty && d.failOnSingleTokenRepeated && d.minTokensForRatios == 40)
     }
 
@@ -53,7 +53,7 @@ import Testing
         #expect(Set(object.keys) == [
             "max_seq_rep_4_words", "max_seq_rep_4_tokens", "max_repeated_unit_run", "max_repeated_word_run",
             "max_sentence_repeats", "max_punctuation_run", "max_layout_run_characters", "max_character_loop_length",
-            "max_consecutive_newlines", "min_distinct_2", "max_compression_ratio", "min_bytes_for_compression",
+            "max_consecutive_newlines", "max_repeated_fraction", "min_distinct_2", "max_compression_ratio", "min_bytes_for_compression",
             "fail_on_empty", "fail_on_single_token_repeated", "min_tokens_for_ratios",
         ])
         #expect(try JSONDecoder().decode(RepetitionThresholds.self, from: data) == t)

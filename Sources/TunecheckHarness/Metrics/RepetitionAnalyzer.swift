@@ -70,8 +70,10 @@ public struct RepetitionAnalysis: Sendable, Equatable {
     /// - the share of the answer that is redundant copies in its worst run (a run of r copies covering a
     ///   fraction f of the answer's characters contributes f·(r − 1)/r; runs of fewer than 3 copies and
     ///   `.ngram`/`.sentenceRecurrence` do not count),
-    /// - (compression ratio − 2) / 6 for answers of 256 bytes or more (prose ≈ 0, ratio 4 ≈ 0.33, ratio 8+ = 1),
-    /// clamped to 0...1. Threshold-independent; ordinary answers score below 0.3.
+    /// - `repeatedFraction`,
+    /// - (compression ratio − 2) / 8 for answers of 256 bytes or more (prose ≈ 0, ratio 6 = 0.5, ratio 10+ = 1),
+    /// clamped to 0...1. Threshold-independent; prose scores below 0.3, long structured data (JSON records,
+    /// SQL inserts) up to ≈ 0.45, loops above 0.5.
     public var score: Double
     /// Flagged spans (character offsets as above) under the thresholds given to `analyze`; empty when the
     /// answer passes.
@@ -87,6 +89,9 @@ public struct RepetitionAnalysis: Sendable, Equatable {
     public var characterCount: Int
     /// The candidate runs `judge` checks against its thresholds (the strongest few of each kind).
     public var runs: [RepeatedRun]
+    /// Fraction of the answer's words that sit inside an immediate repetition of any unit (two or more copies
+    /// in a row): ≈ 0 for prose, 1 for a stutter like `step 1, step 1, step 1, step 2, step 2, step 2, ...`.
+    public var repeatedFraction: Double
     /// The most repeated word n-gram (n = 2...4, occurring twice or more, covering the most words; kind `.ngram`),
     /// quoted by the ratio checks.
     public var mostRepeatedNGram: RepeatedRun?
@@ -112,7 +117,7 @@ public enum RepetitionAnalyzer {
         if tokens.count >= 4, tokens[0].isWordLike, tokens.allSatisfy({ $0.id == tokens[0].id }) { singleRepeated = true }
 
         var collector = RunCollector()
-        wordRuns(scan, &collector)
+        let repeatedFraction = wordRuns(scan, &collector)
         let recurrence = sentenceRuns(scan, &collector)
         characterRuns(scan, &collector)
         newlineRuns(scan, &collector)
@@ -133,14 +138,15 @@ public enum RepetitionAnalyzer {
             compressionRatio: analysisCompression, longestRun: nil, isEmpty: isEmpty,
             isSingleTokenRepeated: singleRepeated, score: 0, highlights: [], wordTokenCount: wordIds.count,
             modelTokenCount: tokenIds?.count, byteCount: scan.bytes.count, characterCount: scan.characterCount,
-            runs: runs, mostRepeatedNGram: top4)
+            runs: runs, repeatedFraction: repeatedFraction, mostRepeatedNGram: top4)
 
         // Score (threshold-independent).
         if isEmpty || singleRepeated {
             analysis.score = 1
         } else {
             var s = max(wordStats.seqRep[3], tokenStats?.seqRep[3] ?? 0)
-            if scan.bytes.count >= 256 { s = max(s, (analysisCompression - 2) / 6) }
+            s = max(s, repeatedFraction)
+            if scan.bytes.count >= 256 { s = max(s, (analysisCompression - 2) / 8) }
             let total = Double(max(scan.characterCount, 1))
             for run in runs where run.repetitions >= 3 && run.kind != .ngram && run.kind != .sentenceRecurrence {
                 let covered = Double(run.range.count) / total
@@ -190,8 +196,8 @@ public enum RepetitionAnalyzer {
 
     /// nil when the answer passes; otherwise the failure: `message` is one line quoting the offending span
     /// (e.g. `repeated "hormonal" ×12 (seq-rep-4 0.89)`), `detail` the numbers and the full span.
-    /// Checks in order: empty, single token repeated, runs (worst first), seq-rep-4 on words, on tokens,
-    /// distinct-2, compression ratio.
+    /// Checks in order: empty, single token repeated, runs (worst first), seq-rep-4 on words, repeated fraction,
+    /// seq-rep-4 on tokens, distinct-2, compression ratio.
     public static func judge(_ analysis: RepetitionAnalysis, text: String, thresholds t: RepetitionThresholds) -> (message: String, detail: String)? {
         let a = analysis
         let sr4 = String(format: "%.2f", a.seqRepWords.count > 3 ? a.seqRepWords[3] : 0)
@@ -228,6 +234,12 @@ public enum RepetitionAnalyzer {
             return ("seq-rep-4 \(sr4) > \(fmt(t.maxSeqRep4Words)) (words)\(quoted)",
                     details(a, text: text, rule: "max_seq_rep_4_words \(fmt(t.maxSeqRep4Words))", span: span, run: a.mostRepeatedNGram))
         }
+        if a.wordTokenCount >= t.minTokensForRatios, a.repeatedFraction > t.maxRepeatedFraction {
+            let run = a.runs.filter { $0.kind == .words }.max { ($0.repetitions, $0.range.count) < ($1.repetitions, $1.range.count) }
+            let quotedRun = run.map { "; e.g. \(quote($0.unit)) ×\($0.repetitions)" } ?? quoted
+            return ("\(Int((a.repeatedFraction * 100).rounded()))% of words in immediate repeats > \(Int((t.maxRepeatedFraction * 100).rounded()))%\(quotedRun)",
+                    details(a, text: text, rule: "max_repeated_fraction \(fmt(t.maxRepeatedFraction))", span: run?.range, run: run))
+        }
         if let tokenRep = a.seqRepTokens, let n = a.modelTokenCount, n >= t.minTokensForRatios, tokenRep[3] > t.maxSeqRep4Tokens {
             return ("seq-rep-4 \(fmt(tokenRep[3])) > \(fmt(t.maxSeqRep4Tokens)) (model tokens)\(quoted)",
                     details(a, text: text, rule: "max_seq_rep_4_tokens \(fmt(t.maxSeqRep4Tokens))", span: span, run: a.mostRepeatedNGram))
@@ -244,7 +256,7 @@ public enum RepetitionAnalyzer {
     }
 
     /// The analysis as named numbers: `seq_rep_{1..4}_words`, `seq_rep_{1..4}_tokens` (when ids were given),
-    /// `distinct_{1..4}`, `compression_ratio`, `longest_run` (repetitions, 0 if none), `longest_run_unit_words`,
+    /// `distinct_{1..4}`, `compression_ratio`, `repeated_fraction`, `longest_run` (repetitions, 0 if none), `longest_run_unit_words`,
     /// `empty`, `single_token_repeated` (0/1), `word_tokens`, `repetition_score`.
     public static func metrics(_ analysis: RepetitionAnalysis) -> [Metric] {
         var out: [Metric] = []
@@ -254,6 +266,7 @@ public enum RepetitionAnalyzer {
         }
         for (i, v) in analysis.distinctWords.enumerated() { out.append(Metric("distinct_\(i + 1)", v)) }
         out.append(Metric("compression_ratio", analysis.compressionRatio))
+        out.append(Metric("repeated_fraction", analysis.repeatedFraction))
         out.append(Metric("longest_run", Double(analysis.longestRun?.repetitions ?? 0)))
         out.append(Metric("longest_run_unit_words", Double(analysis.longestRun?.unitWords ?? 0)))
         out.append(Metric("empty", analysis.isEmpty ? 1 : 0))
@@ -384,8 +397,12 @@ public enum RepetitionAnalyzer {
         return reps
     }
 
-    static func wordRuns(_ scan: RepetitionScan, _ c: inout RunCollector) {
+    /// Finds word-level runs; returns the fraction of words (letter/digit tokens) inside immediate repeats
+    /// (runs of two or more copies).
+    @discardableResult
+    static func wordRuns(_ scan: RepetitionScan, _ c: inout RunCollector) -> Double {
         let tokens = scan.tokens
+        var covered = [Bool](repeating: false, count: tokens.count)
         // Two copies need at least the unit plus its words again; p + p/2 tokens is a cheap lower bound that skips
         // the many chance matches of ordinary text (a unit's trailing punctuation may be missing from the last copy).
         RepetitionScan.periodicRuns(tokens.map(\.id), maxPeriod: RepetitionScan.maxUnitTokens, minLength: { $0 + max(1, $0 / 2) }) { p, s0, l0 in
@@ -399,10 +416,17 @@ public enum RepetitionAnalyzer {
             let reps = copies(length: l, period: p, start: s) { tokens[$0].isWordLike }
             guard reps >= 2 else { return }
             let lastToken = min(s + l, s + reps * p) - 1
+            for k in s...lastToken where !covered[k] { covered[k] = true }
             let unitWords = tokens[s..<(s + p)].filter(\.hasLetter).count
             c.add(RepeatedRun(unit: scan.text(tokens[s].start..<tokens[s + p - 1].end), unitWords: unitWords,
                               repetitions: reps, range: tokens[s].start..<tokens[lastToken].end, kind: .words))
         }
+        var words = 0, inRuns = 0
+        for (k, t) in tokens.enumerated() where t.isWordLike {
+            words += 1
+            if covered[k] { inRuns += 1 }
+        }
+        return words == 0 ? 0 : Double(inRuns) / Double(words)
     }
 
     struct Recurrence { var occurrences: [Range<Int>] }

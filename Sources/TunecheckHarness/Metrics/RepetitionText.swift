@@ -215,10 +215,13 @@ struct RepetitionScan {
             }
             let s = lowercasedText(start..<i)
             let c0 = charIds[start]
+            // Sentence ends: CJK 。！？ always; . ! ? … only before whitespace, the end or more punctuation (not in
+            // example.com, 3.x, file.py).
             var terminal = false
             if i - start == 1 {
                 switch c0 {
-                case 0x2E, 0x21, 0x3F, 0x2026, 0x3002, 0xFF01, 0xFF1F: terminal = true
+                case 0x3002, 0xFF01, 0xFF1F: terminal = true
+                case 0x2E, 0x21, 0x3F, 0x2026: terminal = i == n || charClass[i] == .whitespace || charClass[i] == .other || charClass[i] == .layout
                 default: break
                 }
             }
