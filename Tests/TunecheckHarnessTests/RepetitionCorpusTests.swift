@@ -68,7 +68,7 @@ enum RepetitionCorpus {
         let verdict = RepetitionAnalyzer.judge(analysis, text: text, thresholds: .default)
         #expect(verdict == nil, "\(name) flagged: \(verdict?.message ?? "")\n\(verdict?.detail ?? "")")
         #expect(analysis.highlights.isEmpty)
-        #expect(analysis.score < 0.3, "\(name): score \(analysis.score)")
+        #expect(analysis.score < 0.5, "\(name): score \(analysis.score)")
     }
 
     /// Prints the headline numbers of both corpora (run with `--filter calibrationTable` to re-tune defaults).
@@ -78,8 +78,8 @@ enum RepetitionCorpus {
                 let text = try RepetitionCorpus.text(folder, name)
                 let a = RepetitionAnalyzer.analyze(text)
                 let run = a.runs.filter { $0.kind != .ngram }.max { $0.repetitions < $1.repetitions }
-                print(String(format: "%@/%@ words=%d sr4=%.2f d2=%.2f zr=%.2f bytes=%d score=%.2f run=%@",
-                             folder, name, a.wordTokenCount, a.seqRepWords[3], a.distinctWords[1], a.compressionRatio,
+                print(String(format: "%@/%@ rf=%.2f words=%d sr4=%.2f d2=%.2f zr=%.2f bytes=%d score=%.2f run=%@",
+                             folder, name, a.repeatedFraction, a.wordTokenCount, a.seqRepWords[3], a.distinctWords[1], a.compressionRatio,
                              a.byteCount, a.score, run.map { "\($0.kind.rawValue):\($0.unit.debugDescription)x\($0.repetitions)" } ?? "-"))
                 if let verdict = RepetitionAnalyzer.judge(a, text: text, thresholds: .default) { print("    -> \(verdict.message)") }
             }

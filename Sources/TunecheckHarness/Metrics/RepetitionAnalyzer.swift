@@ -54,7 +54,7 @@ public struct RepetitionAnalysis: Sendable, Equatable {
     public var seqRepTokens: [Double]?
     /// distinct-n over the same words, n = 1...4: |unique n-grams| / |n-grams|; 1 when there are no n-grams.
     public var distinctWords: [Double]
-    /// UTF-8 bytes / zlib-deflated bytes (level 9); 0 for an empty answer. Only judged on answers of at least
+    /// UTF-8 bytes / zlib-deflated bytes (level 6, zlib's default); 0 for an empty answer. Only judged on answers of at least
     /// `RepetitionThresholds.minBytesForCompression` bytes.
     public var compressionRatio: Double
     /// The run that decides the verdict: the worst run that breaks the thresholds `analyze` was given (the
@@ -63,15 +63,17 @@ public struct RepetitionAnalysis: Sendable, Equatable {
     /// Empty or whitespace only.
     public var isEmpty: Bool
     /// One token repeated and nothing else: all model token ids equal (three or more), or four or more
-    /// identical word tokens.
+    /// identical word tokens (words, not punctuation: a punctuation-only answer is judged by the loop detectors).
     public var isSingleTokenRepeated: Bool
     /// 0 = clean … 1 = fully degenerate, for charts: 1 for empty or single-token answers, otherwise the largest of
     /// - seq-rep-4 (words; model tokens when given),
     /// - the share of the answer that is redundant copies in its worst run (a run of r copies covering a
     ///   fraction f of the answer's characters contributes f·(r − 1)/r; runs of fewer than 3 copies and
     ///   `.ngram`/`.sentenceRecurrence` do not count),
-    /// - (compression ratio − 2) / 6 for answers of 256 bytes or more (prose ≈ 0, ratio 4 ≈ 0.33, ratio 8+ = 1),
-    /// clamped to 0...1. Threshold-independent; ordinary answers score below 0.3.
+    /// - `repeatedFraction`,
+    /// - (compression ratio − 2) / 8 for answers of 256 bytes or more (prose ≈ 0, ratio 6 = 0.5, ratio 10+ = 1),
+    /// clamped to 0...1. Threshold-independent; prose scores below 0.3, long structured data (JSON records,
+    /// SQL inserts) up to ≈ 0.45, loops above 0.5.
     public var score: Double
     /// Flagged spans (character offsets as above) under the thresholds given to `analyze`; empty when the
     /// answer passes.
@@ -87,6 +89,9 @@ public struct RepetitionAnalysis: Sendable, Equatable {
     public var characterCount: Int
     /// The candidate runs `judge` checks against its thresholds (the strongest few of each kind).
     public var runs: [RepeatedRun]
+    /// Fraction of the answer's words that sit inside an immediate repetition of any unit (two or more copies
+    /// in a row): ≈ 0 for prose, 1 for a stutter like `step 1, step 1, step 1, step 2, step 2, step 2, ...`.
+    public var repeatedFraction: Double
     /// The most repeated word n-gram (n = 2...4, occurring twice or more, covering the most words; kind `.ngram`),
     /// quoted by the ratio checks.
     public var mostRepeatedNGram: RepeatedRun?
@@ -109,10 +114,10 @@ public enum RepetitionAnalyzer {
         let isEmpty = tokens.isEmpty
         var singleRepeated = false
         if let ids = tokenIds, ids.count >= 3, ids.allSatisfy({ $0 == ids[0] }), !isEmpty { singleRepeated = true }
-        if tokens.count >= 4, tokens.allSatisfy({ $0.id == tokens[0].id }) { singleRepeated = true }
+        if tokens.count >= 4, tokens[0].isWordLike, tokens.allSatisfy({ $0.id == tokens[0].id }) { singleRepeated = true }
 
         var collector = RunCollector()
-        wordRuns(scan, &collector)
+        let repeatedFraction = wordRuns(scan, &collector)
         let recurrence = sentenceRuns(scan, &collector)
         characterRuns(scan, &collector)
         newlineRuns(scan, &collector)
@@ -133,14 +138,15 @@ public enum RepetitionAnalyzer {
             compressionRatio: analysisCompression, longestRun: nil, isEmpty: isEmpty,
             isSingleTokenRepeated: singleRepeated, score: 0, highlights: [], wordTokenCount: wordIds.count,
             modelTokenCount: tokenIds?.count, byteCount: scan.bytes.count, characterCount: scan.characterCount,
-            runs: runs, mostRepeatedNGram: top4)
+            runs: runs, repeatedFraction: repeatedFraction, mostRepeatedNGram: top4)
 
         // Score (threshold-independent).
         if isEmpty || singleRepeated {
             analysis.score = 1
         } else {
             var s = max(wordStats.seqRep[3], tokenStats?.seqRep[3] ?? 0)
-            if scan.bytes.count >= 256 { s = max(s, (analysisCompression - 2) / 6) }
+            s = max(s, repeatedFraction)
+            if scan.bytes.count >= 256 { s = max(s, (analysisCompression - 2) / 8) }
             let total = Double(max(scan.characterCount, 1))
             for run in runs where run.repetitions >= 3 && run.kind != .ngram && run.kind != .sentenceRecurrence {
                 let covered = Double(run.range.count) / total
@@ -190,8 +196,8 @@ public enum RepetitionAnalyzer {
 
     /// nil when the answer passes; otherwise the failure: `message` is one line quoting the offending span
     /// (e.g. `repeated "hormonal" ×12 (seq-rep-4 0.89)`), `detail` the numbers and the full span.
-    /// Checks in order: empty, single token repeated, runs (worst first), seq-rep-4 on words, on tokens,
-    /// distinct-2, compression ratio.
+    /// Checks in order: empty, single token repeated, runs (worst first), seq-rep-4 on words, repeated fraction,
+    /// seq-rep-4 on tokens, distinct-2, compression ratio.
     public static func judge(_ analysis: RepetitionAnalysis, text: String, thresholds t: RepetitionThresholds) -> (message: String, detail: String)? {
         let a = analysis
         let sr4 = String(format: "%.2f", a.seqRepWords.count > 3 ? a.seqRepWords[3] : 0)
@@ -228,6 +234,12 @@ public enum RepetitionAnalyzer {
             return ("seq-rep-4 \(sr4) > \(fmt(t.maxSeqRep4Words)) (words)\(quoted)",
                     details(a, text: text, rule: "max_seq_rep_4_words \(fmt(t.maxSeqRep4Words))", span: span, run: a.mostRepeatedNGram))
         }
+        if a.wordTokenCount >= t.minTokensForRatios, a.repeatedFraction > t.maxRepeatedFraction {
+            let run = a.runs.filter { $0.kind == .words }.max { ($0.repetitions, $0.range.count) < ($1.repetitions, $1.range.count) }
+            let quotedRun = run.map { "; e.g. \(quote($0.unit)) ×\($0.repetitions)" } ?? quoted
+            return ("\(Int((a.repeatedFraction * 100).rounded()))% of words in immediate repeats > \(Int((t.maxRepeatedFraction * 100).rounded()))%\(quotedRun)",
+                    details(a, text: text, rule: "max_repeated_fraction \(fmt(t.maxRepeatedFraction))", span: run?.range, run: run))
+        }
         if let tokenRep = a.seqRepTokens, let n = a.modelTokenCount, n >= t.minTokensForRatios, tokenRep[3] > t.maxSeqRep4Tokens {
             return ("seq-rep-4 \(fmt(tokenRep[3])) > \(fmt(t.maxSeqRep4Tokens)) (model tokens)\(quoted)",
                     details(a, text: text, rule: "max_seq_rep_4_tokens \(fmt(t.maxSeqRep4Tokens))", span: span, run: a.mostRepeatedNGram))
@@ -244,7 +256,7 @@ public enum RepetitionAnalyzer {
     }
 
     /// The analysis as named numbers: `seq_rep_{1..4}_words`, `seq_rep_{1..4}_tokens` (when ids were given),
-    /// `distinct_{1..4}`, `compression_ratio`, `longest_run` (repetitions, 0 if none), `longest_run_unit_words`,
+    /// `distinct_{1..4}`, `compression_ratio`, `repeated_fraction`, `longest_run` (repetitions, 0 if none), `longest_run_unit_words`,
     /// `empty`, `single_token_repeated` (0/1), `word_tokens`, `repetition_score`.
     public static func metrics(_ analysis: RepetitionAnalysis) -> [Metric] {
         var out: [Metric] = []
@@ -254,6 +266,7 @@ public enum RepetitionAnalyzer {
         }
         for (i, v) in analysis.distinctWords.enumerated() { out.append(Metric("distinct_\(i + 1)", v)) }
         out.append(Metric("compression_ratio", analysis.compressionRatio))
+        out.append(Metric("repeated_fraction", analysis.repeatedFraction))
         out.append(Metric("longest_run", Double(analysis.longestRun?.repetitions ?? 0)))
         out.append(Metric("longest_run_unit_words", Double(analysis.longestRun?.unitWords ?? 0)))
         out.append(Metric("empty", analysis.isEmpty ? 1 : 0))
@@ -384,9 +397,15 @@ public enum RepetitionAnalyzer {
         return reps
     }
 
-    static func wordRuns(_ scan: RepetitionScan, _ c: inout RunCollector) {
+    /// Finds word-level runs; returns the fraction of words (letter/digit tokens) inside immediate repeats
+    /// (runs of two or more copies).
+    @discardableResult
+    static func wordRuns(_ scan: RepetitionScan, _ c: inout RunCollector) -> Double {
         let tokens = scan.tokens
-        RepetitionScan.periodicRuns(tokens.map(\.id), maxPeriod: RepetitionScan.maxUnitTokens) { p, s0, l0 in
+        var covered = [Bool](repeating: false, count: tokens.count)
+        // Two copies need at least the unit plus its words again; p + p/2 tokens is a cheap lower bound that skips
+        // the many chance matches of ordinary text (a unit's trailing punctuation may be missing from the last copy).
+        RepetitionScan.periodicRuns(tokens.map(\.id), maxPeriod: RepetitionScan.maxUnitTokens, minLength: { $0 + max(1, $0 / 2) }) { p, s0, l0 in
             // Start the unit at a word (". the cat sat" -> "the cat sat ."), preferring a sentence start.
             guard let first = (0..<p).first(where: { tokens[s0 + $0].hasLetter }) else { return }
             let shift = (0..<p).first(where: { k in
@@ -397,10 +416,17 @@ public enum RepetitionAnalyzer {
             let reps = copies(length: l, period: p, start: s) { tokens[$0].isWordLike }
             guard reps >= 2 else { return }
             let lastToken = min(s + l, s + reps * p) - 1
+            for k in s...lastToken where !covered[k] { covered[k] = true }
             let unitWords = tokens[s..<(s + p)].filter(\.hasLetter).count
             c.add(RepeatedRun(unit: scan.text(tokens[s].start..<tokens[s + p - 1].end), unitWords: unitWords,
                               repetitions: reps, range: tokens[s].start..<tokens[lastToken].end, kind: .words))
         }
+        var words = 0, inRuns = 0
+        for (k, t) in tokens.enumerated() where t.isWordLike {
+            words += 1
+            if covered[k] { inRuns += 1 }
+        }
+        return words == 0 ? 0 : Double(inRuns) / Double(words)
     }
 
     struct Recurrence { var occurrences: [Range<Int>] }
@@ -409,16 +435,21 @@ public enum RepetitionAnalyzer {
     static func sentenceRuns(_ scan: RepetitionScan, _ c: inout RunCollector) -> Recurrence? {
         let tokens = scan.tokens
         var sentences: [(first: Int, last: Int, key: Int, words: Int)] = []
-        var keys: [[Int]: Int] = [:]
         var start = 0
         func close(_ end: Int) {
             defer { start = end }
             guard end > start else { return }
-            let key = tokens[start..<end].filter(\.isWordLike).map(\.id)
-            guard !key.isEmpty else { return }
-            let id: Int
-            if let k = keys[key] { id = k } else { id = keys.count; keys[key] = id }
-            sentences.append((start, end - 1, id, tokens[start..<end].filter(\.hasLetter).count))
+            // Key: a 64-bit hash of the sentence's word ids (punctuation ignored); a collision would need 2^32 sentences.
+            var hasher = Hasher()
+            var wordLike = 0, letters = 0
+            for k in start..<end where tokens[k].isWordLike {
+                hasher.combine(tokens[k].id)
+                wordLike += 1
+                if tokens[k].hasLetter { letters += 1 }
+            }
+            guard wordLike > 0 else { return }
+            hasher.combine(wordLike)
+            sentences.append((start, end - 1, hasher.finalize(), letters))
         }
         for i in tokens.indices {
             if tokens[i].newlineBefore && i > start { close(i) }
@@ -427,7 +458,7 @@ public enum RepetitionAnalyzer {
         close(tokens.count)
 
         func range(_ a: Int, _ b: Int) -> Range<Int> { tokens[sentences[a].first].start..<tokens[sentences[b].last].end }
-        RepetitionScan.periodicRuns(sentences.map(\.key), maxPeriod: RepetitionScan.maxUnitSentences) { p, s, l in
+        RepetitionScan.periodicRuns(sentences.map(\.key), maxPeriod: RepetitionScan.maxUnitSentences, minLength: { 2 * $0 }) { p, s, l in
             let reps = l / p
             guard reps >= 2 else { return }
             let words = sentences[s..<(s + p)].reduce(0) { $0 + $1.words }
@@ -448,9 +479,9 @@ public enum RepetitionAnalyzer {
     /// Loops inside the character stream: punctuation, layout, digits, and letters without whitespace.
     static func characterRuns(_ scan: RepetitionScan, _ c: inout RunCollector) {
         let cls = scan.charClass
-        RepetitionScan.periodicRuns(scan.charIds, maxPeriod: RepetitionScan.maxUnitCharacters) { p, s, l in
+        RepetitionScan.periodicRuns(scan.charIds, maxPeriod: RepetitionScan.maxUnitCharacters, minLength: { max(3, $0 + $0 / 2) }) { p, s0, l0 in
             var hasNonSpace = false, hasLetter = false, hasDigit = false, allLayout = true
-            for k in s..<(s + p) {
+            for k in s0..<(s0 + p) {
                 switch cls[k] {
                 case .whitespace: if scan.isNewline[k] { allLayout = false }
                 case .letter: hasLetter = true; hasNonSpace = true; allLayout = false
@@ -461,7 +492,7 @@ public enum RepetitionAnalyzer {
             }
             let kind: RepeatedRun.Kind
             if hasLetter {
-                guard scan.wsPrefix[s + l] == scan.wsPrefix[s] else { return }   // spans words: the word detector's job
+                guard scan.wsPrefix[s0 + l0] == scan.wsPrefix[s0] else { return }   // spans words: the word detector's job
                 kind = .characters
             } else if hasDigit || allLayout {
                 kind = .layout
@@ -471,9 +502,13 @@ public enum RepetitionAnalyzer {
                 kind = .layout   // spaces/tabs only (newline stretches are counted by `newlineRuns`)
                 guard allLayout else { return }
             }
-            let reps = copies(length: l, period: p, start: s) { cls[$0] != .whitespace }
+            // Start the unit at a visible character (" 1, 2, 3," -> "1, 2, 3, ").
+            let shift = hasNonSpace ? (0..<p).first { cls[s0 + $0] != .whitespace } ?? 0 : 0
+            let s = s0 + shift, l = l0 - shift
+            // A trailing partial copy counts when it holds the unit's letters/digits (or, for pure punctuation, all of it).
+            let reps = copies(length: l, period: p, start: s) { hasLetter || hasDigit ? cls[$0] == .letter || cls[$0] == .digit : cls[$0] != .whitespace }
             guard reps >= 2, l >= (kind == .punctuation ? 2 : 6) else { return }
-            let end = min(s + l, s + max(reps * p, l - (l % p)))
+            let end = min(s + l, s + reps * p)
             c.add(RepeatedRun(unit: scan.text(s..<(s + p)), unitWords: 0, repetitions: reps, range: s..<end, kind: kind))
         }
     }
@@ -482,12 +517,13 @@ public enum RepetitionAnalyzer {
     static func newlineRuns(_ scan: RepetitionScan, _ c: inout RunCollector) {
         var i = 0
         let n = scan.characterCount
+        let cls = scan.charClass, isNewline = scan.isNewline
         while i < n {
-            guard scan.charClass[i] == .whitespace else { i += 1; continue }
+            guard cls[i] == .whitespace else { i += 1; continue }
             var j = i
             var newlines = 0
-            while j < n && scan.charClass[j] == .whitespace {
-                if scan.isNewline[j] { newlines += 1 }
+            while j < n && cls[j] == .whitespace {
+                if isNewline[j] { newlines += 1 }
                 j += 1
             }
             if newlines >= 3 {

@@ -46,57 +46,95 @@ struct RepetitionScan {
 
     init(_ text: String) {
         bytes = Array(text.utf8)
-        var offset = 0
+        let n = bytes.count
         var multiScalarIds: [String: Int] = [:]
-        utf8Offsets.reserveCapacity(bytes.count + 1)
-        charIds.reserveCapacity(bytes.count)
-        charClass.reserveCapacity(bytes.count)
-        isNewline.reserveCapacity(bytes.count)
+        var utf8Offsets: [Int] = [], charIds: [Int] = [], charClass: [RepetitionCharClass] = [], isNewline: [Bool] = []
+        var wsPrefix: [Int] = [0]
+        utf8Offsets.reserveCapacity(n + 1)
+        charIds.reserveCapacity(n)
+        charClass.reserveCapacity(n)
+        isNewline.reserveCapacity(n)
+        wsPrefix.reserveCapacity(n + 1)
+        let bytes = self.bytes
         var cjk: [Bool] = []
         var wordChar: [Bool] = []
-        cjk.reserveCapacity(bytes.count)
-        wordChar.reserveCapacity(bytes.count)
-        for ch in text {
-            utf8Offsets.append(offset)
-            offset += ch.utf8.count
-            var it = ch.unicodeScalars.makeIterator()
-            let first = it.next()!
-            if it.next() == nil {
-                charIds.append(Int(first.value))
+        cjk.reserveCapacity(n)
+        wordChar.reserveCapacity(n)
+        var whitespace = 0
+        let asciiClass = Self.asciiClass
+        var offset = 0
+        // Walk the UTF-8 bytes. An ASCII byte followed by another ASCII byte (other than CR LF) or by the end is a
+        // Character of its own (every grapheme-extending or prepending scalar is non-ASCII); anything else goes
+        // through the standard library's grapheme breaking, one Character at a time, from a known boundary.
+        while offset < n {
+            let b = bytes[offset]
+            var v: UInt32
+            var length = 1
+            var id: Int
+            var cls: RepetitionCharClass
+            var isCJK = false
+            if b < 0x80 && (offset + 1 == n || (bytes[offset + 1] < 0x80 && !(b == 0x0D && bytes[offset + 1] == 0x0A))) {
+                v = UInt32(b)
+                id = Int(b)
+                cls = asciiClass[Int(b)]
             } else {
-                let key = String(ch)
-                if let id = multiScalarIds[key] { charIds.append(id) } else {
-                    let id = 0x110000 + multiScalarIds.count
-                    multiScalarIds[key] = id
-                    charIds.append(id)
+                let index = text.utf8.index(text.utf8.startIndex, offsetBy: offset)
+                let ch = text[index]
+                length = ch.utf8.count
+                var it = ch.unicodeScalars.makeIterator()
+                let first = it.next()!
+                v = first.value
+                if it.next() == nil {
+                    id = Int(v)
+                } else {
+                    let key = String(ch)
+                    if let known = multiScalarIds[key] { id = known } else {
+                        id = 0x110000 + multiScalarIds.count
+                        multiScalarIds[key] = id
+                    }
+                }
+                if v < 0x80 {
+                    cls = asciiClass[Int(v)]   // e.g. "\r\n", or a letter with combining marks
+                } else if first.properties.isWhitespace {
+                    cls = .whitespace
+                } else if first.properties.isIdeographic || (0x3040...0x30FF).contains(v) || (0x31F0...0x31FF).contains(v) || (0xFF66...0xFF9F).contains(v) {
+                    cls = .letter
+                    isCJK = true
+                } else if first.properties.isAlphabetic {
+                    cls = .letter
+                } else if first.properties.numericType != nil {
+                    cls = .digit
+                } else if Self.isLayout(v) {
+                    cls = .layout
+                } else {
+                    cls = .other
                 }
             }
-            let props = first.properties
-            let v = first.value
-            let cls: RepetitionCharClass
-            var isCJK = false
-            if props.isWhitespace {
-                cls = .whitespace
-            } else if props.isIdeographic || (0x3040...0x30FF).contains(v) || (0x31F0...0x31FF).contains(v) || (0xFF66...0xFF9F).contains(v) {
-                cls = .letter
-                isCJK = true
-            } else if props.isAlphabetic {
-                cls = .letter
-            } else if props.numericType != nil {
-                cls = .digit
-            } else if Self.isLayout(v) {
-                cls = .layout
-            } else {
-                cls = .other
-            }
+            utf8Offsets.append(offset)
+            offset += length
+            charIds.append(id)
             charClass.append(cls)
             cjk.append(isCJK)
             wordChar.append(!isCJK && (cls == .letter || cls == .digit || v == 0x5F))
             isNewline.append(cls == .whitespace && (v == 0x0A || v == 0x0D || v == 0x0B || v == 0x0C || v == 0x85 || v == 0x2028 || v == 0x2029))
-            wsPrefix.append(wsPrefix[wsPrefix.count - 1] + (cls == .whitespace ? 1 : 0))
+            if cls == .whitespace { whitespace += 1 }
+            wsPrefix.append(whitespace)
         }
         utf8Offsets.append(offset)
+        self.utf8Offsets = utf8Offsets
+        self.charIds = charIds
+        self.charClass = charClass
+        self.isNewline = isNewline
+        self.wsPrefix = wsPrefix
         tokenize(cjk: cjk, wordChar: wordChar)
+    }
+
+    static let asciiClass: [RepetitionCharClass] = (0..<128).map { v -> RepetitionCharClass in
+        let s = Unicode.Scalar(UInt8(v))
+        if s.properties.isWhitespace { return .whitespace }
+        if s.properties.isAlphabetic { return .letter }
+        if s.properties.numericType != nil { return .digit }
+        return isLayout(UInt32(v)) ? .layout : .other
     }
 
     /// Characters used for layout and data rather than speech: rules, tables, leaders, brackets.
@@ -113,6 +151,21 @@ struct RepetitionScan {
     func text(_ chars: Range<Int>) -> String {
         let lo = utf8Offsets[chars.lowerBound], hi = utf8Offsets[chars.upperBound]
         return String(decoding: bytes[lo..<hi], as: UTF8.self)
+    }
+
+    /// The lowercased text of a character range (ASCII without allocating an intermediate string).
+    func lowercasedText(_ chars: Range<Int>) -> String {
+        let lo = utf8Offsets[chars.lowerBound], hi = utf8Offsets[chars.upperBound]
+        var ascii = true
+        for k in lo..<hi where bytes[k] >= 0x80 { ascii = false; break }
+        guard ascii else { return String(decoding: bytes[lo..<hi], as: UTF8.self).lowercased() }
+        return String(unsafeUninitializedCapacity: hi - lo) { buffer in
+            for k in lo..<hi {
+                let b = bytes[k]
+                buffer[k - lo] = (b >= 0x41 && b <= 0x5A) ? b + 0x20 : b
+            }
+            return hi - lo
+        }
     }
 
     private mutating func tokenize(cjk: [Bool], wordChar: [Bool]) {
@@ -160,9 +213,18 @@ struct RepetitionScan {
                 wordLike = cjk[i]
                 i += 1
             }
-            let s = text(start..<i).lowercased()
+            let s = lowercasedText(start..<i)
             let c0 = charIds[start]
-            let terminal = i - start == 1 && [0x2E, 0x21, 0x3F, 0x2026, 0x3002, 0xFF01, 0xFF1F].contains(c0)
+            // Sentence ends: CJK 。！？ always; . ! ? … only before whitespace, the end or more punctuation (not in
+            // example.com, 3.x, file.py).
+            var terminal = false
+            if i - start == 1 {
+                switch c0 {
+                case 0x3002, 0xFF01, 0xFF1F: terminal = true
+                case 0x2E, 0x21, 0x3F, 0x2026: terminal = i == n || charClass[i] == .whitespace || charClass[i] == .other || charClass[i] == .layout
+                default: break
+                }
+            }
             tokens.append(RepetitionToken(id: intern(s), start: start, end: i, hasLetter: hasLetter, isWordLike: wordLike,
                                           isTerminal: terminal, newlineBefore: sawNewline))
             sawNewline = false
@@ -171,48 +233,71 @@ struct RepetitionScan {
 
     // MARK: n-gram statistics
 
-    struct NGram: Hashable { var a, b, c, d: Int }
-
     /// seq-rep-n and distinct-n for n = 1...4 over `ids`, and the most repeated n-gram (n = 2...4, occurring at
     /// least twice, covering the most positions `count × n`, larger n on ties). With no n-grams of some length:
-    /// seq-rep 0, distinct 1 (nothing repeated).
+    /// seq-rep 0, distinct 1 (nothing repeated). n-grams are interned incrementally: the id of the n-gram at i is
+    /// the id of the pair (id of the (n−1)-gram at i, ids[i + n − 1]), so every step hashes one Int.
     static func ngramStats(_ ids: [Int]) -> (seqRep: [Double], distinct: [Double], top: (start: Int, n: Int, count: Int)?) {
         var seqRep: [Double] = []
         var distinct: [Double] = []
         var top: (start: Int, n: Int, count: Int)?
+        // Dense unigram ids first.
+        var unigram: [Int: Int] = [:]
+        let dense = ids.map { id -> Int in
+            if let u = unigram[id] { return u }
+            let u = unigram.count
+            unigram[id] = u
+            return u
+        }
+        let radix = unigram.count + 1
+        var current = dense
+        var vocabulary = unigram.count
         for n in 1...4 {
             let total = ids.count - n + 1
             guard total > 0 else { seqRep.append(0); distinct.append(1); continue }
-            var counts: [NGram: (first: Int, count: Int)] = [:]
-            counts.reserveCapacity(total)
-            for i in 0..<total {
-                let key = NGram(a: ids[i], b: n > 1 ? ids[i + 1] : -1, c: n > 2 ? ids[i + 2] : -1, d: n > 3 ? ids[i + 3] : -1)
-                if let e = counts[key] { counts[key] = (e.first, e.count + 1) } else { counts[key] = (i, 1) }
+            if n > 1 {
+                // Extend the (n−1)-gram ids by one element.
+                var table: [Int: Int] = [:]
+                table.reserveCapacity(total)
+                var next = [Int](repeating: 0, count: total)
+                for i in 0..<total {
+                    let key = current[i] &* radix &+ dense[i + n - 1]
+                    if let v = table[key] { next[i] = v } else { let v = table.count; table[key] = v; next[i] = v }
+                }
+                current = next
+                vocabulary = table.count
             }
-            let unique = Double(counts.count)
-            distinct.append(unique / Double(total))
-            seqRep.append(1 - unique / Double(total))
+            var count = [Int](repeating: 0, count: vocabulary)
+            var first = [Int](repeating: -1, count: vocabulary)
+            for i in 0..<total {
+                let g = current[i]
+                count[g] += 1
+                if first[g] < 0 { first[g] = i }
+            }
+            distinct.append(Double(vocabulary) / Double(total))
+            seqRep.append(1 - Double(vocabulary) / Double(total))
             guard n >= 2 else { continue }
-            for (_, v) in counts where v.count > 1 {
-                let cover = v.count * n
+            for g in 0..<vocabulary where count[g] > 1 {
+                let cover = count[g] * n
                 if let t = top {
                     let tCover = t.count * t.n
-                    guard cover > tCover || (cover == tCover && (n > t.n || (n == t.n && v.first < t.start))) else { continue }
+                    guard cover > tCover || (cover == tCover && (n > t.n || (n == t.n && first[g] < t.start))) else { continue }
                 }
-                top = (v.first, n, v.count)
+                top = (first[g], n, count[g])
             }
         }
         return (seqRep, distinct, top)
     }
 
-    /// zlib (level 9) ratio of uncompressed to compressed bytes; 0 for empty input.
+    /// zlib ratio of uncompressed to compressed bytes (level 6, zlib's default: a third of level 9's time on long
+    /// answers, ratios within a few percent); 0 for empty input.
     static func compressionRatio(_ bytes: [UInt8]) -> Double {
         guard !bytes.isEmpty else { return 0 }
         var destLen = compressBound(uLong(bytes.count))
         var dest = [UInt8](repeating: 0, count: Int(destLen))
         let status = bytes.withUnsafeBufferPointer { src in
             dest.withUnsafeMutableBufferPointer { dst in
-                compress2(dst.baseAddress, &destLen, src.baseAddress, uLong(src.count), 9)
+                compress2(dst.baseAddress, &destLen, src.baseAddress, uLong(src.count), 6)
             }
         }
         guard status == Z_OK, destLen > 0 else { return 1 }
@@ -222,19 +307,25 @@ struct RepetitionScan {
     // MARK: runs
 
     /// Maximal runs of `seq[i] == seq[i - p]` for p in 1...maxPeriod: calls `found(p, start, length)` once per
-    /// maximal run, for primitive units only (a unit that is itself periodic is reported at its own period).
-    static func periodicRuns(_ seq: [Int], maxPeriod: Int, _ found: (_ period: Int, _ start: Int, _ length: Int) -> Void) {
+    /// maximal run of at least `minLength(p)` elements, for primitive units only (a unit that is itself periodic
+    /// is reported at its own period). O(n · maxPeriod).
+    static func periodicRuns(_ seq: [Int], maxPeriod: Int, minLength: (Int) -> Int,
+                             _ found: (_ period: Int, _ start: Int, _ length: Int) -> Void) {
         let n = seq.count
         guard n >= 2 else { return }
-        for p in 1...min(maxPeriod, n / 2) {
-            var i = p
-            while i < n {
-                guard seq[i] == seq[i - p] else { i += 1; continue }
-                var j = i + 1
-                while j < n && seq[j] == seq[j - p] { j += 1 }
-                let start = i - p
-                if isPrimitive(seq, start, p) { found(p, start, j - start) }
-                i = j
+        seq.withUnsafeBufferPointer { buf in
+            let b = buf.baseAddress!
+            for p in 1...min(maxPeriod, n / 2) {
+                let need = minLength(p)
+                var i = p
+                while i < n {
+                    if b[i] != b[i - p] { i += 1; continue }
+                    var j = i + 1
+                    while j < n && b[j] == b[j - p] { j += 1 }
+                    let start = i - p
+                    if j - start >= need && isPrimitive(seq, start, p) { found(p, start, j - start) }
+                    i = j
+                }
             }
         }
     }

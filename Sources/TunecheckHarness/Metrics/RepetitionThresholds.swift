@@ -50,13 +50,21 @@ public struct RepetitionThresholds: Sendable, Equatable, Codable {
     /// At most this many newlines in one stretch of whitespace: 6 (five blank lines). Prose, code and poetry
     /// use one to three blank lines; `\n\n\n\n...` loops use dozens.
     public var maxConsecutiveNewlines: Int
+    /// Fail when more than this fraction of the words sit inside immediate repetitions (two or more copies of any
+    /// unit in a row), for answers of at least `minTokensForRatios` words: 0.5. Catches stutters whose every run
+    /// is short (`step 1, step 1, step 1, step 2, step 2, step 2, ...`); prose, lists, code and lyrics stay below
+    /// 0.25 (a doubled phrase here and there).
+    public var maxRepeatedFraction: Double
     /// Fail when distinct-2 over word tokens falls below this (answers with at least `minTokensForRatios`
     /// word tokens); `nil` disables the check. 0.3: ordinary text keeps ≥ 0.6 of its bigrams distinct
     /// (code and lists ≥ 0.45); a loop keeps ≈ 1/r. Complements seq-rep-4 for loops of very short units.
     public var minDistinct2: Double?
-    /// Fail when the zlib compression ratio (UTF-8 bytes / deflated bytes, level 9) exceeds this, for answers
-    /// of at least `minBytesForCompression` bytes. 4.0: prose compresses 1.5–2.5×, code, JSON and padded
-    /// Markdown tables up to ≈3.3×; loops 5–100×. Catches loops the other detectors cannot tokenize.
+    /// Fail when the zlib compression ratio (UTF-8 bytes / zlib-deflated bytes, level 6) exceeds this, for answers
+    /// of at least `minBytesForCompression` bytes. 6.0: prose compresses 1.5–2.5×, code and padded Markdown
+    /// tables 2–4×, but structured data grows with its length (20 similar JSON records or SQL inserts ≈ 5–5.5×,
+    /// 40 records ≈ 9×: raise this for suites whose answers are data dumps); loops compress 6–100×. The
+    /// backstop for loops no other detector tokenizes, e.g. a counter in a template (`The answer is 1. The
+    /// answer is 2. ...`).
     public var maxCompressionRatio: Double
     /// Minimum answer size in UTF-8 bytes for the compression-ratio check: 256. Below that zlib's header and
     /// dictionary warm-up dominate and the ratio says little.
@@ -64,7 +72,7 @@ public struct RepetitionThresholds: Sendable, Equatable, Codable {
     /// Fail answers that are empty or whitespace only: true (a checkpoint that stops immediately is broken).
     public var failOnEmpty: Bool
     /// Fail answers that are one token repeated (all model token ids equal, three or more; or, without ids,
-    /// four or more identical word tokens and nothing else): true.
+    /// four or more identical words and nothing else): true.
     public var failOnSingleTokenRepeated: Bool
     /// The ratio checks (seq-rep-4 on words and tokens, distinct-2) apply only to answers with at least this
     /// many word tokens (model tokens for `maxSeqRep4Tokens`): 40. Short answers are judged only by the run
@@ -74,7 +82,7 @@ public struct RepetitionThresholds: Sendable, Equatable, Codable {
     public init(maxSeqRep4Words: Double = 0.5, maxSeqRep4Tokens: Double = 0.5, maxRepeatedUnitRun: Int = 2,
                 maxRepeatedWordRun: Int = 3, maxSentenceRepeats: Int = 4, maxPunctuationRun: Int = 9,
                 maxLayoutRunCharacters: Int = 100, maxCharacterLoopLength: Int = 20, maxConsecutiveNewlines: Int = 6,
-                minDistinct2: Double? = 0.3, maxCompressionRatio: Double = 4.0, minBytesForCompression: Int = 256,
+                maxRepeatedFraction: Double = 0.5, minDistinct2: Double? = 0.3, maxCompressionRatio: Double = 6.0, minBytesForCompression: Int = 256,
                 failOnEmpty: Bool = true, failOnSingleTokenRepeated: Bool = true, minTokensForRatios: Int = 40) {
         self.maxSeqRep4Words = maxSeqRep4Words
         self.maxSeqRep4Tokens = maxSeqRep4Tokens
@@ -85,6 +93,7 @@ public struct RepetitionThresholds: Sendable, Equatable, Codable {
         self.maxLayoutRunCharacters = maxLayoutRunCharacters
         self.maxCharacterLoopLength = maxCharacterLoopLength
         self.maxConsecutiveNewlines = maxConsecutiveNewlines
+        self.maxRepeatedFraction = maxRepeatedFraction
         self.minDistinct2 = minDistinct2
         self.maxCompressionRatio = maxCompressionRatio
         self.minBytesForCompression = minBytesForCompression
@@ -106,6 +115,7 @@ public struct RepetitionThresholds: Sendable, Equatable, Codable {
         case maxLayoutRunCharacters = "max_layout_run_characters"
         case maxCharacterLoopLength = "max_character_loop_length"
         case maxConsecutiveNewlines = "max_consecutive_newlines"
+        case maxRepeatedFraction = "max_repeated_fraction"
         case minDistinct2 = "min_distinct_2"
         case maxCompressionRatio = "max_compression_ratio"
         case minBytesForCompression = "min_bytes_for_compression"
@@ -140,6 +150,7 @@ public struct RepetitionThresholds: Sendable, Equatable, Codable {
         maxLayoutRunCharacters = try c.decodeIfPresent(Int.self, forKey: .maxLayoutRunCharacters) ?? d.maxLayoutRunCharacters
         maxCharacterLoopLength = try c.decodeIfPresent(Int.self, forKey: .maxCharacterLoopLength) ?? d.maxCharacterLoopLength
         maxConsecutiveNewlines = try c.decodeIfPresent(Int.self, forKey: .maxConsecutiveNewlines) ?? d.maxConsecutiveNewlines
+        maxRepeatedFraction = try c.decodeIfPresent(Double.self, forKey: .maxRepeatedFraction) ?? d.maxRepeatedFraction
         if c.contains(.minDistinct2) {
             minDistinct2 = try c.decodeNil(forKey: .minDistinct2) ? nil : c.decode(Double.self, forKey: .minDistinct2)
         } else {
@@ -163,6 +174,7 @@ public struct RepetitionThresholds: Sendable, Equatable, Codable {
         try c.encode(maxLayoutRunCharacters, forKey: .maxLayoutRunCharacters)
         try c.encode(maxCharacterLoopLength, forKey: .maxCharacterLoopLength)
         try c.encode(maxConsecutiveNewlines, forKey: .maxConsecutiveNewlines)
+        try c.encode(maxRepeatedFraction, forKey: .maxRepeatedFraction)
         if let minDistinct2 { try c.encode(minDistinct2, forKey: .minDistinct2) } else { try c.encodeNil(forKey: .minDistinct2) }
         try c.encode(maxCompressionRatio, forKey: .maxCompressionRatio)
         try c.encode(minBytesForCompression, forKey: .minBytesForCompression)
