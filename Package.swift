@@ -78,6 +78,7 @@ let package = Package(
                 "TunecheckHarness",
                 "TunecheckTrainer",
                 "TunecheckJSON",
+                "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

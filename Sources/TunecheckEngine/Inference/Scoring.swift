@@ -6,8 +6,7 @@ public final class Scorer {
     public let model: DecoderModel
     /// Upper bound on packed tokens per forward pass (memory is linear in it).
     public let tokenBudget: Int
-    /// Logit rows computed at once (memory: rows × vocabulary floats).
-    let logitRows = 32
+    var logitRows: Int { model.logitChunkRows }
     private let context: ForwardContext
 
     public init(model: DecoderModel, tokenBudget: Int = 2048) {

@@ -29,7 +29,8 @@ enum LogSoftmaxKernels {
         var index = 0
         let raw = UnsafeRawPointer(x)
         while index + 8 <= count {
-            vectorMaximum = pointwiseMax(vectorMaximum, raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self))
+            let values = raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self)
+            vectorMaximum.replace(with: values, where: values .> vectorMaximum)
             index += 8
         }
         var maximum = vectorMaximum.max()
@@ -44,8 +45,15 @@ enum LogSoftmaxKernels {
     /// bits. Relative error below 2e-7 over the range used (x ≤ 0 after max subtraction); inputs below −87 give ~0.
     @inline(__always)
     static func exp8(_ input: SIMD8<Float>) -> SIMD8<Float> {
-        let x = pointwiseMax(pointwiseMin(input, SIMD8(repeating: 88.0)), SIMD8(repeating: -87.0))
-        let n = (x * 1.442695040888963).rounded(.toNearestOrEven)
+        var x = input
+        x.replace(with: SIMD8(repeating: 88.0), where: x .> 88.0)
+        x.replace(with: SIMD8(repeating: -87.0), where: x .< -87.0)
+        // Round x·log2(e) to the nearest integer with the 1.5·2²³ trick: adding it pushes the fraction out of the
+        // mantissa, and the integer is left in the low mantissa bits. Branch-free and vectorisable, unlike a
+        // generic Float → Int32 conversion.
+        let magic = SIMD8<Float>(repeating: 12_582_912)
+        let shifted = x * 1.442695040888963 + magic
+        let n = shifted - magic
         var r = x - n * 0.693145751953125
         r = r - n * 1.428606765330187e-06
         var p = SIMD8<Float>(repeating: 1.0 / 720.0)
@@ -55,8 +63,8 @@ enum LogSoftmaxKernels {
         p = p * r + 0.5
         p = p * r + 1.0
         p = p * r + 1.0
-        let exponentBits = (SIMD8<Int32>(n) &+ 127) &<< 23
-        let bits = SIMD8<UInt32>(truncatingIfNeeded: exponentBits)
+        let integer = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- 0x4B40_0000
+        let bits = (integer &+ 127) &<< 23
         return p * unsafeBitCast(bits, to: SIMD8<Float>.self)
     }
 }

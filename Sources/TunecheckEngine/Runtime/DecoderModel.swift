@@ -210,6 +210,10 @@ public final class DecoderModel: @unchecked Sendable {
         cache?.length += rows
     }
 
+    /// Logit rows computed at once: enough that the output projection's GEMM packs the (vocabulary, hidden) matrix
+    /// rarely (re-packing it for every 32-row chunk cost a quarter of scoring time), capped at ~64 MB of logits.
+    var logitChunkRows: Int { max(32, min(512, 16_777_216 / spec.vocabularySize)) }
+
     /// logits (rows, vocab) = multiplier · normed[firstRow ..< firstRow+rows] · Eᵀ.
     func logits(context: ForwardContext, firstRow: Int, rows: Int, into output: UnsafeMutablePointer<Float>) {
         let hiddenSize = spec.hiddenSize

@@ -27,7 +27,7 @@ public final class TrainingPass {
     private var probabilities: UnsafeMutablePointer<Float>! // (segment, segment)
     private var dProbabilities: UnsafeMutablePointer<Float>!
     private var adapterScratch: UnsafeMutablePointer<Float>! // (rows, 2·maxRank)
-    private let logitRows = 32
+    private var logitRows: Int { model.logitChunkRows }
 
     public init(model: DecoderModel) {
         self.model = model

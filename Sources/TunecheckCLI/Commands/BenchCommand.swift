@@ -1,0 +1,208 @@
+import ArgumentParser
+import CBLAS
+import Foundation
+import TunecheckEngine
+import TunecheckJSON
+import TunecheckTrainer
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure scoring, decoding and training speed (run on demand; build with -c release).",
+        discussion: """
+        Tasks: score (B sequences × T tokens of prefill with per-token log-probs), decode (batch-1 greedy generation \
+        of N tokens after a P-token prompt, KV cache on), train (one LoRA step, rank 8 on all linear layers, \
+        AdamW, on B × T tokens; --mode sft or dpo). Models: --shape s15m|s110m|q05b writes a random-initialised \
+        llama folder of that shape (cached under --cache-dir), or --model DIR. Each run prints one JSON line: task, \
+        shape, seconds (best of --repeats after a warm-up), tokens_per_s, achieved GFLOP/s, its ratio to a measured \
+        sgemm peak on this machine, and peak resident memory. Peer scripts in ci/bench/ print the same fields for \
+        PyTorch and llama.cpp.
+
+        Examples:
+          swift build -c release && .build/release/tunecheck bench score --shape s15m
+          .build/release/tunecheck bench decode --shape s110m --prompt 32 --tokens 64
+          .build/release/tunecheck bench train --shape s15m --mode dpo
+        """
+    )
+
+    enum Task: String, ExpressibleByArgument, CaseIterable { case score, decode, train }
+
+    @Argument(help: "score, decode or train.")
+    var task: Task
+
+    @Option(name: .long, help: "s15m, s110m or q05b.")
+    var shape: String?
+
+    @Option(name: .long, help: ArgumentHelp("A model folder instead of a shape.", valueName: "dir"))
+    var model: String?
+
+    @Option(name: .long, help: "Sequences per batch (score default 8, train default 2).")
+    var batch: Int?
+
+    @Option(name: .long, help: "Tokens per sequence (default 256).")
+    var seq = 256
+
+    @Option(name: .long, help: "Prompt tokens for decode.")
+    var prompt = 32
+
+    @Option(name: .long, help: "New tokens for decode.")
+    var tokens = 64
+
+    @Option(name: .long, help: "sft or dpo, for train.")
+    var mode = "sft"
+
+    @Option(name: .long, help: "Timed repetitions (the best is reported).")
+    var repeats = 3
+
+    @Option(name: .long, help: ArgumentHelp("Where generated shape folders are kept.", valueName: "dir"))
+    var cacheDir = ".build-bench/models"
+
+    func validate() throws {
+        guard (shape == nil) != (model == nil) else { throw ValidationError("give --shape or --model") }
+        if let shape, !ModelShape.all.contains(where: { $0.name == shape }) { throw ValidationError("--shape is s15m, s110m or q05b") }
+        guard ["sft", "dpo"].contains(mode) else { throw ValidationError("--mode is sft or dpo") }
+        guard seq >= 2, prompt >= 1, tokens >= 1, repeats >= 1 else { throw ValidationError("sizes must be positive") }
+    }
+
+    func run() throws {
+        let folder: URL
+        var shapeName = "custom"
+        if let shape, let known = ModelShape.all.first(where: { $0.name == shape }) {
+            shapeName = shape
+            folder = URL(fileURLWithPath: cacheDir).appendingPathComponent(shape)
+            if !FileManager.default.fileExists(atPath: folder.appendingPathComponent("model.safetensors").path) {
+                FileHandle.standardError.write(Data("writing a random \(shape) model to \(folder.path)\n".utf8))
+                try RandomModel.write(known, to: folder)
+            }
+        } else {
+            folder = URL(fileURLWithPath: model!)
+            shapeName = folder.lastPathComponent
+        }
+        let loadStart = Date()
+        let decoder = try ModelLoader.loadDecoder(folder: folder)
+        let loadSeconds = Date().timeIntervalSince(loadStart)
+        let spec = decoder.spec
+        var generator = SeededGenerator(seed: 42)
+        func randomIds(_ count: Int) -> [Int] { (0..<count).map { _ in Int.random(in: 3..<spec.vocabularySize, using: &generator) } }
+        let linearParameters = Self.linearParameters(spec)
+        var best = Double.infinity
+        var processed = 0
+        var flops = 0.0
+        var extra: [(String, JSONValue)] = []
+        switch task {
+        case .score:
+            let batchSize = batch ?? 8
+            let sequences = (0..<batchSize).map { _ in randomIds(seq) }
+            let scorer = Scorer(model: decoder, tokenBudget: batchSize * seq)
+            _ = try scorer.score(sequences)
+            for _ in 0..<repeats {
+                let start = Date()
+                _ = try scorer.score(sequences)
+                best = min(best, Date().timeIntervalSince(start))
+            }
+            processed = batchSize * seq
+            flops = 2 * Double(linearParameters) * Double(processed) + Self.attentionFlops(spec, length: seq) * Double(batchSize)
+            extra = [("batch", .from(batchSize)), ("seq", .from(seq))]
+        case .decode:
+            let generatorModel = Generator(model: decoder)
+            let promptIds = randomIds(prompt)
+            let options = GenerationOptions(maxNewTokens: tokens, ignoreEOS: true)
+            _ = try generatorModel.generate(promptIds: promptIds, options: options)
+            var bestPrefill = Double.infinity
+            for _ in 0..<repeats {
+                let prefillStart = Date()
+                _ = try generatorModel.generate(promptIds: promptIds, options: GenerationOptions(maxNewTokens: 1, ignoreEOS: true))
+                bestPrefill = min(bestPrefill, Date().timeIntervalSince(prefillStart))
+                let start = Date()
+                _ = try generatorModel.generate(promptIds: promptIds, options: options)
+                best = min(best, Date().timeIntervalSince(start))
+            }
+            processed = tokens
+            flops = 2 * Double(linearParameters) * Double(prompt + tokens)
+            let decodeSeconds = max(best - bestPrefill, 1e-9)
+            extra = [("prompt", .from(prompt)), ("tokens", .from(tokens)), ("prefill_seconds", .from(bestPrefill)),
+                     ("decode_only_tokens_per_s", .from(Double(tokens - 1) / decodeSeconds))]
+        case .train:
+            let batchSize = batch ?? 2
+            let lora = try LoRAParameters(base: decoder, rank: 8, scale: 20, keys: nil, numLayers: nil, seed: 1)
+            let optimizer = Optimizer(name: .adamw, settings: nil, tensors: lora.tensors)
+            let pass = TrainingPass(model: lora.model)
+            let sequences = (0..<(mode == "dpo" ? 2 * batchSize : batchSize)).map { _ in randomIds(seq) }
+            func step() throws {
+                lora.zeroGradients()
+                let logprobs = try pass.forward(sequences)
+                if mode == "sft" {
+                    let trained = sequences.map { [Bool](repeating: true, count: $0.count - 1) }
+                    pass.backward(SFTLoss.evaluate(logprobs: logprobs, trained: trained).dLogprobs, into: lora.gradients)
+                } else {
+                    let examples = stride(from: 0, to: sequences.count, by: 2).map { index in
+                        DPOExample(chosen: PromptResponseTokens(ids: sequences[index], promptLength: seq / 2),
+                                   rejected: PromptResponseTokens(ids: sequences[index + 1], promptLength: seq / 2),
+                                   reference: (-100, -1, -110, -1.1))
+                    }
+                    let (_, gradient, _) = DPOObjective.evaluate(logprobs: logprobs, examples: examples, beta: 0.1, type: .sigmoid, normalizeByLength: false)
+                    pass.backward(gradient, into: lora.gradients)
+                }
+                optimizer.update(lora.tensors, rate: 1e-4)
+            }
+            try step()
+            for _ in 0..<repeats {
+                let start = Date()
+                try step()
+                best = min(best, Date().timeIntervalSince(start))
+            }
+            processed = sequences.count * seq
+            // Forward 2·P·N, backward ≈ 2·P·N for input gradients (weight gradients are LoRA-only), plus attention ×3.
+            flops = 4 * Double(linearParameters) * Double(processed) + 3 * Self.attentionFlops(spec, length: seq) * Double(sequences.count)
+            extra = [("batch", .from(batchSize)), ("seq", .from(seq)), ("mode", .string(mode)), ("lora_rank", .from(8))]
+        }
+        let peak = Self.measureSgemmPeak()
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        var line = JSONObject()
+        line.set("tool", .string("tunecheck"))
+        line.set("task", .string(task.rawValue))
+        line.set("shape", .string(shapeName))
+        for (key, value) in extra { line.set(key, value) }
+        line.set("seconds", .from(best))
+        line.set("tokens_per_s", .from(Double(processed) / best))
+        line.set("gflops", .from(flops / best / 1e9))
+        line.set("sgemm_peak_gflops", .from(peak))
+        line.set("peak_ratio", .from(flops / best / 1e9 / peak))
+        line.set("peak_rss_mb", .from(Double(usage.ru_maxrss) / 1024))
+        line.set("weights_mb", .from(Double(Self.parameterCount(spec)) * 4 / 1_048_576))
+        line.set("load_seconds", .from(loadSeconds))
+        line.set("threads", .from(Int(openblas_get_num_threads())))
+        print(JSONWriter.string(.object(line)))
+    }
+
+    static func linearParameters(_ spec: TransformerSpec) -> Int {
+        let a = spec.attention
+        let perLayer = spec.hiddenSize * (a.queryDim + 2 * a.kvDim) + a.queryDim * spec.hiddenSize
+            + (spec.feedForward == .gated(.silu) ? 3 : 2) * spec.hiddenSize * spec.intermediateSize
+        return spec.layerCount * perLayer + spec.vocabularySize * spec.hiddenSize
+    }
+
+    static func parameterCount(_ spec: TransformerSpec) -> Int {
+        linearParameters(spec) + (spec.tiedEmbeddings ? 0 : spec.vocabularySize * spec.hiddenSize)
+    }
+
+    /// Q·Kᵀ and P·V over the full (causal) square, as computed: 4·T²·queryDim per layer per sequence.
+    static func attentionFlops(_ spec: TransformerSpec, length: Int) -> Double {
+        4 * Double(length * length) * Double(spec.attention.queryDim) * Double(spec.layerCount)
+    }
+
+    /// Best of a few 2048³ sgemm calls, in GFLOP/s.
+    static func measureSgemmPeak() -> Double {
+        let n = 2048
+        let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
+        var c = [Float](repeating: 0, count: n * n)
+        var best = Double.infinity
+        for _ in 0..<4 {
+            let start = Date()
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b, Int32(n), 0, &c, Int32(n))
+            best = min(best, Date().timeIntervalSince(start))
+        }
+        return 2 * pow(Double(n), 3) / best / 1e9
+    }
+}
