@@ -25,6 +25,15 @@ enum AttentionKernels {
         let headDim = shape.headDim
         for head in 0..<shape.heads {
             let kvHead = head / shape.headsPerKVHead
+            if length == 1 {
+                // One query (decoding): scores = scale · K_h · q, output = V_hᵀ · p as matrix-vector products.
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(keyCount), Int32(headDim), scale, keys + kvHead * headDim, Int32(ldk),
+                            queries + head * headDim, 1, 0, scores, 1)
+                maskedSoftmax(scores, length: 1, keyCount: keyCount, queryStart: queryStart, window: window)
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(keyCount), Int32(headDim), 1, values + kvHead * headDim, Int32(ldv),
+                            scores, 1, 0, output + head * headDim, 1)
+                continue
+            }
             // scores (length, keyCount) = scale · Q_h · K_hᵀ
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(length), Int32(keyCount), Int32(headDim),
                         scale, queries + head * headDim, Int32(ldq), keys + kvHead * headDim, Int32(ldk),

@@ -58,10 +58,19 @@ public struct Linear: @unchecked Sendable {
     public func forward(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
                         alpha: Float = 1, beta: Float = 0, scratch: UnsafeMutablePointer<Float>? = nil) {
         guard rows > 0 else { return }
-        let transposeWeight = layout == .outIn ? CblasTrans : CblasNoTrans
         let ldw = layout == .outIn ? inFeatures : outFeatures
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeWeight, Int32(rows), Int32(outFeatures), Int32(inFeatures),
-                    alpha, x, Int32(ldx), weight, Int32(ldw), beta, y, Int32(ldy))
+        if rows == 1 {
+            // One token (decoding): a matrix-vector product; sgemm with M = 1 does not reach sgemv's bandwidth.
+            if layout == .outIn {
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), alpha, weight, Int32(ldw), x, 1, beta, y, 1)
+            } else {
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(inFeatures), Int32(outFeatures), alpha, weight, Int32(ldw), x, 1, beta, y, 1)
+            }
+        } else {
+            let transposeWeight = layout == .outIn ? CblasTrans : CblasNoTrans
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeWeight, Int32(rows), Int32(outFeatures), Int32(inFeatures),
+                        alpha, x, Int32(ldx), weight, Int32(ldw), beta, y, Int32(ldy))
+        }
         if let bias {
             for row in 0..<rows {
                 let output = y + row * ldy

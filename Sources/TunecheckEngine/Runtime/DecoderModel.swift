@@ -217,6 +217,11 @@ public final class DecoderModel: @unchecked Sendable {
     /// logits (rows, vocab) = multiplier · normed[firstRow ..< firstRow+rows] · Eᵀ.
     func logits(context: ForwardContext, firstRow: Int, rows: Int, into output: UnsafeMutablePointer<Float>) {
         let hiddenSize = spec.hiddenSize
+        if rows == 1 {
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(spec.vocabularySize), Int32(hiddenSize), spec.logitsMultiplier,
+                        weights.outputProjection, Int32(hiddenSize), context.workspace.normed + firstRow * hiddenSize, 1, 0, output, 1)
+            return
+        }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(spec.vocabularySize), Int32(hiddenSize),
                     spec.logitsMultiplier, context.workspace.normed + firstRow * hiddenSize, Int32(hiddenSize),
                     weights.outputProjection, Int32(hiddenSize), 0, output, Int32(spec.vocabularySize))
