@@ -2,7 +2,7 @@
 # Installs the system libraries tunecheck builds against (Debian/Ubuntu): OpenBLAS for the matrix work,
 # libxml2 for JUnit reports, pkg-config to find them. Skips apt when everything is already there.
 set -euo pipefail
-packages=(libopenblas-dev libxml2-dev libxml2-utils pkg-config)
+packages=(libopenblas-dev libxml2-dev zlib1g-dev libxml2-utils pkg-config)
 missing=()
 for package in "${packages[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
