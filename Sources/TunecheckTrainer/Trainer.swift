@@ -236,7 +236,7 @@ public final class Trainer {
             }
             if step % config.saveEvery == 0 || step == lastStep || stoppedBy != nil {
                 let name = try saveCheckpoint(step: step)
-                if let tripped = try evaluateCheckpoint(name: name, step: step), stoppedBy == nil {
+                if let tripped = try evaluateCheckpoint(name: name, step: step, loss: stepLoss), stoppedBy == nil {
                     stoppedBy = tripped
                 }
                 if stoppedBy == nil, let tripped = noLearningGuard(step: step, checkpoint: name) {
@@ -303,12 +303,12 @@ public final class Trainer {
     }
 
     /// Runs the eval suite on the checkpoint just written; returns a tripped guard, if any.
-    func evaluateCheckpoint(name: String, step: Int) throws -> TrainerError? {
+    func evaluateCheckpoint(name: String, step: Int, loss: Double) throws -> TrainerError? {
         guard let evaluator, let reportFolder, let path = savedCheckpoints.last else { return nil }
         var spec = try CheckpointSpec.from(path: path)
         spec.step = step
         observer?.message("evaluating \(name)")
-        let evaluation = try evaluator.evaluate(spec)
+        let evaluation = try evaluator.evaluate(spec, trainingLoss: loss)
         let report = evaluator.makeReport()
         let checkpointFolder = reportFolder.appendingPathComponent(name)
         let perCheckpoint = EvaluationReport(title: "\(report.title): \(name)", startedAt: report.startedAt, durationSeconds: report.durationSeconds,

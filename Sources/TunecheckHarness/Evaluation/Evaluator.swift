@@ -139,9 +139,10 @@ public final class Evaluator: @unchecked Sendable {
 
     /// Evaluates one checkpoint against the prepared base and evalsets.
     @discardableResult
-    public func evaluate(_ spec: CheckpointSpec) throws -> CheckpointEvaluation {
+    public func evaluate(_ spec: CheckpointSpec, trainingLoss: Double? = nil) throws -> CheckpointEvaluation {
         let checkpoint = try LoadedCheckpoint.load(spec, base: base)
         var evaluation = try evaluateGeneration(checkpoint)
+        evaluation.summary.trainingLoss = trainingLoss
         let suites = activeSuites
         var pairScores: [PairScore]?
         if let basePairScores, suites.contains(.preference) || suites.contains(.drift) {

@@ -154,8 +154,14 @@ public enum HTMLReport {
         delta.includeZero = true
 
         html += "<p class=\"legend\"><span class=\"dot dot-pass\"></span> checkpoint passed <span class=\"dot dot-fail\"></span> checkpoint failed <span class=\"muted\">· n/a: not measured · hover a point for its value</span></p>\n"
+        var charts = [accuracy, margin, repetition, delta]
+        if report.checkpoints.contains(where: { $0.trainingLoss != nil }) {
+            var loss = LineChart(title: "Training loss at save", points: points(\.trainingLoss))
+            loss.includeZero = true
+            charts.insert(loss, at: 0)
+        }
         html += "<div class=\"charts\">\n"
-        for (index, chart) in [accuracy, margin, repetition, delta].enumerated() {
+        for (index, chart) in charts.enumerated() {
             let note = chart.resolvedScale == .log ? " <span class=\"muted\">(log scale)</span>" : ""
             html += "<figure><figcaption>\(HTML.escape(chart.title))\(note)</figcaption>\(chart.svg(id: "chart\(index)"))</figure>\n"
         }

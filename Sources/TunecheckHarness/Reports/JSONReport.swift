@@ -61,6 +61,7 @@ public enum JSONReport {
                 "mean_margin": optional(checkpoint.meanMargin),
                 "repetition_score": optional(checkpoint.repetitionScore),
                 "relative_weight_delta": optional(checkpoint.relativeWeightDelta),
+                "training_loss": optional(checkpoint.trainingLoss),
             ]))
         }))
 

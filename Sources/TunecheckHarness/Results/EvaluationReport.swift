@@ -66,10 +66,13 @@ public struct CheckpointSummary: Sendable, Equatable {
     public var repetitionScore: Double?
     /// Overall relative weight delta ‖ΔW‖/‖W‖.
     public var relativeWeightDelta: Double?
+    /// The training loss when the checkpoint was saved (runs of `tunecheck train`).
+    public var trainingLoss: Double?
     public var passed: Bool
 
     public init(name: String, step: Int? = nil, preferenceAccuracy: Double? = nil, meanMargin: Double? = nil,
-                repetitionScore: Double? = nil, relativeWeightDelta: Double? = nil, passed: Bool) {
+                repetitionScore: Double? = nil, relativeWeightDelta: Double? = nil, trainingLoss: Double? = nil, passed: Bool) {
+        self.trainingLoss = trainingLoss
         self.name = name
         self.step = step
         self.preferenceAccuracy = preferenceAccuracy
