@@ -29,11 +29,11 @@ struct Tunecheck: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let failure as ChecksFailed {
-            fflush(stdout)
+            fflush(nil)  // flush stdout so the error line comes after what was printed
             FileHandle.standardError.write(Data("tunecheck: \(failure.summary)\n".utf8))
             Foundation.exit(1)
         } catch {
-            fflush(stdout)
+            fflush(nil)  // flush stdout so the error line comes after what was printed
             let code = exitCode(for: error)
             if code == .success {
                 exit(withError: error)
