@@ -40,18 +40,9 @@ public final class Scorer {
 
     /// One packed forward pass over `sequences`.
     private func scorePacked(_ sequences: [[Int]]) throws -> [[Double]] {
-        var tokens: [Int32] = []
-        tokens.reserveCapacity(sequences.reduce(0) { $0 + $1.count })
-        var segments: [SequenceSegment] = []
-        for sequence in sequences {
-            segments.append(SequenceSegment(rowStart: tokens.count, length: sequence.count))
-            for id in sequence {
-                guard id >= 0, id < model.spec.vocabularySize else {
-                    throw EngineError.invalidInput("token id \(id) is outside the vocabulary (0..<\(model.spec.vocabularySize))")
-                }
-                tokens.append(Int32(id))
-            }
-        }
+        let batch = try PackedBatch(sequences, vocabularySize: model.spec.vocabularySize)
+        let tokens = batch.tokens
+        let segments = batch.segments
         try tokens.withUnsafeBufferPointer { buffer in
             try model.forward(tokens: buffer, segments: segments, cache: nil, context: context)
         }

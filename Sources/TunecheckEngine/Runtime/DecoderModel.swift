@@ -14,6 +14,29 @@ public struct SequenceSegment: Sendable, Equatable {
     }
 }
 
+/// Sequences packed for one forward pass: their tokens concatenated, and where each starts.
+struct PackedBatch {
+    var tokens: [Int32] = []
+    var segments: [SequenceSegment] = []
+
+    /// Checks every id against the vocabulary and, when given, each sequence's minimum length.
+    init(_ sequences: [[Int]], vocabularySize: Int, minimumLength: Int = 1, label: String = "sequence") throws {
+        tokens.reserveCapacity(sequences.reduce(0) { $0 + $1.count })
+        for (index, sequence) in sequences.enumerated() {
+            guard sequence.count >= minimumLength else {
+                throw EngineError.invalidInput("\(label) \(index) has \(sequence.count) token(s); at least \(minimumLength) are needed")
+            }
+            segments.append(SequenceSegment(rowStart: tokens.count, length: sequence.count))
+            for id in sequence {
+                guard id >= 0, id < vocabularySize else {
+                    throw EngineError.invalidInput("token id \(id) is outside the vocabulary (0..<\(vocabularySize))")
+                }
+                tokens.append(Int32(id))
+            }
+        }
+    }
+}
+
 /// A decoder-only transformer with its weights. Immutable after loading (adapters are attached by making a new
 /// value through `withAdapters`), so one model can serve several threads, each with its own `ForwardContext`.
 ///

@@ -38,20 +38,9 @@ public final class TrainingPass {
 
     /// Forward over `sequences` (each ≥ 2 tokens); returns each sequence's n−1 next-token log-probs.
     public func forward(_ sequences: [[Int]]) throws -> [[Double]] {
-        tokens = []
-        segments = []
-        for (index, sequence) in sequences.enumerated() {
-            guard sequence.count >= 2 else {
-                throw EngineError.invalidInput("training sequence \(index) has \(sequence.count) token(s); at least 2 are needed")
-            }
-            segments.append(SequenceSegment(rowStart: tokens.count, length: sequence.count))
-            for id in sequence {
-                guard id >= 0, id < model.spec.vocabularySize else {
-                    throw EngineError.invalidInput("token id \(id) is outside the vocabulary (0..<\(model.spec.vocabularySize))")
-                }
-                tokens.append(Int32(id))
-            }
-        }
+        let batch = try PackedBatch(sequences, vocabularySize: model.spec.vocabularySize, minimumLength: 2, label: "training sequence")
+        tokens = batch.tokens
+        segments = batch.segments
         try tokens.withUnsafeBufferPointer { buffer in
             try model.forward(tokens: buffer, segments: segments, cache: nil, context: context)
         }
