@@ -17,6 +17,9 @@ public struct EvaluationOptions: Sendable {
     /// Name of the golden subfolder (the suite file's `name`).
     public var goldenSuiteName = "tunecheck"
     public var updateGolden = false
+    /// Checkpoints are handed to `Evaluator.evaluate(_:)` as they appear (a watcher, a trainer) rather than listed
+    /// in `checkpoints`: the suites that compare a checkpoint with the base run all the same.
+    public var checkpointsArriveLater = false
 
     public init() {}
 
@@ -70,7 +73,7 @@ public final class Evaluator: @unchecked Sendable {
     public var activeSuites: Set<SuiteKind> {
         var allowed: Set<SuiteKind> = []
         let hasModel = options.base != nil || !options.checkpoints.isEmpty
-        let hasCheckpoints = !options.checkpoints.isEmpty || !options.fused.isEmpty
+        let hasCheckpoints = !options.checkpoints.isEmpty || !options.fused.isEmpty || options.checkpointsArriveLater
         if options.evalsets.prompts != nil && hasModel || options.evalsets.answers != nil {
             allowed.formUnion([.repetition, .golden])
         }
