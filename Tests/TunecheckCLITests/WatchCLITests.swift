@@ -28,7 +28,9 @@ struct WatchCLITests {
         }
     }
 
-    @Test func checkpointsAppearingWhileItRunsAreEachEvaluatedOnceInStepOrder() async throws {
+    @Test func checkpointsAppearingWhileItRunsAreEachEvaluatedOnceInStepOrder() throws {
+        // Synchronous on purpose: timed with Thread.sleep, so other tests blocking the cooperative pool cannot
+        // delay the writes past the watcher's --idle-exit.
         let folder = try CLIRunner.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
         let suite = try Self.writeSuite(in: folder)
@@ -39,11 +41,11 @@ struct WatchCLITests {
 
         let watch = try BackgroundProcess(["watch", "--suite", suite.path, "--dir", watched.path, "--interval", "0.2", "--idle-exit", "5"])
         defer { watch.terminate() }
-        try await Task.sleep(for: .milliseconds(600))
+        Thread.sleep(forTimeInterval: 0.6)
         try payloads[100]!.write(to: watched.appendingPathComponent(Self.name(100) + ".safetensors"))
-        try await Task.sleep(for: .milliseconds(500))
+        Thread.sleep(forTimeInterval: 0.5)
         try payloads[200]!.write(to: watched.appendingPathComponent(Self.name(200) + ".safetensors"))
-        try await Task.sleep(for: .milliseconds(300))
+        Thread.sleep(forTimeInterval: 0.3)
         // Step 300 is written in place, in 10 chunks over about a second, as a trainer without atomic writes does;
         // step 400 appears complete in the middle of it and must still come after 300.
         let partial = watched.appendingPathComponent(Self.name(300) + ".safetensors")
@@ -54,11 +56,11 @@ struct WatchCLITests {
         for index in 0..<10 {
             try handle.write(contentsOf: data[(index * chunk)..<min((index + 1) * chunk, data.count)])
             if index == 4 { try payloads[400]!.write(to: watched.appendingPathComponent(Self.name(400) + ".safetensors")) }
-            try await Task.sleep(for: .milliseconds(110))
+            Thread.sleep(forTimeInterval: 0.11)
         }
         try handle.close()
 
-        let result = try await watch.wait(timeoutSeconds: 60)
+        let result = try watch.wait(timeoutSeconds: 60)
         #expect(result.status == 0, "stdout: \(result.standardOutput)\nstderr: \(result.standardError)")
         #expect(Self.evaluatedNames(result.standardOutput) == [100, 200, 300, 400].map(Self.name), "\(result.standardOutput)")
         #expect(!result.standardOutput.contains("cannot evaluate"), "the partial file is never reported as broken: \(result.standardOutput)")
@@ -124,10 +126,10 @@ final class BackgroundProcess: @unchecked Sendable {
         try process.run()
     }
 
-    func wait(timeoutSeconds: Double) async throws -> CLIRunner.Result {
+    func wait(timeoutSeconds: Double) throws -> CLIRunner.Result {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         while process.isRunning && Date() < deadline {
-            try await Task.sleep(for: .milliseconds(100))
+            Thread.sleep(forTimeInterval: 0.1)
         }
         if process.isRunning {
             terminate()
