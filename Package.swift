@@ -104,7 +104,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TunecheckCLITests",
-            dependencies: ["TunecheckCLI", "TunecheckEngine", "TunecheckJSON"]
+            dependencies: ["TunecheckCLI", "TunecheckEngine", "TunecheckHarness", "TunecheckJSON", "CLibXML2"]
         ),
     ]
 )

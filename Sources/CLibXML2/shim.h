@@ -1,4 +1,5 @@
-// libxml2 (libxml2-dev): the text writer for JUnit reports and the XML Schema validator used to check them.
+// libxml2 (libxml2-dev): the text writer for JUnit reports, the XML Schema validator used to check them, and the
+// HTML parser the tests read report.html with.
 //
 // Debian's libxml2 is built with ICU, so <libxml/encoding.h> includes the system <unicode/ucnv.h>. Foundation
 // on Linux ships its own ICU headers (_FoundationICU) and Clang rejects the two `UErrorCode` definitions when a
@@ -14,3 +15,4 @@ typedef uint16_t UChar;
 #include <libxml/xmlschemas.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
+#include <libxml/HTMLparser.h>

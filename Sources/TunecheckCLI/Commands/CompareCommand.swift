@@ -78,6 +78,25 @@ struct CompareCommand: ParsableCommand {
         }
     }
 
+    /// Model output as it can be shown in a terminal or a Markdown cell: control characters (a random or broken
+    /// model emits BEL, ESC, backspace...) would ring, recolour or misalign the columns, so they are shown escaped
+    /// as `\u{7}`, as the HTML report does. Newlines stay; a tab becomes a space.
+    static func visible(_ text: String) -> String {
+        var result = ""
+        for scalar in text.unicodeScalars {
+            if scalar == "\n" {
+                result.unicodeScalars.append(scalar)
+            } else if scalar == "\t" {
+                result += " "
+            } else if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
+                result += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
+            } else {
+                result.unicodeScalars.append(scalar)
+            }
+        }
+        return result
+    }
+
     static func terminal(_ report: EvaluationReport) -> String {
         let width = max(terminalWidth(), 60)
         let column = (width - 3) / 2
@@ -104,9 +123,9 @@ struct CompareCommand: ParsableCommand {
         let checkpointName = report.answers.first { $0.checkpoint != "base" }?.checkpoint ?? "checkpoint"
         var out = [pad("base") + " │ " + checkpointName, String(repeating: "─", count: column) + "─┼─" + String(repeating: "─", count: column)]
         for (prompt, left, right) in pairs(report) {
-            out.append("▶ " + prompt.replacingOccurrences(of: "\n", with: " ⏎ "))
-            let leftLines = wrap((left?.text ?? "") + (left?.flagged == true ? "  [REPETITIVE]" : ""))
-            let rightLines = wrap((right?.text ?? "") + (right?.flagged == true ? "  [REPETITIVE]" : ""))
+            out.append("▶ " + visible(prompt).replacingOccurrences(of: "\n", with: " ⏎ "))
+            let leftLines = wrap(visible(left?.text ?? "") + (left?.flagged == true ? "  [REPETITIVE]" : ""))
+            let rightLines = wrap(visible(right?.text ?? "") + (right?.flagged == true ? "  [REPETITIVE]" : ""))
             for index in 0..<max(leftLines.count, rightLines.count) {
                 out.append(pad(index < leftLines.count ? leftLines[index] : "") + " │ " + (index < rightLines.count ? rightLines[index] : ""))
             }
@@ -117,7 +136,7 @@ struct CompareCommand: ParsableCommand {
 
     static func markdown(_ report: EvaluationReport) -> String {
         func cell(_ text: String) -> String {
-            text.replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: "<br>")
+            visible(text).replacingOccurrences(of: "|", with: "\\|").replacingOccurrences(of: "\n", with: "<br>")
         }
         let checkpointName = report.answers.first { $0.checkpoint != "base" }?.checkpoint ?? "checkpoint"
         var out = ["| prompt | base | \(cell(checkpointName)) |", "|---|---|---|"]

@@ -11,8 +11,9 @@ struct WatchCommand: ParsableCommand {
         Watches DIR for mlx_lm numbered adapters (NNNNNNN_adapters.safetensors) and Hugging Face Trainer \
         checkpoint-N folders, including those already there at start, and evaluates each exactly once, in step \
         order, with the suite file's base, evalsets and thresholds. A file still being written is retried until \
-        complete, never reported as corrupt. Reports are rewritten after every checkpoint. With --once it \
-        evaluates what is there and exits; otherwise it runs until interrupted or until --idle-exit seconds pass \
+        complete, never reported as corrupt. The golden suite runs only when the suite file lists it in `suites` \
+        (numbered checkpoints have no golden outputs). Reports are rewritten after every checkpoint. With --once it \
+        evaluates what is there, reports files it cannot read as broken, and exits; otherwise it runs until interrupted or until --idle-exit seconds pass \
         without a new checkpoint. Exit codes as eval: 1 when any check failed.
 
         Examples:
@@ -53,6 +54,11 @@ struct WatchCommand: ParsableCommand {
         }
         var options = try EvaluationOptions(configuration: configuration)
         options.checkpointsArriveLater = true
+        if options.suites == nil {
+            // As in training runs: numbered checkpoints have no golden outputs, so the golden suite runs only when
+            // the suite file names it.
+            options.suites = Evaluator(options: options).activeSuites.subtracting([.golden])
+        }
         let evaluator = Evaluator(options: options)
         try evaluator.prepare()
         let watcher = CheckpointWatcher(directory: URL(fileURLWithPath: dir), settleSeconds: once ? 0 : min(interval, 1))
@@ -65,7 +71,8 @@ struct WatchCommand: ParsableCommand {
             var events = watcher.poll()
             if once {
                 // Without waiting for sizes to settle, one more scan sees the same files as stable.
-                events += watcher.poll(now: Date().addingTimeInterval(1))
+                // Nothing is waited for after that scan: what still cannot be read is broken.
+                events += watcher.poll(now: Date().addingTimeInterval(1), final: true)
             }
             for event in events {
                 lastActivity = Date()

@@ -27,8 +27,10 @@ public final class CheckpointWatcher {
     /// Marks paths as already handled (e.g. from a previous run's state).
     public func markReported(_ paths: [String]) { reported.formUnion(paths) }
 
-    /// One scan: the checkpoints that became ready since the last scan, in step order.
-    public func poll(now: Date = Date()) -> [Event] {
+    /// One scan: the checkpoints that became ready since the last scan, in step order. A `final` scan (the last
+    /// one of `watch --once`) waits for nothing: a checkpoint that cannot be read yet is reported as broken
+    /// instead of pending, so it neither disappears silently nor holds back the checkpoints after it.
+    public func poll(now: Date = Date(), final: Bool = false) -> [Event] {
         let fileManager = FileManager.default
         guard let names = try? fileManager.contentsOfDirectory(atPath: directory.path) else { return [] }
         var candidates: [(step: Int, path: URL, files: [URL])] = []
@@ -46,11 +48,16 @@ public final class CheckpointWatcher {
         }
         candidates.sort { $0.step < $1.step }
         var events: [Event] = []
+        var blocked = false
         for candidate in candidates where !reported.contains(candidate.path.path) {
-            switch readiness(of: candidate.path, files: candidate.files, now: now) {
+            // Every candidate's size and time are recorded on every scan, so those behind a pending one start
+            // settling now rather than only once it is done.
+            let state = readiness(of: candidate.path, files: candidate.files, now: now, final: final)
+            if blocked { continue }
+            switch state {
             case .pending:
                 // Later checkpoints wait for earlier ones, so they are evaluated in step order.
-                return events
+                blocked = true
             case .ready:
                 do {
                     var spec = try CheckpointSpec.from(path: candidate.path.path)
@@ -71,16 +78,16 @@ public final class CheckpointWatcher {
 
     enum Readiness { case pending, ready, broken(String) }
 
-    func readiness(of checkpoint: URL, files: [URL], now: Date) -> Readiness {
+    func readiness(of checkpoint: URL, files: [URL], now: Date, final: Bool = false) -> Readiness {
         let fileManager = FileManager.default
         var newestChange = Date.distantPast
         var stable = true
         var safetensors: [URL] = []
-        guard !files.isEmpty else { return .pending }
+        guard !files.isEmpty else { return final ? .broken("\(checkpoint.path): no weights or config files in it") : .pending }
         for file in files {
             guard let attributes = try? fileManager.attributesOfItem(atPath: file.path),
                   let size = (attributes[.size] as? NSNumber)?.intValue, let modified = attributes[.modificationDate] as? Date else {
-                return .pending
+                return final ? .broken("\(file.path): missing or unreadable") : .pending
             }
             let key = file.path
             if let previous = lastSeen[key], previous.size == size, previous.modified == modified {
@@ -99,7 +106,7 @@ public final class CheckpointWatcher {
             } catch {
                 // Maybe still being written by a writer that does not write atomically: wait, and only call it
                 // broken when it has not changed for a long time.
-                if now.timeIntervalSince(newestChange) > max(settleSeconds * 10, 30) {
+                if final || now.timeIntervalSince(newestChange) > max(settleSeconds * 10, 30) {
                     return .broken((error as? LocalizedError)?.errorDescription ?? "\(error)")
                 }
                 return .pending

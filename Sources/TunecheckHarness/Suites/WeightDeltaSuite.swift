@@ -16,7 +16,17 @@ public enum WeightDeltaSuite {
             guard let adapter = checkpoint.adapter else { throw HarnessError.missingInput("adapter checkpoint without an adapter") }
             report = try WeightDelta.adapterDelta(baseFolder: base.folder, adapter: adapter, thresholds: limits)
         case .modelFolder(let url):
-            report = try WeightDelta.modelDelta(baseFolder: base.folder, otherFolder: url, thresholds: limits)
+            do {
+                report = try WeightDelta.modelDelta(baseFolder: base.folder, otherFolder: url, thresholds: limits)
+            } catch let error as EngineError {
+                // A folder whose tensors do not match the base's (another architecture variant, extra biases) is
+                // still evaluated by the other suites; only this check cannot run.
+                let reason = error.errorDescription ?? "\(error)"
+                return SuiteResult(kind: .weightDelta, checkpoint: checkpoint.spec.name, checks: [CheckResult(
+                    name: "relative-delta",
+                    status: .error(message: "cannot compare the weights with the base's: the tensors differ", detail: reason))],
+                    startedAt: started, durationSeconds: Date().timeIntervalSince(started))
+            }
         }
         let total = report.total
         let relative = total.relative
