@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// A coding key for any string, for the parts of configs whose keys vary between schema versions.
 struct AnyCodingKey: CodingKey {
@@ -85,8 +86,8 @@ public enum ModelConfigLoader {
     public static func loadSpec(configURL: URL) throws -> (spec: TransformerSpec, architecture: any Architecture.Type) {
         let path = configURL.path
         let data: Data
-        do { data = try Data(contentsOf: configURL) } catch {
-            throw EngineError.unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? AtomicWrite.describe(error) : "no such file")
+        do { data = try BoundedFile.read(configURL, limit: BoundedFile.Limit.config) } catch {
+            throw EngineError.unreadable(path: path, reason: error.reason)
         }
         let object: Any
         do { object = try JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed) } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// A float32 view of one weight tensor. The memory belongs to the `WeightStore` that made it (either the
 /// memory-mapped file itself, for aligned F32 data, or a widened copy of F16/BF16 data) and lives as long as it.
@@ -162,8 +163,8 @@ public final class WeightStore: @unchecked Sendable {
 
     static func shardNames(fromIndex url: URL) throws -> [String] {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw EngineError.unreadable(path: url.path, reason: AtomicWrite.describe(error))
+        do { data = try BoundedFile.read(url, limit: BoundedFile.Limit.index) } catch {
+            throw EngineError.unreadable(path: url.path, reason: error.reason)
         }
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let weightMap = object["weight_map"] as? [String: Any] else {

@@ -1,0 +1,14 @@
+import Foundation
+import FuzzSupport
+import TunecheckHarness
+
+/// Suite files (YAML; the same bytes are also tried as a `.json` suite).
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzSuite(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+    let yaml = Fuzz.write(bytes, to: Fuzz.scratch.appendingPathComponent("suite.yaml"))
+    Fuzz.run { _ = try SuiteConfiguration.load(yaml) }
+    let json = Fuzz.write(bytes, to: Fuzz.scratch.appendingPathComponent("suite.json"))
+    Fuzz.run { _ = try SuiteConfiguration.load(json) }
+    return 0
+}
