@@ -20,7 +20,10 @@ let libraries: [Target.Dependency] = [
 let package = Package(
     name: "tunecheck-fuzz",
     dependencies: [.package(name: "tunecheck", path: "..")],
-    targets: [.target(name: "FuzzSupport", path: "Support")]
+    targets: [
+        .target(name: "CFuzzDriver", path: "CFuzzDriver"),
+        .target(name: "FuzzSupport", dependencies: ["CFuzzDriver"], path: "Support"),
+    ]
         + fuzzTargets.map { name in
             .executableTarget(name: "fuzz_\(name)", dependencies: ["FuzzSupport"] + libraries, path: "targets/\(name)")
         }

@@ -32,6 +32,8 @@ public enum BoundedFile {
     public static func read(_ url: URL, limit: Int) throws(Failure) -> Data {
         let fd = try openRegularFile(url, limit: limit)
         defer { close(fd.descriptor) }
+        // Files under /proc and /sys report size 0 and are read to their end (still at most `limit` bytes).
+        if fd.size == 0 { return try readToEnd(fd.descriptor, limit: limit) }
         var data = Data(count: fd.size)
         var filled = 0
         let failure: Failure? = data.withUnsafeMutableBytes { buffer in
@@ -49,6 +51,23 @@ public enum BoundedFile {
         if let failure { throw failure }
         if filled < data.count { data.removeSubrange(filled...) }
         return data
+    }
+
+    private static func readToEnd(_ descriptor: Int32, limit: Int) throws(Failure) -> Data {
+        var data = Data()
+        var chunk = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress!, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw Failure(reason: String(cString: strerror(errno)), isMissing: false)
+            }
+            if count == 0 { return data }
+            data.append(contentsOf: chunk[0..<count])
+            guard data.count <= limit else {
+                throw Failure(reason: "file is more than the \(limit)-byte limit for this kind of file", isMissing: false)
+            }
+        }
     }
 
     /// The file memory-mapped read-only (no copy; pages load on demand), for large line-oriented inputs.

@@ -1,7 +1,18 @@
+import CFuzzDriver
 import Foundation
 
 /// Helpers shared by the fuzz targets: a private scratch folder (on tmpfs when there is one) and input splitting.
 public enum Fuzz {
+    public typealias TestOneInput = @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+
+    /// Runs libFuzzer with the process's arguments. SwiftPM links executables with `main` renamed to
+    /// `<target>_main` (so tests can import them); each target defines that symbol as a call to this.
+    public static func driver(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>, _ body: TestOneInput) -> CInt {
+        var count = argc
+        var arguments: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = argv
+        return LLVMFuzzerRunDriver(&count, &arguments, body)
+    }
+
     /// A folder only this process uses, created once. Targets write the fuzzed bytes into files here because
     /// the readers under test take paths (they mmap, stat and open, as on real model folders).
     public static let scratch: URL = {
@@ -28,13 +39,13 @@ public enum Fuzz {
     /// Writes bytes to a file (not atomically: the fuzzer is the only reader and writer).
     @discardableResult
     public static func write(_ bytes: UnsafeRawBufferPointer, to url: URL) -> URL {
-        FileManager.default.createFile(atPath: url.path, contents: Data(bytes))
+        _ = FileManager.default.createFile(atPath: url.path, contents: Data(bytes))
         return url
     }
 
     @discardableResult
     public static func write(_ data: Data, to url: URL) -> URL {
-        FileManager.default.createFile(atPath: url.path, contents: data)
+        _ = FileManager.default.createFile(atPath: url.path, contents: data)
         return url
     }
 

@@ -199,8 +199,11 @@ public final class Adapter: @unchecked Sendable {
         do { data = try BoundedFile.read(url, limit: BoundedFile.Limit.config) } catch {
             throw AdapterError.invalidConfig(path: url.path, reason: "cannot read: \(error.reason)")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data), let dictionary = object as? [String: Any] else {
-            throw AdapterError.invalidConfig(path: url.path, reason: "not a JSON object")
+        guard let object = try? JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed) else {
+            throw AdapterError.invalidConfig(path: url.path, reason: "not valid JSON\(JSONParser.problem(in: [UInt8](data)))")
+        }
+        guard let dictionary = object as? [String: Any] else {
+            throw AdapterError.invalidConfig(path: url.path, reason: "expected a JSON object")
         }
         return dictionary
     }

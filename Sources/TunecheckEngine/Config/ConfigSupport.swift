@@ -91,7 +91,7 @@ public enum ModelConfigLoader {
         }
         let object: Any
         do { object = try JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed) } catch {
-            throw EngineError.invalidConfig(path: path, reason: "not valid JSON")
+            throw EngineError.invalidConfig(path: path, reason: "not valid JSON\(JSONParser.problem(in: [UInt8](data)))")
         }
         guard let dictionary = object as? [String: Any] else {
             throw EngineError.invalidConfig(path: path, reason: "expected a JSON object")

@@ -28,7 +28,7 @@ public struct GenerationConfig: Sendable, Equatable {
             do {
                 object = try JSONSerialization.jsonObject(with: data)
             } catch {
-                throw EngineError.invalidConfig(path: url.path, reason: "not valid JSON")
+                throw EngineError.invalidConfig(path: url.path, reason: "not valid JSON\(JSONParser.problem(in: [UInt8](data)))")
             }
             guard let dictionary = object as? [String: Any] else {
                 throw EngineError.invalidConfig(path: url.path, reason: "expected a JSON object")

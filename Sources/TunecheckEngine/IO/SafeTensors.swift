@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -80,8 +81,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
         guard fstat(fd, &status) == 0 else {
             throw EngineError.unreadable(path: url.path, reason: String(cString: strerror(errno)))
         }
-        guard (status.st_mode & S_IFMT) == S_IFREG else {
-            throw EngineError.unreadable(path: url.path, reason: "not a regular file")
+        switch status.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw EngineError.unreadable(path: url.path, reason: "is a directory, expected a file")
+        case S_IFIFO: throw EngineError.unreadable(path: url.path, reason: "is a named pipe, expected a regular file")
+        default: throw EngineError.unreadable(path: url.path, reason: "is not a regular file (a device or socket)")
         }
         let fileSize = Int(status.st_size)
         guard fileSize >= 8 else {
@@ -131,7 +135,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
         do {
             object = try JSONSerialization.jsonObject(with: data, options: [])
         } catch {
-            throw fail("header is not valid JSON (\(AtomicWrite.describe(error)))")
+            // Foundation's message says nothing ("The data is not in the correct format"); the project's parser
+            // says what and where.
+            throw fail("header is not valid JSON\(JSONParser.problem(in: [UInt8](data)))")
         }
         guard let header = object as? [String: Any] else { throw fail("header is not a JSON object") }
         var metadata: [String: String]?

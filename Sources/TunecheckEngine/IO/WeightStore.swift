@@ -29,8 +29,11 @@ public final class WeightStore: @unchecked Sendable {
         let fileManager = FileManager.default
         let indexURL = folder.appendingPathComponent("model.safetensors.index.json")
         var shardNames: [String]
-        if fileManager.fileExists(atPath: indexURL.path) {
+        if fileManager.fileExists(atPath: indexURL.path) || (try? fileManager.destinationOfSymbolicLink(atPath: indexURL.path)) != nil {
             shardNames = try Self.shardNames(fromIndex: indexURL)
+            for name in shardNames where !fileManager.fileExists(atPath: folder.appendingPathComponent(name).path) {
+                throw EngineError.invalidConfig(path: indexURL.path, reason: "weight_map names '\(name)', which is not in the folder")
+            }
         } else if fileManager.fileExists(atPath: folder.appendingPathComponent("model.safetensors").path) {
             shardNames = ["model.safetensors"]
         } else {

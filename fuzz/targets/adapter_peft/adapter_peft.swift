@@ -13,7 +13,8 @@ private let base: DecoderModel? = try? ModelLoader.loadDecoder(
     folder: Fuzz.repositoryRoot.appendingPathComponent("Tests/Fixtures/models/llama-rope-llama3-old-schema"))
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzAdapter(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzzAdapter(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    guard let data else { return 0 }
     precondition(base != nil, "the base fixture did not load; set TUNECHECK_ROOT")
     Fuzz.write(UnsafeRawBufferPointer(start: data, count: size), to: folder.appendingPathComponent("adapter_config.json"))
     Fuzz.run {
@@ -21,4 +22,9 @@ public func fuzzAdapter(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         _ = try adapter.attach(to: base!)
     }
     return 0
+}
+
+@_cdecl("fuzz_adapter_peft_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    Fuzz.driver(argc, argv, fuzzAdapter)
 }

@@ -13,7 +13,8 @@ private let modelFolder: URL = {
 private let indexFolder = Fuzz.folder("index")
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzModelConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzzModelConfig(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    guard let data else { return 0 }
     let bytes = UnsafeRawBufferPointer(start: data, count: size)
     Fuzz.write(bytes, to: modelFolder.appendingPathComponent("config.json"))
     Fuzz.write(bytes, to: modelFolder.appendingPathComponent("generation_config.json"))
@@ -23,4 +24,9 @@ public func fuzzModelConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     Fuzz.write(bytes, to: indexFolder.appendingPathComponent("model.safetensors.index.json"))
     Fuzz.run { _ = try WeightStore(folder: indexFolder) }
     return 0
+}
+
+@_cdecl("fuzz_model_config_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    Fuzz.driver(argc, argv, fuzzModelConfig)
 }

@@ -5,7 +5,8 @@ import TunecheckEngine
 /// The safetensors header and tensor table: parse, then read every tensor as float weights (widening F16/BF16,
 /// the finiteness scan), as a model or adapter load would.
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzSafetensors(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzzSafetensors(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    guard let data else { return 0 }
     let url = Fuzz.write(UnsafeRawBufferPointer(start: data, count: size), to: Fuzz.scratch.appendingPathComponent("model.safetensors"))
     Fuzz.run {
         let store = try WeightStore(files: [url])
@@ -17,4 +18,9 @@ public func fuzzSafetensors(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         }
     }
     return 0
+}
+
+@_cdecl("fuzz_safetensors_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    Fuzz.driver(argc, argv, fuzzSafetensors)
 }

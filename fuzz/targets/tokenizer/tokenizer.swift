@@ -7,7 +7,8 @@ import TunecheckTokenizers
 private let folder = Fuzz.folder("tokenizer")
 
 @_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzTokenizer(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+public func fuzzTokenizer(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
+    guard let data else { return 0 }
     let (json, textBytes) = Fuzz.splitAtNUL(UnsafeRawBufferPointer(start: data, count: size))
     let url = Fuzz.write(json, to: folder.appendingPathComponent("tokenizer.json"))
     Fuzz.run {
@@ -22,4 +23,9 @@ public func fuzzTokenizer(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         _ = tokenizer.encode(text, addSpecialTokens: false)
     }
     return 0
+}
+
+@_cdecl("fuzz_tokenizer_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>) -> CInt {
+    Fuzz.driver(argc, argv, fuzzTokenizer)
 }
