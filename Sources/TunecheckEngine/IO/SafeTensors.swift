@@ -143,7 +143,10 @@ public final class SafeTensorsFile: @unchecked Sendable {
         var metadata: [String: String]?
         var tensors: [String: TensorInfo] = [:]
         tensors.reserveCapacity(header.count)
-        for (name, value) in header {
+        // Sorted, so that a file with several problems always gets the same message (dictionary order is random).
+        var firstPastEnd: TensorInfo?
+        for name in header.keys.sorted() {
+            let value = header[name]!
             if name == "__metadata__" {
                 if value is NSNull { continue }
                 guard let map = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
@@ -173,9 +176,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
             }
             guard begin >= 0 else { throw fail("tensor '\(name)' has data_offsets [\(begin), \(end)] with a negative begin") }
             guard begin <= end else { throw fail("tensor '\(name)' has data_offsets [\(begin), \(end)] with begin > end") }
-            guard end <= dataSize else {
-                throw fail("tensor '\(name)' ends at byte \(end) of the data section, past its end (\(dataSize) bytes; truncated?)")
-            }
+
             var byteCount = dtype.byteSize
             for dimension in shape {
                 let (product, overflow) = byteCount.multipliedReportingOverflow(by: dimension)
@@ -185,7 +186,13 @@ public final class SafeTensorsFile: @unchecked Sendable {
             guard byteCount == end - begin else {
                 throw fail("tensor '\(name)' has shape \(shape) × \(dtype.rawValue) = \(byteCount) bytes but data_offsets span \(end - begin)")
             }
-            tensors[name] = TensorInfo(name: name, dtype: dtype, shape: shape, dataRange: begin..<end)
+            let info = TensorInfo(name: name, dtype: dtype, shape: shape, dataRange: begin..<end)
+            if end > dataSize, (firstPastEnd?.dataRange.lowerBound ?? Int.max) > begin { firstPastEnd = info }
+            tensors[name] = info
+        }
+        // A truncated file: name the first tensor (in file order) that it cuts.
+        if let info = firstPastEnd {
+            throw fail("tensor '\(info.name)' ends at byte \(info.dataRange.upperBound) of the data section, past its end (\(dataSize) bytes; truncated?)")
         }
         let ordered = tensors.values.sorted { ($0.dataRange.lowerBound, $0.dataRange.upperBound) < ($1.dataRange.lowerBound, $1.dataRange.upperBound) }
         var previousEnd = 0
