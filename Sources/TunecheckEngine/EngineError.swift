@@ -26,6 +26,8 @@ public enum EngineError: Error, LocalizedError, Equatable {
     case invalidInput(String)
     /// Writing an output failed; nothing partial was left behind.
     case writeFailed(path: String, reason: String)
+    /// The model would not fit in the memory available (checked before any weight is loaded).
+    case insufficientMemory(path: String, needed: String, available: String)
 
     public var errorDescription: String? {
         switch self {
@@ -51,6 +53,8 @@ public enum EngineError: Error, LocalizedError, Equatable {
             return message
         case let .writeFailed(path, reason):
             return "\(path): cannot write: \(reason)"
+        case let .insufficientMemory(path, needed, available):
+            return "\(path): the model needs about \(needed) for its float32 weights but only \(available) of memory is available"
         }
     }
 }

@@ -15,10 +15,9 @@ struct JSONNode {
     static func load(fileAt url: URL) throws -> JSONNode {
         let data: Data
         do {
-            data = try Data(contentsOf: url)
+            data = try BoundedFile.read(url, limit: BoundedFile.Limit.tokenizer)
         } catch {
-            let reason = FileManager.default.fileExists(atPath: url.path) ? error.localizedDescription : "no such file"
-            throw TokenizerError.unreadable(path: url.path, reason: reason)
+            throw TokenizerError.unreadable(path: url.path, reason: error.reason)
         }
         let parsed: JSONValue
         do {

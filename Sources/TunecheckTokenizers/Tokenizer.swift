@@ -53,9 +53,12 @@ public final class Tokenizer: @unchecked Sendable {
     private init(tokenizerJSONAt url: URL, configAt configURL: URL?, chatTemplateFile: URL?) throws {
         let root = try JSONNode.load(fileAt: url)
         var config = try configURL.map { try TokenizerConfig(JSONNode.load(fileAt: $0)) } ?? TokenizerConfig()
-        if config.chatTemplate == nil, let chatTemplateFile,
-           let template = try? String(contentsOf: chatTemplateFile, encoding: .utf8) {
-            config.chatTemplate = template
+        if config.chatTemplate == nil, let chatTemplateFile {
+            do {
+                config.chatTemplate = try BoundedFile.readText(chatTemplateFile, limit: BoundedFile.Limit.index)
+            } catch where !error.isMissing {
+                throw TokenizerError.unreadable(path: chatTemplateFile.path, reason: error.reason)
+            } catch {}
         }
         self.config = config
 

@@ -1,5 +1,6 @@
 import Foundation
 import TunecheckHarness
+import TunecheckJSON
 import Yams
 
 /// Problems with a training run's inputs or state; each names the file.
@@ -270,8 +271,9 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
     /// `key=value` pairs (YAML values) applied on top, as from the command line.
     public static func load(_ url: URL, overrides: [String] = []) throws -> TrainingConfiguration {
         let path = url.path
-        guard var text = try? String(contentsOf: url, encoding: .utf8) else {
-            throw TrainerError.invalidConfig(path: path, reason: FileManager.default.fileExists(atPath: path) ? "not readable as UTF-8 text" : "no such file")
+        var text: String
+        do { text = try BoundedFile.readText(url, limit: BoundedFile.Limit.config) } catch {
+            throw TrainerError.invalidConfig(path: path, reason: error.reason)
         }
         if !overrides.isEmpty {
             // Overrides are appended as YAML keys on a re-serialised mapping, so they replace file values.

@@ -219,7 +219,7 @@ struct AdapterTests {
         let folder = try AdapterFixtures.editableCopy("peft-llama")
         defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent()) }
         try Data("{\"r\": 4,".utf8).write(to: folder.appendingPathComponent("adapter_config.json"))
-        try expectAdapterError(["adapter_config.json", "not a JSON object"]) { _ = try Adapter.load(path: folder) }
+        try expectAdapterError(["adapter_config.json", "not valid JSON (expected a string key at byte 8)"]) { _ = try Adapter.load(path: folder) }
     }
 
     @Test func missingConfig() throws {

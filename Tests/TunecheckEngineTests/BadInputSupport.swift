@@ -144,6 +144,7 @@ extension EngineError {
         case .nonFiniteWeights: return "nonFiniteWeights"
         case .invalidInput: return "invalidInput"
         case .writeFailed: return "writeFailed"
+        case .insufficientMemory: return "insufficientMemory"
         }
     }
 
@@ -153,7 +154,7 @@ extension EngineError {
         case let .unreadable(path, _), let .invalidSafetensors(path, _), let .invalidConfig(path, _),
              let .unsupportedModelType(path, _, _), let .unsupportedFeature(path, _), let .missingTensor(path, _),
              let .tensorShapeMismatch(path, _, _, _), let .unsupportedDType(path, _, _), let .nonFiniteWeights(path, _),
-             let .writeFailed(path, _):
+             let .writeFailed(path, _), let .insufficientMemory(path, _, _):
             return path
         case .invalidInput:
             return nil

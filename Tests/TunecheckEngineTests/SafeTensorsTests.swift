@@ -359,7 +359,7 @@ import Glibc
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
             var error = BadInput.engineError { _ = try SafeTensorsFile(url: directory) }
             #expect(error?.caseName == "unreadable")
-            BadInput.expectMessage(error, contains: [directory.path, "not a regular file"])
+            BadInput.expectMessage(error, contains: [directory.path, "is a directory, expected a file"])
 
             let missing = folder.appendingPathComponent("missing.safetensors")
             error = BadInput.engineError { _ = try SafeTensorsFile(url: missing) }
@@ -383,7 +383,7 @@ import Glibc
             #expect(mkfifo(fifo.path, 0o644) == 0)
             let error = BadInput.engineError { _ = try SafeTensorsFile(url: fifo) }
             #expect(error?.caseName == "unreadable")
-            BadInput.expectMessage(error, contains: [fifo.path, "not a regular file"])
+            BadInput.expectMessage(error, contains: [fifo.path, "is a named pipe, expected a regular file"])
         }
     }
 
@@ -509,7 +509,7 @@ import Glibc
         ("empty weight_map", #"{"weight_map":{}}"#, "invalidConfig", ["weight_map is empty"]),
         ("not JSON", "weight_map", "invalidConfig", ["weight_map"]),
         ("JSON array", "[]", "invalidConfig", ["weight_map"]),
-        ("missing shard", #"{"weight_map":{"a":"model.safetensors","b":"model-2.safetensors"}}"#, "unreadable", ["model-2.safetensors", "No such file"]),
+        ("missing shard", #"{"weight_map":{"a":"model.safetensors","b":"model-2.safetensors"}}"#, "invalidConfig", ["weight_map names 'model-2.safetensors', which is not in the folder"]),
     ]
 
     @Test(arguments: badIndexes.indices)

@@ -46,7 +46,7 @@ struct ScoreCommand: ParsableCommand {
     func run() throws {
         let model = try modelOptions.loadLanguageModel()
         let records = try JSONLines.read(files.inputURL)
-        let requests = try records.map { try request(for: $0, tokenizer: model.tokenizer) }
+        let requests = try records.map { try request(for: $0, tokenizer: model.tokenizer, vocabularySize: model.decoder.spec.vocabularySize) }
 
         // Every sequence of every request, scored in packed batches.
         var sequences: [[Int]] = []
@@ -93,7 +93,7 @@ struct ScoreCommand: ParsableCommand {
         try JSONLines.write(output, to: files.outputURL)
     }
 
-    func request(for record: JSONLRecord, tokenizer: Tokenizer) throws -> Request {
+    func request(for record: JSONLRecord, tokenizer: Tokenizer, vocabularySize: Int) throws -> Request {
         let path = files.input
         func context() -> String { "\(path):\(record.line)" }
         if let prompt = record.string("prompt") {
@@ -116,6 +116,10 @@ struct ScoreCommand: ParsableCommand {
         if let text = record.string("text") {
             ids = tokenizer.encode(text)
         } else if let given = try record.integers("ids", path: path) {
+            if let outside = given.first(where: { $0 >= vocabularySize }) {
+                throw JSONLinesError.invalidLine(path: path, line: record.line,
+                                                 reason: "token id \(outside) is outside the vocabulary (0..<\(vocabularySize))")
+            }
             ids = given
         } else {
             throw JSONLinesError.invalidLine(path: path, line: record.line,

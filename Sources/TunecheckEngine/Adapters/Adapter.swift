@@ -188,7 +188,7 @@ public final class Adapter: @unchecked Sendable {
     /// The keys of the given top-level object fields in file order, read with the order-keeping parser
     /// (empty when the file or field is not an object; `readJSONObject` reports real problems).
     static func orderedKeys(of fields: [String], in url: URL) -> [String: [String]] {
-        guard let data = try? Data(contentsOf: url), let root = try? JSONParser.parse(Array(data)), let object = root.object else { return [:] }
+        guard let data = try? BoundedFile.read(url, limit: BoundedFile.Limit.config), let root = try? JSONParser.parse(Array(data)), let object = root.object else { return [:] }
         var result: [String: [String]] = [:]
         for field in fields { result[field] = object[field]?.object?.keys ?? [] }
         return result
@@ -196,11 +196,14 @@ public final class Adapter: @unchecked Sendable {
 
     static func readJSONObject(_ url: URL) throws -> [String: Any] {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw AdapterError.invalidConfig(path: url.path, reason: "cannot read: \(AtomicWrite.describe(error))")
+        do { data = try BoundedFile.read(url, limit: BoundedFile.Limit.config) } catch {
+            throw AdapterError.invalidConfig(path: url.path, reason: "cannot read: \(error.reason)")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data), let dictionary = object as? [String: Any] else {
-            throw AdapterError.invalidConfig(path: url.path, reason: "not a JSON object")
+        guard let object = try? JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed) else {
+            throw AdapterError.invalidConfig(path: url.path, reason: "not valid JSON\(JSONParser.problem(in: [UInt8](data)))")
+        }
+        guard let dictionary = object as? [String: Any] else {
+            throw AdapterError.invalidConfig(path: url.path, reason: "expected a JSON object")
         }
         return dictionary
     }

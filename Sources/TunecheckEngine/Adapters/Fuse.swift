@@ -160,6 +160,10 @@ public enum AdapterFuser {
             let source = base.appendingPathComponent(name)
             var isDirectory: ObjCBool = false
             guard fileManager.fileExists(atPath: source.path, isDirectory: &isDirectory), !isDirectory.boolValue else { continue }
+            // A named pipe or device among the files would block or never end the copy.
+            guard BoundedFile.isRegularFile(source) else {
+                throw EngineError.unreadable(path: source.path, reason: "is not a regular file (a named pipe, socket or device); cannot copy it into the output")
+            }
             let destination = staging.appendingPathComponent(name)
             if name == "config.json", let dtype {
                 try AtomicWrite.write(try configWithDType(source, dtype: dtype), to: destination)
@@ -174,8 +178,8 @@ public enum AdapterFuser {
     /// config.json with `dtype` and `torch_dtype` (whichever are present; `dtype` when neither is) set to `dtype`.
     static func configWithDType(_ url: URL, dtype: DType) throws -> Data {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw EngineError.unreadable(path: url.path, reason: AtomicWrite.describe(error))
+        do { data = try BoundedFile.read(url, limit: BoundedFile.Limit.config) } catch {
+            throw EngineError.unreadable(path: url.path, reason: error.reason)
         }
         guard let root = try? JSONParser.parse(Array(data)), var config = root.object else {
             throw EngineError.invalidConfig(path: url.path, reason: "not a JSON object")

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// A coding key for any string, for the parts of configs whose keys vary between schema versions.
 struct AnyCodingKey: CodingKey {
@@ -85,12 +86,12 @@ public enum ModelConfigLoader {
     public static func loadSpec(configURL: URL) throws -> (spec: TransformerSpec, architecture: any Architecture.Type) {
         let path = configURL.path
         let data: Data
-        do { data = try Data(contentsOf: configURL) } catch {
-            throw EngineError.unreadable(path: path, reason: FileManager.default.fileExists(atPath: path) ? AtomicWrite.describe(error) : "no such file")
+        do { data = try BoundedFile.read(configURL, limit: BoundedFile.Limit.config) } catch {
+            throw EngineError.unreadable(path: path, reason: error.reason)
         }
         let object: Any
         do { object = try JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed) } catch {
-            throw EngineError.invalidConfig(path: path, reason: "not valid JSON")
+            throw EngineError.invalidConfig(path: path, reason: "not valid JSON\(JSONParser.problem(in: [UInt8](data)))")
         }
         guard let dictionary = object as? [String: Any] else {
             throw EngineError.invalidConfig(path: path, reason: "expected a JSON object")

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// The parts of `generation_config.json` (and the token ids of `config.json`) generation needs.
 /// `eos_token_id` may be one id or a list (Llama 3 lists several).
@@ -18,12 +19,16 @@ public struct GenerationConfig: Sendable, Equatable {
         var result = GenerationConfig()
         for name in ["config.json", "generation_config.json"] {
             let url = folder.appendingPathComponent(name)
-            guard FileManager.default.fileExists(atPath: url.path) else { continue }
+            let data: Data
+            do { data = try BoundedFile.read(url, limit: BoundedFile.Limit.config) } catch {
+                if error.isMissing { continue }
+                throw EngineError.unreadable(path: url.path, reason: error.reason)
+            }
             let object: Any
             do {
-                object = try JSONSerialization.jsonObject(with: Data(contentsOf: url))
+                object = try JSONSerialization.jsonObject(with: data)
             } catch {
-                throw EngineError.invalidConfig(path: url.path, reason: "not valid JSON")
+                throw EngineError.invalidConfig(path: url.path, reason: "not valid JSON\(JSONParser.problem(in: [UInt8](data)))")
             }
             guard let dictionary = object as? [String: Any] else {
                 throw EngineError.invalidConfig(path: url.path, reason: "expected a JSON object")

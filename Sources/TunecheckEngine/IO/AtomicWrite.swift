@@ -48,23 +48,33 @@ public enum AtomicWrite {
         do {
             try fileManager.createDirectory(at: staging, withIntermediateDirectories: true)
             try body(staging)
+            // Flush every file the body wrote or copied, so the rename below publishes complete contents.
+            syncTree(staging)
         } catch {
             try? fileManager.removeItem(at: staging)
             if let engineError = error as? EngineError { throw engineError }
             throw EngineError.writeFailed(path: url.path, reason: describe(error))
         }
         if fileManager.fileExists(atPath: url.path) {
-            let old = parent.appendingPathComponent(".\(url.lastPathComponent).old-\(UUID().uuidString.prefix(8))")
-            guard rename(url.path, old.path) == 0 else {
+            // Swap the complete new folder and the old one in one step (renameat2 RENAME_EXCHANGE), so that a crash
+            // at any moment leaves the old or the new folder at `url`, never none; the old one then sits under the
+            // dot-named staging name, which readers ignore, and is removed.
+            if exchange(staging.path, url.path) {
                 try? fileManager.removeItem(at: staging)
-                throw EngineError.writeFailed(path: url.path, reason: String(cString: strerror(errno)))
+            } else {
+                // Filesystems without RENAME_EXCHANGE: two renames, with a moment where `url` does not exist.
+                let old = parent.appendingPathComponent(".\(url.lastPathComponent).old-\(UUID().uuidString.prefix(8))")
+                guard rename(url.path, old.path) == 0 else {
+                    try? fileManager.removeItem(at: staging)
+                    throw EngineError.writeFailed(path: url.path, reason: String(cString: strerror(errno)))
+                }
+                guard rename(staging.path, url.path) == 0 else {
+                    _ = rename(old.path, url.path)
+                    try? fileManager.removeItem(at: staging)
+                    throw EngineError.writeFailed(path: url.path, reason: String(cString: strerror(errno)))
+                }
+                try? fileManager.removeItem(at: old)
             }
-            guard rename(staging.path, url.path) == 0 else {
-                _ = rename(old.path, url.path)
-                try? fileManager.removeItem(at: staging)
-                throw EngineError.writeFailed(path: url.path, reason: String(cString: strerror(errno)))
-            }
-            try? fileManager.removeItem(at: old)
         } else {
             guard rename(staging.path, url.path) == 0 else {
                 try? fileManager.removeItem(at: staging)
@@ -72,6 +82,30 @@ public enum AtomicWrite {
             }
         }
         syncDirectory(parent)
+    }
+
+    private typealias RenameAt2 = @convention(c) (Int32, UnsafePointer<CChar>, Int32, UnsafePointer<CChar>, UInt32) -> Int32
+
+    /// glibc's `renameat2`, which the Glibc module does not import (it is behind _GNU_SOURCE); nil before glibc 2.28.
+    private static let renameat2: RenameAt2? = dlsym(nil, "renameat2").map { unsafeBitCast($0, to: RenameAt2.self) }
+
+    /// Atomically exchanges two existing paths; false when the system or filesystem cannot.
+    static func exchange(_ first: String, _ second: String) -> Bool {
+        let renameExchange: UInt32 = 1 << 1 // RENAME_EXCHANGE, <linux/fs.h>
+        guard let renameat2 else { return false }
+        return renameat2(AT_FDCWD, first, AT_FDCWD, second, renameExchange) == 0
+    }
+
+    private static func syncTree(_ folder: URL) {
+        let fileManager = FileManager.default
+        for name in (try? fileManager.subpathsOfDirectory(atPath: folder.path)) ?? [] {
+            let fd = open(folder.appendingPathComponent(name).path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
+            if fd >= 0 {
+                fsync(fd)
+                close(fd)
+            }
+        }
+        syncDirectory(folder)
     }
 
     private static func syncDirectory(_ directory: URL) {

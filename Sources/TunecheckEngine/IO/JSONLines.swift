@@ -47,21 +47,13 @@ public struct JSONLRecord: Sendable {
 /// Reads and writes JSON Lines: one JSON object per line; blank lines are skipped.
 public enum JSONLines {
     /// Largest file read whole (inputs are evalsets and prompt lists, not corpora).
-    public static let maximumFileSize = 1 << 30
+    public static let maximumFileSize = BoundedFile.Limit.jsonLines
 
     public static func read(_ url: URL, allowEmpty: Bool = false) throws -> [JSONLRecord] {
         let path = url.path
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw JSONLinesError.unreadable(path: path, reason: "no such file")
-        }
-        guard !isDirectory.boolValue else { throw JSONLinesError.unreadable(path: path, reason: "is a directory, expected a .jsonl file") }
         let data: Data
-        do { data = try Data(contentsOf: url, options: .mappedIfSafe) } catch {
-            throw JSONLinesError.unreadable(path: path, reason: AtomicWrite.describe(error))
-        }
-        guard data.count <= maximumFileSize else {
-            throw JSONLinesError.unreadable(path: path, reason: "file is larger than \(maximumFileSize) bytes")
+        do { data = try BoundedFile.map(url, limit: maximumFileSize) } catch {
+            throw JSONLinesError.unreadable(path: path, reason: error.reason)
         }
         var records: [JSONLRecord] = []
         var lineNumber = 0

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -80,8 +81,11 @@ public final class SafeTensorsFile: @unchecked Sendable {
         guard fstat(fd, &status) == 0 else {
             throw EngineError.unreadable(path: url.path, reason: String(cString: strerror(errno)))
         }
-        guard (status.st_mode & S_IFMT) == S_IFREG else {
-            throw EngineError.unreadable(path: url.path, reason: "not a regular file")
+        switch status.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw EngineError.unreadable(path: url.path, reason: "is a directory, expected a file")
+        case S_IFIFO: throw EngineError.unreadable(path: url.path, reason: "is a named pipe, expected a regular file")
+        default: throw EngineError.unreadable(path: url.path, reason: "is not a regular file (a device or socket)")
         }
         let fileSize = Int(status.st_size)
         guard fileSize >= 8 else {
@@ -131,13 +135,18 @@ public final class SafeTensorsFile: @unchecked Sendable {
         do {
             object = try JSONSerialization.jsonObject(with: data, options: [])
         } catch {
-            throw fail("header is not valid JSON (\(AtomicWrite.describe(error)))")
+            // Foundation's message says nothing ("The data is not in the correct format"); the project's parser
+            // says what and where.
+            throw fail("header is not valid JSON\(JSONParser.problem(in: [UInt8](data)))")
         }
         guard let header = object as? [String: Any] else { throw fail("header is not a JSON object") }
         var metadata: [String: String]?
         var tensors: [String: TensorInfo] = [:]
         tensors.reserveCapacity(header.count)
-        for (name, value) in header {
+        // Sorted, so that a file with several problems always gets the same message (dictionary order is random).
+        var firstPastEnd: TensorInfo?
+        for name in header.keys.sorted() {
+            let value = header[name]!
             if name == "__metadata__" {
                 if value is NSNull { continue }
                 guard let map = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
@@ -167,9 +176,7 @@ public final class SafeTensorsFile: @unchecked Sendable {
             }
             guard begin >= 0 else { throw fail("tensor '\(name)' has data_offsets [\(begin), \(end)] with a negative begin") }
             guard begin <= end else { throw fail("tensor '\(name)' has data_offsets [\(begin), \(end)] with begin > end") }
-            guard end <= dataSize else {
-                throw fail("tensor '\(name)' ends at byte \(end) of the data section, past its end (\(dataSize) bytes; truncated?)")
-            }
+
             var byteCount = dtype.byteSize
             for dimension in shape {
                 let (product, overflow) = byteCount.multipliedReportingOverflow(by: dimension)
@@ -179,7 +186,13 @@ public final class SafeTensorsFile: @unchecked Sendable {
             guard byteCount == end - begin else {
                 throw fail("tensor '\(name)' has shape \(shape) × \(dtype.rawValue) = \(byteCount) bytes but data_offsets span \(end - begin)")
             }
-            tensors[name] = TensorInfo(name: name, dtype: dtype, shape: shape, dataRange: begin..<end)
+            let info = TensorInfo(name: name, dtype: dtype, shape: shape, dataRange: begin..<end)
+            if end > dataSize, (firstPastEnd?.dataRange.lowerBound ?? Int.max) > begin { firstPastEnd = info }
+            tensors[name] = info
+        }
+        // A truncated file: name the first tensor (in file order) that it cuts.
+        if let info = firstPastEnd {
+            throw fail("tensor '\(info.name)' ends at byte \(info.dataRange.upperBound) of the data section, past its end (\(dataSize) bytes; truncated?)")
         }
         let ordered = tensors.values.sorted { ($0.dataRange.lowerBound, $0.dataRange.upperBound) < ($1.dataRange.lowerBound, $1.dataRange.upperBound) }
         var previousEnd = 0

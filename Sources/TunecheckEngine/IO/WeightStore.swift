@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// A float32 view of one weight tensor. The memory belongs to the `WeightStore` that made it (either the
 /// memory-mapped file itself, for aligned F32 data, or a widened copy of F16/BF16 data) and lives as long as it.
@@ -28,8 +29,11 @@ public final class WeightStore: @unchecked Sendable {
         let fileManager = FileManager.default
         let indexURL = folder.appendingPathComponent("model.safetensors.index.json")
         var shardNames: [String]
-        if fileManager.fileExists(atPath: indexURL.path) {
+        if fileManager.fileExists(atPath: indexURL.path) || (try? fileManager.destinationOfSymbolicLink(atPath: indexURL.path)) != nil {
             shardNames = try Self.shardNames(fromIndex: indexURL)
+            for name in shardNames where !fileManager.fileExists(atPath: folder.appendingPathComponent(name).path) {
+                throw EngineError.invalidConfig(path: indexURL.path, reason: "weight_map names '\(name)', which is not in the folder")
+            }
         } else if fileManager.fileExists(atPath: folder.appendingPathComponent("model.safetensors").path) {
             shardNames = ["model.safetensors"]
         } else {
@@ -162,8 +166,8 @@ public final class WeightStore: @unchecked Sendable {
 
     static func shardNames(fromIndex url: URL) throws -> [String] {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw EngineError.unreadable(path: url.path, reason: AtomicWrite.describe(error))
+        do { data = try BoundedFile.read(url, limit: BoundedFile.Limit.index) } catch {
+            throw EngineError.unreadable(path: url.path, reason: error.reason)
         }
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let weightMap = object["weight_map"] as? [String: Any] else {

@@ -27,8 +27,8 @@ public struct GoldenFile: Sendable, Equatable {
 
     public static func load(_ url: URL) throws -> GoldenFile {
         let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw HarnessError.invalidGolden(path: url.path, reason: "cannot read")
+        do { data = try BoundedFile.read(url, limit: BoundedFile.Limit.index) } catch {
+            throw HarnessError.invalidGolden(path: url.path, reason: "cannot read: \(error.reason)")
         }
         let root: JSONValue
         do { root = try JSONParser.parse([UInt8](data)) } catch {

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 import Yams
 
 /// Rejects keys a config struct does not know, so a typo (`max_token: 32`) is an error instead of being ignored.
@@ -307,9 +308,8 @@ public struct SuiteConfiguration: Sendable, Equatable, Codable {
     /// Reads a suite file (`.yaml`/`.yml` or `.json`) and resolves its relative paths against its folder.
     public static func load(_ url: URL) throws -> SuiteConfiguration {
         let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            let reason = FileManager.default.fileExists(atPath: url.path) ? "not readable as UTF-8 text" : "no such file"
-            throw HarnessError.invalidSuite(path: url.path, reason: reason)
+        do { text = try BoundedFile.readText(url, limit: BoundedFile.Limit.config) } catch {
+            throw HarnessError.invalidSuite(path: url.path, reason: error.reason)
         }
         var configuration: SuiteConfiguration
         do {
