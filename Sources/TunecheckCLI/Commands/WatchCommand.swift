@@ -51,7 +51,9 @@ struct WatchCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw HarnessError.checkpointNotFound(path: dir + " (not a folder)")
         }
-        let evaluator = Evaluator(options: try EvaluationOptions(configuration: configuration))
+        var options = try EvaluationOptions(configuration: configuration)
+        options.checkpointsArriveLater = true
+        let evaluator = Evaluator(options: options)
         try evaluator.prepare()
         let watcher = CheckpointWatcher(directory: URL(fileURLWithPath: dir), settleSeconds: once ? 0 : min(interval, 1))
         let reportFolder = URL(fileURLWithPath: configuration.reports.dir)

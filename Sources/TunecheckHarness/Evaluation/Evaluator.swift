@@ -17,6 +17,9 @@ public struct EvaluationOptions: Sendable {
     /// Name of the golden subfolder (the suite file's `name`).
     public var goldenSuiteName = "tunecheck"
     public var updateGolden = false
+    /// Checkpoints are handed to `evaluate(_:)` one by one later (a trainer or watcher), not listed in
+    /// `checkpoints`: the checkpoint suites (preference, drift, weight delta) are active all the same.
+    public var checkpointsArriveLater = false
 
     public init() {}
 
@@ -69,8 +72,8 @@ public final class Evaluator: @unchecked Sendable {
     /// The suites that will run given the inputs (the requested ones, or all the inputs allow).
     public var activeSuites: Set<SuiteKind> {
         var allowed: Set<SuiteKind> = []
-        let hasModel = options.base != nil || !options.checkpoints.isEmpty
-        let hasCheckpoints = !options.checkpoints.isEmpty || !options.fused.isEmpty
+        let hasModel = options.base != nil || !options.checkpoints.isEmpty || options.checkpointsArriveLater
+        let hasCheckpoints = !options.checkpoints.isEmpty || !options.fused.isEmpty || options.checkpointsArriveLater
         if options.evalsets.prompts != nil && hasModel || options.evalsets.answers != nil {
             allowed.formUnion([.repetition, .golden])
         }
