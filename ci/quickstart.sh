@@ -16,15 +16,20 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 bash ci/setup.sh || exit 1
-swift build -c release 2>&1 | grep -E "error|warning: .*deprecated|Compiling|Build complete" | grep -v "^\[" || true
-tunecheck=.build/release/tunecheck
-[ -x "$tunecheck" ] || { echo "quickstart: the release build failed" >&2; exit 1; }
-export TUNECHECK_NO_PROGRESS=1 COLUMNS=${COLUMNS:-120}
 out=tunecheck-out
+mkdir -p "$out"
+echo "== building tunecheck (swift build -c release; 2-4 minutes on 2 cores the first time, log in $out/build.log)"
+if ! swift build -c release > "$out/build.log" 2>&1; then
+  tail -40 "$out/build.log"
+  echo "quickstart: the release build failed" >&2
+  exit 1
+fi
+tail -1 "$out/build.log"
+tunecheck=.build/release/tunecheck
+export TUNECHECK_NO_PROGRESS=1 COLUMNS=${COLUMNS:-120}
 run=$out/demo-too-hot          # adapter_path in evalsets/demo/dpo-too-hot.yaml
 report=$out/demo-report        # reports.dir in evalsets/demo/suite.yaml
 rm -rf "$run" "$report" "$out/demo-base-report"
-mkdir -p "$out"
 unexpected=()
 section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 sample_prompt=$'Question: Which foods are rich in iron?\nAnswer:'
@@ -62,23 +67,23 @@ eval_status=$?
 cat "$out/demo-report.log"
 [ "$eval_status" -eq 1 ] || unexpected+=("tunecheck eval did not report failing checkpoints (exit status $eval_status)")
 
-# The first answer the repetition suite flagged: "  ✘ <checkpoint> › repetition › prompt <id>: <message>".
-flagged=$(grep -o "[0-9]*_adapters › repetition › prompt [^:]*" "$out/demo-report.log" | head -1)
+# Answers the repetition suite flagged: "  ✘ <checkpoint> › repetition › prompt <id>: <message>".
+flagged=$(grep -o "[0-9]*_adapters › repetition › prompt [^:]*" "$out/demo-report.log" | head -2)
 section "Summary"
 [ -n "$guard" ] && echo "The guard that stopped the bad run: $guard"
-if [ -n "$flagged" ]; then
-  checkpoint=${flagged%% ›*}
-  prompt_id=${flagged##*prompt }
+[ -n "$flagged" ] || unexpected+=("no checkpoint's answers were flagged as repetitive")
+while read -r line; do
+  [ -n "$line" ] || continue
+  checkpoint=${line%% ›*}
+  prompt_id=${line##*prompt }
   question=$(grep "\"id\": \"$prompt_id\"" evalsets/demo/prompts.jsonl | sed 's/.*"Question: \(.*\)\\nAnswer:".*/\1/')
-  echo "Collapsed checkpoint $checkpoint, asked \"$question\" ($prompt_id):"
-  base_answer=$("$tunecheck" generate --model models/demo-base --prompt "Question: $question"$'\nAnswer:' --max-tokens 48)
-  collapsed_answer=$("$tunecheck" generate --model models/demo-base --adapter "$run/$checkpoint.safetensors" \
-    --prompt "Question: $question"$'\nAnswer:' --max-tokens 48)
-  echo "  base:       \"${base_answer# }\""
-  echo "  checkpoint: \"${collapsed_answer# }\""
-else
-  unexpected+=("no checkpoint's answers were flagged as repetitive")
-fi
+  prompt="Question: $question"$'\nAnswer:'
+  base_answer=$("$tunecheck" generate --model models/demo-base --prompt "$prompt" --max-tokens 48)
+  collapsed_answer=$("$tunecheck" generate --model models/demo-base --adapter "$run/$checkpoint.safetensors" --prompt "$prompt" --max-tokens 48)
+  echo "Asked \"$question\" ($prompt_id):"
+  collapsed_answer=${collapsed_answer# }
+  printf '  %-17s "%s"\n' "base:" "${base_answer# }" "$checkpoint:" "${collapsed_answer//$'\n'/\\n}"
+done <<<"$flagged"
 echo "Reports: $report/report.html (open in a browser), $report/junit.xml, $report/report.json"
 echo "         per checkpoint during training: $run/eval/; preflight numbers: $out/preflight.json"
 echo "A healthy run on the same data passes the same suite: bash ci/healthy-run.sh"

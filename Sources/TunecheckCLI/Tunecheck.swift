@@ -29,6 +29,8 @@ struct Tunecheck: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let failure as ChecksFailed {
+            // What the command printed comes first when both streams go to one log (stdout is block-buffered there).
+            fflush(nil)  // all output streams
             FileHandle.standardError.write(Data("tunecheck: \(failure.summary)\n".utf8))
             Foundation.exit(1)
         } catch {
@@ -42,6 +44,7 @@ struct Tunecheck: ParsableCommand {
             } else {
                 message = fullMessage(for: error)
             }
+            fflush(nil)  // all output streams
             FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
             Foundation.exit(2)
         }
