@@ -10,7 +10,7 @@
 #   5. a summary: the guard that stopped the run, a collapsed checkpoint's answer, where the reports are
 #
 # Exits 0 when the demo behaved as expected (the bad run was caught and its checkpoints fail the suite), 1 when
-# something unexpected happened (for example the bad run was not caught). About 3-4 minutes on 2 cores from a
+# something unexpected happened (for example the bad run was not caught). 2½-4 minutes on 2 cores from a
 # fresh clone, most of it the release build.
 set -uo pipefail
 cd "$(dirname "$0")/.."
