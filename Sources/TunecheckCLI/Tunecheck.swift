@@ -44,6 +44,7 @@ struct Tunecheck: ParsableCommand {
             } else {
                 message = fullMessage(for: error)
             }
+            fflush(nil)  // all output streams
             FileHandle.standardError.write(Data((message.hasSuffix("\n") ? message : message + "\n").utf8))
             Foundation.exit(2)
         }

@@ -137,6 +137,7 @@ struct EvalCommand: ParsableCommand {
         try evaluator.prepare()
         if let preflight = evaluator.preflight, preflight.verdict != .ok {
             progress.finish()
+            fflush(nil)  // all output streams
             FileHandle.standardError.write(Data((preflight.describe() + "\n").utf8))
         }
         for (index, spec) in options.checkpoints.enumerated() {

@@ -72,7 +72,7 @@ public final class Evaluator: @unchecked Sendable {
     /// The suites that will run given the inputs (the requested ones, or all the inputs allow).
     public var activeSuites: Set<SuiteKind> {
         var allowed: Set<SuiteKind> = []
-        let hasModel = options.base != nil || !options.checkpoints.isEmpty
+        let hasModel = options.base != nil || !options.checkpoints.isEmpty || options.checkpointsArriveLater
         let hasCheckpoints = !options.checkpoints.isEmpty || !options.fused.isEmpty || options.checkpointsArriveLater
         if options.evalsets.prompts != nil && hasModel || options.evalsets.answers != nil {
             allowed.formUnion([.repetition, .golden])

@@ -1,0 +1,51 @@
+import Foundation
+import Testing
+@testable import TunecheckHarness
+
+/// The bundled demo (README's first command): the pretrained demo base passes its own suite, and a checkpoint of
+/// the too-hot DPO run (`Tests/Fixtures/demo/collapsed-adapter`, made by `evalsets/demo/dpo-too-hot.yaml`, see its
+/// README) fails the repetition suite, quoting the loop.
+@Suite struct DemoTests {
+    static let suiteFile = ReportSample.repositoryRoot.appendingPathComponent("evalsets/demo/suite.yaml")
+    static let collapsedAdapter = ReportSample.repositoryRoot.appendingPathComponent("Tests/Fixtures/demo/collapsed-adapter")
+
+    static func evaluate(suites: [SuiteKind], checkpoints: [String] = []) throws -> EvaluationReport {
+        var configuration = try SuiteConfiguration.load(suiteFile)
+        configuration.suites = suites
+        configuration.checkpoints = checkpoints
+        let evaluator = Evaluator(options: try EvaluationOptions(configuration: configuration))
+        try evaluator.prepare()
+        try evaluator.evaluateAll()
+        return evaluator.makeReport()
+    }
+
+    @Test func bundledBasePassesItsOwnRepetitionAndGoldenChecks() throws {
+        let report = try Self.evaluate(suites: [.repetition, .golden])
+        let repetition = try #require(report.suites.first { $0.kind == .repetition && $0.checkpoint == "base" })
+        let golden = try #require(report.suites.first { $0.kind == .golden && $0.checkpoint == "base" })
+        #expect(repetition.checks.count == 8)
+        #expect(repetition.passed, "\(repetition.checks.filter { $0.status.isFailure })")
+        #expect(golden.passed, "\(golden.checks.filter { $0.status.isFailure })")
+        // Greedy answers are sentences that end, not loops: every one stops at EOS well before max_tokens.
+        for answer in report.answers where answer.checkpoint == "base" {
+            #expect(!answer.flagged)
+            #expect(answer.text.hasSuffix("."), "\(answer.promptId): \(answer.text)")
+            #expect((answer.ids?.count ?? 99) < 48, "\(answer.promptId): \(answer.text)")
+        }
+    }
+
+    @Test func collapsedDemoCheckpointFailsRepetition() throws {
+        let report = try Self.evaluate(suites: [.repetition], checkpoints: [Self.collapsedAdapter.path])
+        let base = try #require(report.suites.first { $0.kind == .repetition && $0.checkpoint == "base" })
+        let collapsed = try #require(report.suites.first { $0.kind == .repetition && $0.checkpoint != "base" })
+        #expect(base.passed)
+        #expect(!collapsed.passed)
+        let messages = collapsed.checks.compactMap { check -> String? in
+            if case let .failed(message, _) = check.status { return message }
+            return nil
+        }
+        #expect(messages.count >= 2, "\(messages)")
+        #expect(messages.contains { $0.contains("\"") }, "a failure quotes the repeated span: \(messages)")
+        #expect(!report.passed)
+    }
+}
