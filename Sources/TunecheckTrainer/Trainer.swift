@@ -375,8 +375,11 @@ public final class Trainer {
         let metric = configuration.bestMetric
         let minimise = metric.hasPrefix("-")
         let name = minimise ? String(metric.dropFirst()) : metric
+        // Only checkpoints that passed every suite can be "best": a collapsed checkpoint may well score highest.
+        let report = evaluator.makeReport()
+        let passing = Set(report.checkpoints.filter(\.passed).map(\.name))
         var best: (String, Double)?
-        for suite in evaluator.makeReport().suites where suite.checkpoint != "base" {
+        for suite in report.suites where suite.checkpoint != "base" && passing.contains(suite.checkpoint) {
             guard let value = suite.metric(name) else { continue }
             if best == nil || (minimise ? value < best!.1 : value > best!.1) { best = (suite.checkpoint, value) }
         }

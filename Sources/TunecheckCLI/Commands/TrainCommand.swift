@@ -39,7 +39,11 @@ struct TrainCommand: ParsableCommand {
         let summary = try trainer.run()
         observer.finish()
         print("trained \(summary.steps) steps, final loss \(String(format: "%.4f", summary.finalLoss)); checkpoints in \(summary.outputFolder.path)")
-        if let best = summary.bestCheckpoint { print("best checkpoint (\(configuration.bestMetric)): \(best)") }
+        if let best = summary.bestCheckpoint {
+            print("best checkpoint (\(configuration.bestMetric), among those passing the suite): \(best)")
+        } else if summary.reportFolder != nil {
+            print("no checkpoint passed the eval suite")
+        }
         if let folder = summary.reportFolder { print("reports: \(folder.path)/report.html, junit.xml, report.json") }
         if let stopped = summary.stoppedBy {
             throw ChecksFailed(summary: stopped.errorDescription ?? "stopped by a guard")
