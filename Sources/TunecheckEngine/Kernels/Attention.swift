@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Foundation
 
 /// Geometry of multi-head attention with grouped-query heads.
@@ -26,12 +27,11 @@ enum AttentionKernels {
         for head in 0..<shape.heads {
             let kvHead = head / shape.headsPerKVHead
             if length == 1 {
-                // One query (decoding): scores = scale · K_h · q, output = V_hᵀ · p as matrix-vector products.
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(keyCount), Int32(headDim), scale, keys + kvHead * headDim, Int32(ldk),
-                            queries + head * headDim, 1, 0, scores, 1)
+                // One query (decoding): scores = scale · K_h · q, output = V_hᵀ · p as matrix-vector products, on this
+                // thread (tiny; handing them to OpenBLAS' thread pool costs more than the products).
+                tc_gemv_f32(keys + kvHead * headDim, keyCount, headDim, ldk, queries + head * headDim, scale, 0, scores)
                 maskedSoftmax(scores, length: 1, keyCount: keyCount, queryStart: queryStart, window: window)
-                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(keyCount), Int32(headDim), 1, values + kvHead * headDim, Int32(ldv),
-                            scores, 1, 0, output + head * headDim, 1)
+                tc_gemv_t_f32(values + kvHead * headDim, keyCount, headDim, ldv, scores, 1, output + head * headDim)
                 continue
             }
             // scores (length, keyCount) = scale · Q_h · K_hᵀ

@@ -38,6 +38,8 @@ public struct Linear: @unchecked Sendable {
     public let inFeatures: Int
     public let outFeatures: Int
     public var adapter: LowRankAdapter?
+    /// A bfloat16 copy of `weight` (`.outIn` layout only), used instead of it when set (`withBFloat16Weights`).
+    public var weightBF16: UnsafePointer<UInt16>? = nil
 
     public init(name: String, weight: UnsafePointer<Float>, layout: WeightLayout, bias: UnsafePointer<Float>?, inFeatures: Int, outFeatures: Int, adapter: LowRankAdapter? = nil) {
         self.name = name
@@ -59,10 +61,13 @@ public struct Linear: @unchecked Sendable {
                         alpha: Float = 1, beta: Float = 0, scratch: UnsafeMutablePointer<Float>? = nil) {
         guard rows > 0 else { return }
         let ldw = layout == .outIn ? inFeatures : outFeatures
-        if rows == 1 {
-            // One token (decoding): a matrix-vector product; sgemm with M = 1 does not reach sgemv's bandwidth.
+        if let weightBF16 {
+            BFloat16Kernels.forward(weight: weightBF16, outFeatures: outFeatures, inFeatures: inFeatures, x: x, rows: rows, ldx: ldx,
+                                    into: y, ldy: ldy, alpha: alpha, beta: beta)
+        } else if rows == 1 {
+            // One token (decoding): a matrix-vector product (sgemm with M = 1 does not reach a GEMV's bandwidth).
             if layout == .outIn {
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), alpha, weight, Int32(ldw), x, 1, beta, y, 1)
+                MatrixVectorKernels.multiply(weight, rows: outFeatures, columns: inFeatures, x: x, alpha: alpha, beta: beta, y: y)
             } else {
                 cblas_sgemv(CblasRowMajor, CblasTrans, Int32(inFeatures), Int32(outFeatures), alpha, weight, Int32(ldw), x, 1, beta, y, 1)
             }
