@@ -34,17 +34,28 @@ enum AttentionKernels {
                 tc_gemv_t_f32(values + kvHead * headDim, keyCount, headDim, ldv, scores, 1, output + head * headDim)
                 continue
             }
-            // scores (length, keyCount) = scale · Q_h · K_hᵀ
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(length), Int32(keyCount), Int32(headDim),
-                        scale, queries + head * headDim, Int32(ldq), keys + kvHead * headDim, Int32(ldk),
-                        0, scores, Int32(keyCount))
-            maskedSoftmax(scores, length: length, keyCount: keyCount, queryStart: queryStart, window: window)
-            // output_h (length, headDim) = P · V_h
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(length), Int32(headDim), Int32(keyCount),
-                        1, scores, Int32(keyCount), values + kvHead * headDim, Int32(ldv),
-                        0, output + head * headDim, Int32(ldo))
+            // Blocks of query rows, each against only the keys its last row can see: the causal square's upper
+            // triangle is mostly skipped (T = 256: 37% fewer multiply-adds) instead of computed and masked.
+            var blockStart = 0
+            while blockStart < length {
+                let blockLength = min(causalBlockRows, length - blockStart)
+                let visible = min(keyCount, queryStart + blockStart + blockLength)
+                // scores (blockLength, visible) = scale · Q_h[block] · K_h[..<visible]ᵀ
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(blockLength), Int32(visible), Int32(headDim),
+                            scale, queries + blockStart * ldq + head * headDim, Int32(ldq), keys + kvHead * headDim, Int32(ldk),
+                            0, scores, Int32(visible))
+                maskedSoftmax(scores, length: blockLength, keyCount: visible, queryStart: queryStart + blockStart, window: window)
+                // output_h[block] (blockLength, headDim) = P · V_h[..<visible]
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(blockLength), Int32(headDim), Int32(visible),
+                            1, scores, Int32(visible), values + kvHead * headDim, Int32(ldv),
+                            0, output + blockStart * ldo + head * headDim, Int32(ldo))
+                blockStart += blockLength
+            }
         }
     }
+
+    /// Query rows per block of the causal forward.
+    static let causalBlockRows = 64
 
     /// Row-wise softmax over the visible keys of each query; invisible keys get probability 0.
     static func maskedSoftmax(_ scores: UnsafeMutablePointer<Float>, length: Int, keyCount: Int, queryStart: Int, window: Int?) {

@@ -35,6 +35,11 @@ public enum BFloat16Kernels {
         }
     }
 
+    /// float32 values of `count` bfloat16 numbers (exact).
+    public static func widen(_ source: UnsafePointer<UInt16>, count: Int, into target: UnsafeMutablePointer<Float>) {
+        tc_bf16_to_f32(source, target, count)
+    }
+
     /// bfloat16 copies (round to nearest even) of `count` floats.
     public static func round(_ source: UnsafePointer<Float>, count: Int, into target: UnsafeMutablePointer<UInt16>) {
         tc_f32_to_bf16(source, target, count)

@@ -22,17 +22,18 @@ public enum MatrixVectorKernels {
     static let parallelThreshold = 131_072
 
     /// `y (rows) = alpha · W x + beta · y` for `W` (rows, columns) float32 with row stride `columns`.
+    /// `parts` overrides the number of row blocks (tests compare 1 with several).
     public static func multiply(_ weight: UnsafePointer<Float>, rows: Int, columns: Int, x: UnsafePointer<Float>, alpha: Float, beta: Float,
-                                y: UnsafeMutablePointer<Float>) {
-        split(rows: rows, columns: columns, weight: UInt(bitPattern: weight), elementSize: 4, x: x, y: y) { weight, start, count, x, y in
+                                y: UnsafeMutablePointer<Float>, parts: Int? = nil) {
+        split(rows: rows, columns: columns, parts: parts, weight: UInt(bitPattern: weight), x: x, y: y) { weight, start, count, x, y in
             tc_gemv_f32(UnsafePointer<Float>(bitPattern: weight)! + start * columns, count, columns, columns, x, alpha, beta, y + start)
         }
     }
 
     /// The same for `W` in bfloat16 (float32 products and sums).
     public static func multiply(_ weight: UnsafePointer<UInt16>, rows: Int, columns: Int, x: UnsafePointer<Float>, alpha: Float, beta: Float,
-                                y: UnsafeMutablePointer<Float>) {
-        split(rows: rows, columns: columns, weight: UInt(bitPattern: weight), elementSize: 2, x: x, y: y) { weight, start, count, x, y in
+                                y: UnsafeMutablePointer<Float>, parts: Int? = nil) {
+        split(rows: rows, columns: columns, parts: parts, weight: UInt(bitPattern: weight), x: x, y: y) { weight, start, count, x, y in
             tc_gemv_bf16(UnsafePointer<UInt16>(bitPattern: weight)! + start * columns, count, columns, columns, x, alpha, beta, y + start)
         }
     }
@@ -40,10 +41,10 @@ public enum MatrixVectorKernels {
     /// Runs `body(weightAddress, firstRow, rowCount, x, y)` over one block of rows (a multiple of 4, the kernel's
     /// unroll) per thread. Addresses cross into the worker closure as integers (raw pointers are not Sendable); each
     /// block writes only its own rows of y.
-    private static func split(rows: Int, columns: Int, weight: UInt, elementSize: Int, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+    private static func split(rows: Int, columns: Int, parts requested: Int?, weight: UInt, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
                               _ body: @escaping @Sendable (UInt, Int, Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
         guard rows > 0 else { return }
-        let parts = rows * columns >= parallelThreshold ? min(threads, max(1, rows / 16)) : 1
+        let parts = max(1, min(requested ?? (rows * columns >= parallelThreshold ? min(threads, rows / 16) : 1), (rows + 3) / 4))
         if parts == 1 {
             body(weight, 0, rows, x, y)
             return
