@@ -11,15 +11,18 @@ import Testing
 /// - decode steps (one row: the C matrix-vector kernels and attention over the cache) vs the prefill pass (GEMMs):
 ///   different summation orders in float32, 1e-4 per log-prob, as against transformers.
 /// - a GEMV split over several threads vs one: each row is summed by one thread in the same order, so exact.
-/// - bfloat16 weights vs float32 weights rounded to bfloat16 first: the same model, float32 sums in both, so 1e-4.
-/// - bfloat16 weights vs the float32 model: the weights move by up to 2⁻⁹ relative; on these random fixtures that
-///   moves a log-prob by at most 0.05 nats (observed ≤ ~0.01; llama.cpp's bf16 conversion of stories15M moves them
-///   by 0.014). This is the price of the option, which is off unless asked for.
+/// - bfloat16 weights vs float32 weights rounded to bfloat16 first: the same model, float32 sums in both, so 1e-4
+///   (observed: 0).
+/// - bfloat16 weights vs the float32 model: every weight moves by up to 2⁻⁹ relative, so a logit of size L moves by
+///   about L·2⁻⁹ and so does a log-prob. The fixtures have large logits (they were made with wide margins, |logit| up
+///   to ~50), observed: up to 0.10 nats (llama-rope-llama3-old-schema), 0.0 for llama-bf16 (already bf16); bound 0.25.
+///   On random stories15M llama.cpp's own bf16 conversion moves log-probs by 0.014. This is the price of the
+///   option, which is off unless asked for; the exact check is the one against bfloat16-rounded float32 weights.
 struct FastPathTests {
     static let sameKernelTolerance = 1e-5
     static let decodeTolerance = 1e-4
     static let bfloat16RoundedTolerance = 1e-4
-    static let bfloat16Tolerance = 0.05
+    static let bfloat16Tolerance = 0.25
 
     static func texts(_ folder: URL) throws -> [[Int]] {
         try ModelReference.load(folder).texts.map(\.ids)
