@@ -161,9 +161,10 @@ struct BenchCommand: ParsableCommand {
             flops = 4 * Double(linearParameters) * Double(processed) + 3 * Self.attentionFlops(spec, length: seq) * Double(sequences.count)
             extra = [("batch", .from(batchSize)), ("seq", .from(seq)), ("mode", .string(mode)), ("lora_rank", .from(8))]
         }
-        let peak = Self.measureSgemmPeak()
+        // Peak memory of the task itself, before the sgemm measurement's three 16 MB matrices.
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
+        let peak = Self.measureSgemmPeak()
         var line = JSONObject()
         line.set("tool", .string(bf16Weights ? "tunecheck-bf16" : "tunecheck"))
         line.set("task", .string(task.rawValue))

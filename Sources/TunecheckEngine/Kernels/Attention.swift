@@ -23,6 +23,17 @@ enum AttentionKernels {
                               keys: UnsafePointer<Float>, ldk: Int, values: UnsafePointer<Float>, ldv: Int, keyCount: Int,
                               shape: AttentionShape, scale: Float, window: Int?,
                               scores: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, ldo: Int) {
+        // Per-head GEMMs are small: one thread each (see withSingleThreadedBLAS).
+        withSingleThreadedBLAS {
+            causalForwardHeads(queries: queries, ldq: ldq, length: length, queryStart: queryStart, keys: keys, ldk: ldk, values: values, ldv: ldv,
+                               keyCount: keyCount, shape: shape, scale: scale, window: window, scores: scores, output: output, ldo: ldo)
+        }
+    }
+
+    private static func causalForwardHeads(queries: UnsafePointer<Float>, ldq: Int, length: Int, queryStart: Int,
+                                           keys: UnsafePointer<Float>, ldk: Int, values: UnsafePointer<Float>, ldv: Int, keyCount: Int,
+                                           shape: AttentionShape, scale: Float, window: Int?,
+                                           scores: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, ldo: Int) {
         let headDim = shape.headDim
         for head in 0..<shape.heads {
             let kvHead = head / shape.headsPerKVHead
@@ -92,6 +103,16 @@ enum AttentionKernels {
                                shape: AttentionShape, scale: Float, window: Int?,
                                probabilities: UnsafeMutablePointer<Float>, dProbabilities: UnsafeMutablePointer<Float>,
                                dqkv: UnsafeMutablePointer<Float>) {
+        withSingleThreadedBLAS {
+            causalBackwardHeads(qkv: qkv, ld: ld, length: length, dOutput: dOutput, lddo: lddo, shape: shape, scale: scale, window: window,
+                                probabilities: probabilities, dProbabilities: dProbabilities, dqkv: dqkv)
+        }
+    }
+
+    private static func causalBackwardHeads(qkv: UnsafePointer<Float>, ld: Int, length: Int, dOutput: UnsafePointer<Float>, lddo: Int,
+                                            shape: AttentionShape, scale: Float, window: Int?,
+                                            probabilities: UnsafeMutablePointer<Float>, dProbabilities: UnsafeMutablePointer<Float>,
+                                            dqkv: UnsafeMutablePointer<Float>) {
         let headDim = shape.headDim
         let n = Int32(length)
         for head in 0..<shape.heads {
