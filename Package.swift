@@ -5,6 +5,7 @@ import PackageDescription
 //
 // Targets, bottom up:
 //   CBLAS                 OpenBLAS' cblas.h as a Swift module (libopenblas-dev)
+//   CKernels              C kernels with run-time AVX-512 dispatch (bfloat16 weights)
 //   TunecheckJSON         a JSON parser/writer that keeps strings byte-exact and keys in order
 //   TunecheckTokenizers   tokenizer.json: normalizers, pre-tokenizers, BPE, decoders, post-processors
 //   TunecheckEngine       safetensors, config.json, transformer forward passes, scoring, generation
@@ -44,6 +45,9 @@ let package = Package(
             providers: [.apt(["zlib1g-dev"])]
         ),
         .target(
+            name: "CKernels"
+        ),
+        .target(
             name: "TunecheckJSON"
         ),
         .target(
@@ -55,7 +59,7 @@ let package = Package(
         ),
         .target(
             name: "TunecheckEngine",
-            dependencies: ["CBLAS", "TunecheckJSON", "TunecheckTokenizers"]
+            dependencies: ["CBLAS", "CKernels", "TunecheckJSON", "TunecheckTokenizers"]
         ),
         .target(
             name: "TunecheckHarness",

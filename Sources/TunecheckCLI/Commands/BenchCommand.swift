@@ -51,6 +51,9 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "sft or dpo, for train.")
     var mode = "sft"
 
+    @Flag(name: .customLong("bf16-weights"), help: "Keep the linear weights in bfloat16 (float32 sums; score and decode only).")
+    var bf16Weights = false
+
     @Option(name: .long, help: "Timed repetitions (the best is reported).")
     var repeats = 3
 
@@ -61,6 +64,7 @@ struct BenchCommand: ParsableCommand {
         guard (shape == nil) != (model == nil) else { throw ValidationError("give --shape or --model") }
         if let shape, !ModelShape.all.contains(where: { $0.name == shape }) { throw ValidationError("--shape is s15m, s110m or q05b") }
         guard ["sft", "dpo"].contains(mode) else { throw ValidationError("--mode is sft or dpo") }
+        if bf16Weights && task == .train { throw ValidationError("--bf16-weights is for score and decode (training uses float32 weights)") }
         guard seq >= 2, prompt >= 1, tokens >= 1, repeats >= 1 else { throw ValidationError("sizes must be positive") }
     }
 
@@ -79,7 +83,8 @@ struct BenchCommand: ParsableCommand {
             shapeName = folder.lastPathComponent
         }
         let loadStart = Date()
-        let decoder = try ModelLoader.loadDecoder(folder: folder)
+        let loaded = try ModelLoader.loadDecoder(folder: folder)
+        let decoder = bf16Weights ? loaded.withBFloat16Weights() : loaded
         let loadSeconds = Date().timeIntervalSince(loadStart)
         let spec = decoder.spec
         var generator = SeededGenerator(seed: 42)
@@ -156,11 +161,12 @@ struct BenchCommand: ParsableCommand {
             flops = 4 * Double(linearParameters) * Double(processed) + 3 * Self.attentionFlops(spec, length: seq) * Double(sequences.count)
             extra = [("batch", .from(batchSize)), ("seq", .from(seq)), ("mode", .string(mode)), ("lora_rank", .from(8))]
         }
-        let peak = Self.measureSgemmPeak()
+        // Peak memory of the task itself, before the sgemm measurement's three 16 MB matrices.
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
+        let peak = Self.measureSgemmPeak()
         var line = JSONObject()
-        line.set("tool", .string("tunecheck"))
+        line.set("tool", .string(bf16Weights ? "tunecheck-bf16" : "tunecheck"))
         line.set("task", .string(task.rawValue))
         line.set("shape", .string(shapeName))
         for (key, value) in extra { line.set(key, value) }
@@ -170,7 +176,7 @@ struct BenchCommand: ParsableCommand {
         line.set("sgemm_peak_gflops", .from(peak))
         line.set("peak_ratio", .from(flops / best / 1e9 / peak))
         line.set("peak_rss_mb", .from(Double(usage.ru_maxrss) / 1024))
-        line.set("weights_mb", .from(Double(Self.parameterCount(spec)) * 4 / 1_048_576))
+        line.set("weights_mb", .from(Double(Self.parameterCount(spec)) * (bf16Weights ? 2 : 4) / 1_048_576))
         line.set("load_seconds", .from(loadSeconds))
         line.set("threads", .from(Int(openblas_get_num_threads())))
         print(JSONWriter.string(.object(line)))
@@ -187,9 +193,10 @@ struct BenchCommand: ParsableCommand {
         linearParameters(spec) + (spec.tiedEmbeddings ? 0 : spec.vocabularySize * spec.hiddenSize)
     }
 
-    /// Q·Kᵀ and P·V over the full (causal) square, as computed: 4·T²·queryDim per layer per sequence.
+    /// Q·Kᵀ and P·V over the visible (causal) keys only, 2·T·(T+1)·queryDim per layer per sequence: the useful work,
+    /// whatever a kernel computes; ci/bench/common.py counts the same for the peers.
     static func attentionFlops(_ spec: TransformerSpec, length: Int) -> Double {
-        4 * Double(length * length) * Double(spec.attention.queryDim) * Double(spec.layerCount)
+        2 * Double(length * (length + 1)) * Double(spec.attention.queryDim) * Double(spec.layerCount)
     }
 
     /// Best of a few 2048³ sgemm calls, in GFLOP/s.

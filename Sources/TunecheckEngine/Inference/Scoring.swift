@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 
 /// Per-token log-probabilities of whole sequences: `logprobs[i] = log p(ids[i+1] | ids[0...i])`, so a sequence
@@ -6,12 +7,18 @@ public final class Scorer {
     public let model: DecoderModel
     /// Upper bound on packed tokens per forward pass (memory is linear in it).
     public let tokenBudget: Int
+    /// Threads a packed pass of several sequences is split over (1: one pass, OpenBLAS threading inside).
+    public let threads: Int
     var logitRows: Int { model.logitChunkRows }
     private let context: ForwardContext
+    /// One single-threaded scorer per thread, made on first use.
+    private var workers: [Scorer] = []
 
-    public init(model: DecoderModel, tokenBudget: Int = 2048) {
+    /// `threads` defaults to the cores this process may use (`MatrixVectorKernels.threads`).
+    public init(model: DecoderModel, tokenBudget: Int = 2048, threads: Int? = nil) {
         self.model = model
         self.tokenBudget = max(tokenBudget, 1)
+        self.threads = max(1, threads ?? MatrixVectorKernels.threads)
         context = ForwardContext(model: model)
     }
 
@@ -31,11 +38,48 @@ public final class Scorer {
                 end += 1
             }
             let batch = Array(start..<end)
-            let scores = try scorePacked(batch.map { sequences[$0] })
+            let scores = try scoreSplit(batch.map { sequences[$0] })
             for (offset, index) in batch.enumerated() { results[index] = scores[offset] }
             start = end
         }
         return results
+    }
+
+    /// Scores one packed batch, split over `threads` when it holds several sequences: each thread runs its share of
+    /// the sequences through its own packed pass with OpenBLAS single-threaded inside. Data parallel over sequences
+    /// rather than parallel inside each GEMM: no thread hand-off per GEMM (OpenBLAS' idle threads spin and
+    /// sched_yield between calls), and the norms, activations, attention and log-softmax, which run on one thread in
+    /// a pass, run on every core. The numbers are the same as one pass (each sequence's rows are computed alike).
+    private func scoreSplit(_ sequences: [[Int]]) throws -> [[Double]] {
+        let parts = min(threads, sequences.count)
+        guard parts > 1 else { return try scorePacked(sequences) }
+        while workers.count < parts { workers.append(Scorer(model: model, tokenBudget: tokenBudget, threads: 1)) }
+        // Contiguous groups of about equal token counts.
+        let total = sequences.reduce(0) { $0 + $1.count }
+        var groups: [Range<Int>] = []
+        var groupStart = 0
+        var tokens = 0
+        for (index, sequence) in sequences.enumerated() {
+            tokens += sequence.count
+            let remainingGroups = parts - groups.count
+            if remainingGroups > 1, tokens * parts >= total * (groups.count + 1) || sequences.count - index - 1 < remainingGroups {
+                groups.append(groupStart..<(index + 1))
+                groupStart = index + 1
+            }
+        }
+        if groupStart < sequences.count { groups.append(groupStart..<sequences.count) }
+        let outcomes = UnsafeMutableBufferPointer<Result<[[Double]], Error>?>.allocate(capacity: groups.count)
+        outcomes.initialize(repeating: nil)
+        defer { outcomes.deinitialize(); outcomes.deallocate() }
+        let shared = UncheckedSendable((workers: workers, outcomes: outcomes, groups: groups, sequences: sequences))
+        let blasThreads = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        defer { openblas_set_num_threads(blasThreads) }
+        DispatchQueue.concurrentPerform(iterations: groups.count) { part in
+            let state = shared.value
+            state.outcomes[part] = Result { try state.workers[part].scorePacked(Array(state.sequences[state.groups[part]])) }
+        }
+        return try outcomes.flatMap { try $0!.get() }
     }
 
     /// One packed forward pass over `sequences`.
@@ -95,4 +139,10 @@ public final class Scorer {
         }
         return rows
     }
+}
+
+/// Hands non-Sendable state to worker threads that use disjoint parts of it.
+struct UncheckedSendable<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

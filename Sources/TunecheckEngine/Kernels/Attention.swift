@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Foundation
 
 /// Geometry of multi-head attention with grouped-query heads.
@@ -22,29 +23,50 @@ enum AttentionKernels {
                               keys: UnsafePointer<Float>, ldk: Int, values: UnsafePointer<Float>, ldv: Int, keyCount: Int,
                               shape: AttentionShape, scale: Float, window: Int?,
                               scores: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, ldo: Int) {
+        // Per-head GEMMs are small: one thread each (see withSingleThreadedBLAS).
+        withSingleThreadedBLAS {
+            causalForwardHeads(queries: queries, ldq: ldq, length: length, queryStart: queryStart, keys: keys, ldk: ldk, values: values, ldv: ldv,
+                               keyCount: keyCount, shape: shape, scale: scale, window: window, scores: scores, output: output, ldo: ldo)
+        }
+    }
+
+    private static func causalForwardHeads(queries: UnsafePointer<Float>, ldq: Int, length: Int, queryStart: Int,
+                                           keys: UnsafePointer<Float>, ldk: Int, values: UnsafePointer<Float>, ldv: Int, keyCount: Int,
+                                           shape: AttentionShape, scale: Float, window: Int?,
+                                           scores: UnsafeMutablePointer<Float>, output: UnsafeMutablePointer<Float>, ldo: Int) {
         let headDim = shape.headDim
         for head in 0..<shape.heads {
             let kvHead = head / shape.headsPerKVHead
             if length == 1 {
-                // One query (decoding): scores = scale · K_h · q, output = V_hᵀ · p as matrix-vector products.
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(keyCount), Int32(headDim), scale, keys + kvHead * headDim, Int32(ldk),
-                            queries + head * headDim, 1, 0, scores, 1)
+                // One query (decoding): scores = scale · K_h · q, output = V_hᵀ · p as matrix-vector products, on this
+                // thread (tiny; handing them to OpenBLAS' thread pool costs more than the products).
+                tc_gemv_f32(keys + kvHead * headDim, keyCount, headDim, ldk, queries + head * headDim, scale, 0, scores)
                 maskedSoftmax(scores, length: 1, keyCount: keyCount, queryStart: queryStart, window: window)
-                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(keyCount), Int32(headDim), 1, values + kvHead * headDim, Int32(ldv),
-                            scores, 1, 0, output + head * headDim, 1)
+                tc_gemv_t_f32(values + kvHead * headDim, keyCount, headDim, ldv, scores, 1, output + head * headDim)
                 continue
             }
-            // scores (length, keyCount) = scale · Q_h · K_hᵀ
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(length), Int32(keyCount), Int32(headDim),
-                        scale, queries + head * headDim, Int32(ldq), keys + kvHead * headDim, Int32(ldk),
-                        0, scores, Int32(keyCount))
-            maskedSoftmax(scores, length: length, keyCount: keyCount, queryStart: queryStart, window: window)
-            // output_h (length, headDim) = P · V_h
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(length), Int32(headDim), Int32(keyCount),
-                        1, scores, Int32(keyCount), values + kvHead * headDim, Int32(ldv),
-                        0, output + head * headDim, Int32(ldo))
+            // Blocks of query rows, each against only the keys its last row can see: the causal square's upper
+            // triangle is mostly skipped (T = 256: 37% fewer multiply-adds) instead of computed and masked.
+            var blockStart = 0
+            while blockStart < length {
+                let blockLength = min(causalBlockRows, length - blockStart)
+                let visible = min(keyCount, queryStart + blockStart + blockLength)
+                // scores (blockLength, visible) = scale · Q_h[block] · K_h[..<visible]ᵀ
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(blockLength), Int32(visible), Int32(headDim),
+                            scale, queries + blockStart * ldq + head * headDim, Int32(ldq), keys + kvHead * headDim, Int32(ldk),
+                            0, scores, Int32(visible))
+                maskedSoftmax(scores, length: blockLength, keyCount: visible, queryStart: queryStart + blockStart, window: window)
+                // output_h[block] (blockLength, headDim) = P · V_h[..<visible]
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(blockLength), Int32(headDim), Int32(visible),
+                            1, scores, Int32(visible), values + kvHead * headDim, Int32(ldv),
+                            0, output + blockStart * ldo + head * headDim, Int32(ldo))
+                blockStart += blockLength
+            }
         }
     }
+
+    /// Query rows per block of the causal forward.
+    static let causalBlockRows = 64
 
     /// Row-wise softmax over the visible keys of each query; invisible keys get probability 0.
     static func maskedSoftmax(_ scores: UnsafeMutablePointer<Float>, length: Int, keyCount: Int, queryStart: Int, window: Int?) {
@@ -81,6 +103,16 @@ enum AttentionKernels {
                                shape: AttentionShape, scale: Float, window: Int?,
                                probabilities: UnsafeMutablePointer<Float>, dProbabilities: UnsafeMutablePointer<Float>,
                                dqkv: UnsafeMutablePointer<Float>) {
+        withSingleThreadedBLAS {
+            causalBackwardHeads(qkv: qkv, ld: ld, length: length, dOutput: dOutput, lddo: lddo, shape: shape, scale: scale, window: window,
+                                probabilities: probabilities, dProbabilities: dProbabilities, dqkv: dqkv)
+        }
+    }
+
+    private static func causalBackwardHeads(qkv: UnsafePointer<Float>, ld: Int, length: Int, dOutput: UnsafePointer<Float>, lddo: Int,
+                                            shape: AttentionShape, scale: Float, window: Int?,
+                                            probabilities: UnsafeMutablePointer<Float>, dProbabilities: UnsafeMutablePointer<Float>,
+                                            dqkv: UnsafeMutablePointer<Float>) {
         let headDim = shape.headDim
         let n = Int32(length)
         for head in 0..<shape.heads {

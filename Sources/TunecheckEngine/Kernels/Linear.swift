@@ -1,5 +1,18 @@
 import CBLAS
 
+/// Runs `body` with OpenBLAS single-threaded, then restores its thread count. For runs of small GEMMs (LoRA's
+/// rank-r products, per-head attention): handed to OpenBLAS' pool, each costs more in thread hand-off than in
+/// arithmetic, and the idle pool threads spin and `sched_yield` between calls (perf, LoRA training step on s15m:
+/// ~30% of samples in the scheduler).
+@inlinable
+public func withSingleThreadedBLAS<T>(_ body: () throws -> T) rethrows -> T {
+    let threads = openblas_get_num_threads()
+    if threads == 1 { return try body() }
+    openblas_set_num_threads(1)
+    defer { openblas_set_num_threads(threads) }
+    return try body()
+}
+
 /// How a weight matrix is laid out in memory. Hugging Face `nn.Linear` stores `(out, in)`; GPT-2's `Conv1D`
 /// stores `(in, out)`. Both are used in place; the GEMM's transpose flag absorbs the difference.
 public enum WeightLayout: Sendable {
@@ -38,6 +51,8 @@ public struct Linear: @unchecked Sendable {
     public let inFeatures: Int
     public let outFeatures: Int
     public var adapter: LowRankAdapter?
+    /// A bfloat16 copy of `weight` (`.outIn` layout only), used instead of it when set (`withBFloat16Weights`).
+    public var weightBF16: UnsafePointer<UInt16>? = nil
 
     public init(name: String, weight: UnsafePointer<Float>, layout: WeightLayout, bias: UnsafePointer<Float>?, inFeatures: Int, outFeatures: Int, adapter: LowRankAdapter? = nil) {
         self.name = name
@@ -59,10 +74,13 @@ public struct Linear: @unchecked Sendable {
                         alpha: Float = 1, beta: Float = 0, scratch: UnsafeMutablePointer<Float>? = nil) {
         guard rows > 0 else { return }
         let ldw = layout == .outIn ? inFeatures : outFeatures
-        if rows == 1 {
-            // One token (decoding): a matrix-vector product; sgemm with M = 1 does not reach sgemv's bandwidth.
+        if let weightBF16 {
+            BFloat16Kernels.forward(weight: weightBF16, outFeatures: outFeatures, inFeatures: inFeatures, x: x, rows: rows, ldx: ldx,
+                                    into: y, ldy: ldy, alpha: alpha, beta: beta)
+        } else if rows == 1 {
+            // One token (decoding): a matrix-vector product (sgemm with M = 1 does not reach a GEMV's bandwidth).
             if layout == .outIn {
-                cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), alpha, weight, Int32(ldw), x, 1, beta, y, 1)
+                MatrixVectorKernels.multiply(weight, rows: outFeatures, columns: inFeatures, x: x, alpha: alpha, beta: beta, y: y)
             } else {
                 cblas_sgemv(CblasRowMajor, CblasTrans, Int32(inFeatures), Int32(outFeatures), alpha, weight, Int32(ldw), x, 1, beta, y, 1)
             }
@@ -78,6 +96,15 @@ public struct Linear: @unchecked Sendable {
             }
         }
         if let adapter, let scratch {
+            withSingleThreadedBLAS { adapterForward(adapter, x, rows: rows, ldx: ldx, into: y, ldy: ldy, alpha: alpha, scratch: scratch) }
+        }
+    }
+
+    /// `y += alpha · scale · (x·A)·B` (see `forward`).
+    @inlinable
+    func adapterForward(_ adapter: LowRankAdapter, _ x: UnsafePointer<Float>, rows: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
+                        alpha: Float, scratch: UnsafeMutablePointer<Float>) {
+        do {
             // t (rows, r) = x · A ; y += alpha · scale · t · B
             let rank = adapter.rank
             cblas_sgemm(CblasRowMajor, CblasNoTrans, adapter.downLayout == .inOut ? CblasNoTrans : CblasTrans,
@@ -140,6 +167,14 @@ extension Linear {
             }
         }
         guard let adapter, let scratch else { return }
+        withSingleThreadedBLAS {
+            adapterBackward(adapter, x: x, ldx: ldx, dy: dy, lddy: lddy, rows: rows, alpha: alpha, dx: dx, lddx: lddx, gradients: gradients, scratch: scratch)
+        }
+    }
+
+    /// The adapter's part of `backward`.
+    func adapterBackward(_ adapter: LowRankAdapter, x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>, lddy: Int, rows: Int, alpha: Float,
+                         dx: UnsafeMutablePointer<Float>?, lddx: Int, gradients: LinearGradients?, scratch: UnsafeMutablePointer<Float>) {
         let rank = adapter.rank
         let t = scratch                    // (rows, r) = x · A, recomputed rather than stored
         let dt = scratch + rows * rank     // (rows, r) = alpha·s · dy · Bᵀ

@@ -24,6 +24,23 @@ enum LogSoftmaxKernels {
         return (Double(maximum) + Foundation.log(sum), maximum)
     }
 
+    /// `x[i] = scale · exp(x[i] − shift)` in place (softmax-gradient rows), with the vectorised exp.
+    static func scaledExp(_ x: UnsafeMutablePointer<Float>, count: Int, shift: Float, scale: Float) {
+        let shiftVector = SIMD8<Float>(repeating: shift)
+        let scaleVector = SIMD8<Float>(repeating: scale)
+        let raw = UnsafeMutableRawPointer(x)
+        var index = 0
+        while index + 8 <= count {
+            let values = raw.loadUnaligned(fromByteOffset: index * 4, as: SIMD8<Float>.self)
+            raw.storeBytes(of: scaleVector * exp8(values - shiftVector), toByteOffset: index * 4, as: SIMD8<Float>.self)
+            index += 8
+        }
+        while index < count {
+            x[index] = scale * Foundation.exp(x[index] - shift)
+            index += 1
+        }
+    }
+
     static func maximumValue(_ x: UnsafePointer<Float>, count: Int) -> Float {
         var vectorMaximum = SIMD8<Float>(repeating: -.infinity)
         var index = 0

@@ -87,6 +87,8 @@ public struct DecoderWeights: @unchecked Sendable {
     public var finalNorm: NormWeights
     /// (vocab, hidden); the token embedding itself when tied.
     public var outputProjection: UnsafePointer<Float>
+    /// A bfloat16 copy of `outputProjection` (vocab, hidden), used instead of it when set (`withBFloat16Weights`).
+    public var outputProjectionBF16: UnsafePointer<UInt16>? = nil
 }
 
 extension WeightStore {

@@ -240,9 +240,15 @@ public final class DecoderModel: @unchecked Sendable {
     /// logits (rows, vocab) = multiplier · normed[firstRow ..< firstRow+rows] · Eᵀ.
     func logits(context: ForwardContext, firstRow: Int, rows: Int, into output: UnsafeMutablePointer<Float>) {
         let hiddenSize = spec.hiddenSize
+        if let projection = weights.outputProjectionBF16 {
+            BFloat16Kernels.forward(weight: projection, outFeatures: spec.vocabularySize, inFeatures: hiddenSize,
+                                    x: context.workspace.normed + firstRow * hiddenSize, rows: rows, ldx: hiddenSize,
+                                    into: output, ldy: spec.vocabularySize, alpha: spec.logitsMultiplier, beta: 0)
+            return
+        }
         if rows == 1 {
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(spec.vocabularySize), Int32(hiddenSize), spec.logitsMultiplier,
-                        weights.outputProjection, Int32(hiddenSize), context.workspace.normed + firstRow * hiddenSize, 1, 0, output, 1)
+            MatrixVectorKernels.multiply(weights.outputProjection, rows: spec.vocabularySize, columns: hiddenSize,
+                                         x: context.workspace.normed + firstRow * hiddenSize, alpha: spec.logitsMultiplier, beta: 0, y: output)
             return
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(spec.vocabularySize), Int32(hiddenSize),

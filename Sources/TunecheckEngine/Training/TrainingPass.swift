@@ -94,7 +94,7 @@ public final class TrainingPass {
                 let coefficient = Float(dLogprobs[segment][position])
                 let (logSumExp, _) = LogSoftmaxKernels.logSumExp(row, count: vocabulary)
                 let shift = Float(logSumExp)
-                for index in 0..<vocabulary { row[index] = -coefficient * exp(row[index] - shift) }
+                LogSoftmaxKernels.scaledExp(row, count: vocabulary, shift: shift, scale: -coefficient)
                 row[Int(tokens[chunkStart + offset + 1])] += coefficient
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(chunkRows), Int32(hiddenSize), Int32(vocabulary),

@@ -1,0 +1,202 @@
+#include "CKernels.h"
+
+#include <string.h>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define TC_X86 1
+#else
+#define TC_X86 0
+#endif
+
+// ---- conversions -------------------------------------------------------------------------------------------------
+
+static inline uint16_t to_bf16(float value) {
+    uint32_t bits;
+    memcpy(&bits, &value, 4);
+    uint32_t rounded = (bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16;
+    uint32_t quiet = (bits >> 16) | 0x40u;  // NaN: keep it a (quiet) NaN instead of rounding into infinity
+    return (uint16_t)(((bits & 0x7fffffffu) > 0x7f800000u) ? quiet : rounded);
+}
+
+static inline float from_bf16(uint16_t value) {
+    uint32_t bits = (uint32_t)value << 16;
+    float result;
+    memcpy(&result, &bits, 4);
+    return result;
+}
+
+// Branch-free loops: the compiler vectorises them, with AVX-512 in the copies compiled for it.
+#define CONVERSIONS(suffix, attribute)                                                                 \
+    attribute static void f32_to_bf16_##suffix(const float *x, uint16_t *y, size_t n) {                \
+        for (size_t i = 0; i < n; i++) y[i] = to_bf16(x[i]);                                           \
+    }                                                                                                  \
+    attribute static void bf16_to_f32_##suffix(const uint16_t *x, float *y, size_t n) {                \
+        for (size_t i = 0; i < n; i++) y[i] = from_bf16(x[i]);                                         \
+    }
+
+CONVERSIONS(generic, )
+#if TC_X86
+CONVERSIONS(avx512, __attribute__((target("avx512f,avx512bw"))))
+#endif
+
+// ---- matrix-vector product ---------------------------------------------------------------------------------------
+
+static inline void store(float *y, float sum, float alpha, float beta) {
+    *y = beta == 0 ? alpha * sum : alpha * sum + beta * *y;
+}
+
+static void gemv_generic(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta,
+                         float *y) {
+    for (size_t r = 0; r < rows; r++) {
+        const uint16_t *row = w + r * ldw;
+        float partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        size_t c = 0;
+        for (; c + 8 <= cols; c += 8) {
+            for (int lane = 0; lane < 8; lane++) partial[lane] += from_bf16(row[c + lane]) * x[c + lane];
+        }
+        float sum = 0;
+        for (int lane = 0; lane < 8; lane++) sum += partial[lane];
+        for (; c < cols; c++) sum += from_bf16(row[c]) * x[c];
+        store(y + r, sum, alpha, beta);
+    }
+}
+
+#if TC_X86
+// 16 bf16 values → 16 floats: zero-extend to 32 bits and shift into the high half.
+__attribute__((target("avx512f,avx512bw"))) static inline __m512 load16_bf16(const uint16_t *p) {
+    __m256i half = _mm256_loadu_si256((const __m256i *)p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+}
+
+__attribute__((target("avx512f,avx512bw"))) static inline __m512 load16_f32(const float *p) { return _mm512_loadu_ps(p); }
+
+static inline float scalar_bf16(const uint16_t *p) { return from_bf16(*p); }
+static inline float scalar_f32(const float *p) { return *p; }
+
+// Four rows at a time share each load of x; two accumulators per row keep eight FMA chains in flight.
+#define GEMV_AVX512(name, type, load16, scalar)                                                                          \
+    __attribute__((target("avx512f,avx512bw"))) static void name(const type *w, size_t rows, size_t cols, size_t ldw,    \
+                                                                 const float *x, float alpha, float beta, float *y) {    \
+        size_t r = 0;                                                                                                    \
+        size_t wide = cols & ~(size_t)31;                                                                                \
+        size_t vec = cols & ~(size_t)15;                                                                                 \
+        for (; r + 4 <= rows; r += 4) {                                                                                  \
+            const type *w0 = w + r * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;                                \
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps();                         \
+            __m512 a3 = _mm512_setzero_ps(), b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps();                         \
+            __m512 b2 = _mm512_setzero_ps(), b3 = _mm512_setzero_ps();                                                   \
+            size_t c = 0;                                                                                                \
+            for (; c < wide; c += 32) {                                                                                  \
+                __m512 x0 = _mm512_loadu_ps(x + c), x1 = _mm512_loadu_ps(x + c + 16);                                    \
+                a0 = _mm512_fmadd_ps(load16(w0 + c), x0, a0);                                                            \
+                a1 = _mm512_fmadd_ps(load16(w1 + c), x0, a1);                                                            \
+                a2 = _mm512_fmadd_ps(load16(w2 + c), x0, a2);                                                            \
+                a3 = _mm512_fmadd_ps(load16(w3 + c), x0, a3);                                                            \
+                b0 = _mm512_fmadd_ps(load16(w0 + c + 16), x1, b0);                                                       \
+                b1 = _mm512_fmadd_ps(load16(w1 + c + 16), x1, b1);                                                       \
+                b2 = _mm512_fmadd_ps(load16(w2 + c + 16), x1, b2);                                                       \
+                b3 = _mm512_fmadd_ps(load16(w3 + c + 16), x1, b3);                                                       \
+            }                                                                                                            \
+            for (; c < vec; c += 16) {                                                                                   \
+                __m512 x0 = _mm512_loadu_ps(x + c);                                                                      \
+                a0 = _mm512_fmadd_ps(load16(w0 + c), x0, a0);                                                            \
+                a1 = _mm512_fmadd_ps(load16(w1 + c), x0, a1);                                                            \
+                a2 = _mm512_fmadd_ps(load16(w2 + c), x0, a2);                                                            \
+                a3 = _mm512_fmadd_ps(load16(w3 + c), x0, a3);                                                            \
+            }                                                                                                            \
+            float s0 = _mm512_reduce_add_ps(_mm512_add_ps(a0, b0)), s1 = _mm512_reduce_add_ps(_mm512_add_ps(a1, b1));    \
+            float s2 = _mm512_reduce_add_ps(_mm512_add_ps(a2, b2)), s3 = _mm512_reduce_add_ps(_mm512_add_ps(a3, b3));    \
+            for (; c < cols; c++) {                                                                                      \
+                s0 += scalar(w0 + c) * x[c];                                                                             \
+                s1 += scalar(w1 + c) * x[c];                                                                             \
+                s2 += scalar(w2 + c) * x[c];                                                                             \
+                s3 += scalar(w3 + c) * x[c];                                                                             \
+            }                                                                                                            \
+            store(y + r, s0, alpha, beta);                                                                               \
+            store(y + r + 1, s1, alpha, beta);                                                                           \
+            store(y + r + 2, s2, alpha, beta);                                                                           \
+            store(y + r + 3, s3, alpha, beta);                                                                           \
+        }                                                                                                                \
+        for (; r < rows; r++) {                                                                                          \
+            const type *row = w + r * ldw;                                                                               \
+            __m512 a = _mm512_setzero_ps();                                                                              \
+            size_t c = 0;                                                                                                \
+            for (; c < vec; c += 16) a = _mm512_fmadd_ps(load16(row + c), _mm512_loadu_ps(x + c), a);                    \
+            float sum = _mm512_reduce_add_ps(a);                                                                         \
+            for (; c < cols; c++) sum += scalar(row + c) * x[c];                                                         \
+            store(y + r, sum, alpha, beta);                                                                              \
+        }                                                                                                                \
+    }
+
+GEMV_AVX512(gemv_bf16_avx512, uint16_t, load16_bf16, scalar_bf16)
+GEMV_AVX512(gemv_f32_avx512, float, load16_f32, scalar_f32)
+#endif
+
+static void gemv_f32_generic(const float *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta,
+                             float *y) {
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = w + r * ldw;
+        float partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        size_t c = 0;
+        for (; c + 8 <= cols; c += 8) {
+            for (int lane = 0; lane < 8; lane++) partial[lane] += row[c + lane] * x[c + lane];
+        }
+        float sum = 0;
+        for (int lane = 0; lane < 8; lane++) sum += partial[lane];
+        for (; c < cols; c++) sum += row[c] * x[c];
+        store(y + r, sum, alpha, beta);
+    }
+}
+
+// ---- dispatch ----------------------------------------------------------------------------------------------------
+
+int tc_uses_avx512(void) {
+#if TC_X86
+    static int cached = -1;
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+    }
+    return cached;
+#else
+    return 0;
+#endif
+}
+
+void tc_f32_to_bf16(const float *x, uint16_t *y, size_t n) {
+#if TC_X86
+    if (tc_uses_avx512()) { f32_to_bf16_avx512(x, y, n); return; }
+#endif
+    f32_to_bf16_generic(x, y, n);
+}
+
+void tc_bf16_to_f32(const uint16_t *x, float *y, size_t n) {
+#if TC_X86
+    if (tc_uses_avx512()) { bf16_to_f32_avx512(x, y, n); return; }
+#endif
+    bf16_to_f32_generic(x, y, n);
+}
+
+void tc_gemv_bf16(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y) {
+#if TC_X86
+    if (tc_uses_avx512()) { gemv_bf16_avx512(w, rows, cols, ldw, x, alpha, beta, y); return; }
+#endif
+    gemv_generic(w, rows, cols, ldw, x, alpha, beta, y);
+}
+
+void tc_gemv_f32(const float *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y) {
+#if TC_X86
+    if (tc_uses_avx512()) { gemv_f32_avx512(w, rows, cols, ldw, x, alpha, beta, y); return; }
+#endif
+    gemv_f32_generic(w, rows, cols, ldw, x, alpha, beta, y);
+}
+
+void tc_gemv_t_f32(const float *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float *y) {
+    for (size_t c = 0; c < cols; c++) y[c] = 0;
+    for (size_t r = 0; r < rows; r++) {
+        const float *row = w + r * ldw;
+        float weight = alpha * x[r];
+        for (size_t c = 0; c < cols; c++) y[c] += weight * row[c];
+    }
+}

@@ -1,0 +1,92 @@
+import CBLAS
+import CKernels
+import Foundation
+
+/// Linear layers over bfloat16 weights with float32 inputs, products and accumulation (the opt-in
+/// `DecoderModel.withBFloat16Weights()`): half the weight bytes per token, which is what decoding is bound by.
+///
+/// Only the weights are rounded (to 8 significant bits); activations stay float32 and every sum is float32, so the
+/// result is the float32 forward of a model whose weights were rounded to bfloat16.
+public enum BFloat16Kernels {
+    /// `y (rows, out) = alpha · x (rows, in) · Wᵀ + beta · y` for `W` (out, in) in bfloat16, row stride `inFeatures`.
+    /// `x` has row stride `ldx`, `y` row stride `ldy`.
+    ///
+    /// One row (decoding) is a matrix-vector product read straight from the bfloat16 bytes, split over the cores in
+    /// row blocks. Several rows widen blocks of about 1 MB of `W` to float32 and hand each to sgemm: the widening is
+    /// linear in the weights while the GEMM is linear in weights × rows, so it disappears for prefill and scoring.
+    @inlinable
+    public static func forward(weight: UnsafePointer<UInt16>, outFeatures: Int, inFeatures: Int, x: UnsafePointer<Float>, rows: Int,
+                               ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, alpha: Float, beta: Float) {
+        guard rows > 0, outFeatures > 0 else { return }
+        if rows == 1 {
+            MatrixVectorKernels.multiply(weight, rows: outFeatures, columns: inFeatures, x: x, alpha: alpha, beta: beta, y: y)
+            return
+        }
+        let blockRows = max(16, min(outFeatures, 262_144 / max(inFeatures, 1)))
+        let block = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * inFeatures)
+        defer { block.deallocate() }
+        var start = 0
+        while start < outFeatures {
+            let count = min(blockRows, outFeatures - start)
+            tc_bf16_to_f32(weight + start * inFeatures, block, count * inFeatures)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(count), Int32(inFeatures), alpha, x, Int32(ldx),
+                        block, Int32(inFeatures), beta, y + start, Int32(ldy))
+            start += count
+        }
+    }
+
+    /// float32 values of `count` bfloat16 numbers (exact).
+    public static func widen(_ source: UnsafePointer<UInt16>, count: Int, into target: UnsafeMutablePointer<Float>) {
+        tc_bf16_to_f32(source, target, count)
+    }
+
+    /// bfloat16 copies (round to nearest even) of `count` floats.
+    public static func round(_ source: UnsafePointer<Float>, count: Int, into target: UnsafeMutablePointer<UInt16>) {
+        tc_f32_to_bf16(source, target, count)
+    }
+}
+
+/// Owns the bfloat16 copies of a model's weights (one allocation).
+final class BFloat16Arena: @unchecked Sendable {
+    let storage: UnsafeMutablePointer<UInt16>
+    let capacity: Int
+    private var used = 0
+
+    init(capacity: Int) {
+        self.capacity = capacity
+        storage = .allocate(capacity: max(capacity, 1))
+    }
+
+    deinit { storage.deallocate() }
+
+    /// A bfloat16 copy of `count` floats, carved from the arena.
+    func copy(_ source: UnsafePointer<Float>, count: Int) -> UnsafePointer<UInt16> {
+        precondition(used + count <= capacity, "bfloat16 arena sized too small")
+        let target = storage + used
+        BFloat16Kernels.round(source, count: count, into: target)
+        used += count
+        return UnsafePointer(target)
+    }
+}
+
+extension DecoderModel {
+    /// The same model with every `(out, in)` linear layer of the blocks and the output projection kept as a bfloat16
+    /// copy, used for inference in their place (see `BFloat16Kernels`). Off unless asked for: log-probs move by the
+    /// bfloat16 rounding of the weights (FastPathTests states the tolerance). Training keeps using float32 weights.
+    public func withBFloat16Weights() -> DecoderModel {
+        var total = spec.vocabularySize * spec.hiddenSize
+        for layer in weights.layers {
+            for linear in layer.linears where linear.layout == .outIn { total += linear.inFeatures * linear.outFeatures }
+        }
+        let arena = BFloat16Arena(capacity: total)
+        var newWeights = weights
+        for index in newWeights.layers.indices {
+            newWeights.layers[index].updateLinears { linear in
+                guard linear.layout == .outIn else { return }
+                linear.weightBF16 = arena.copy(linear.weight, count: linear.inFeatures * linear.outFeatures)
+            }
+        }
+        newWeights.outputProjectionBF16 = arena.copy(weights.outputProjection, count: spec.vocabularySize * spec.hiddenSize)
+        return DecoderModel(spec: spec, weights: newWeights, store: store, retained: retained + [arena])
+    }
+}

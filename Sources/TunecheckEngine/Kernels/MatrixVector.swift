@@ -1,0 +1,61 @@
+import CKernels
+import Foundation
+
+/// Matrix-vector products for decoding (one token: every linear layer is `W·x`), on the engine's own threads.
+///
+/// Decoding reads every weight once per token and is bound by memory bandwidth, not arithmetic. OpenBLAS' sgemv
+/// hands each call to its thread pool, whose idle threads spin and `sched_yield`; at ~85 calls per token that hand-off
+/// cost more than the products (and on a busy machine it collapsed: 2 tokens/s for stories110M). Here a call is split
+/// into one row block per thread with `DispatchQueue.concurrentPerform` (waiting threads sleep) and each block runs
+/// the C kernel (AVX-512 when the CPU has it).
+public enum MatrixVectorKernels {
+    /// Threads for one product: `OPENBLAS_NUM_THREADS` when set, else the active cores. Set it (before running
+    /// passes) to compare against the single-threaded path; results do not depend on it (each row is summed by one
+    /// thread in the same order).
+    nonisolated(unsafe) public static var threads: Int = {
+        let environment = ProcessInfo.processInfo.environment
+        if let value = environment["OPENBLAS_NUM_THREADS"].flatMap(Int.init), value >= 1 { return value }
+        return max(1, ProcessInfo.processInfo.activeProcessorCount)
+    }()
+
+    /// Below this many weights a product stays on the calling thread (the hand-off costs a few microseconds).
+    static let parallelThreshold = 131_072
+
+    /// `y (rows) = alpha · W x + beta · y` for `W` (rows, columns) float32 with row stride `columns`.
+    /// `parts` overrides the number of row blocks (tests compare 1 with several).
+    public static func multiply(_ weight: UnsafePointer<Float>, rows: Int, columns: Int, x: UnsafePointer<Float>, alpha: Float, beta: Float,
+                                y: UnsafeMutablePointer<Float>, parts: Int? = nil) {
+        split(rows: rows, columns: columns, parts: parts, weight: UInt(bitPattern: weight), x: x, y: y) { weight, start, count, x, y in
+            tc_gemv_f32(UnsafePointer<Float>(bitPattern: weight)! + start * columns, count, columns, columns, x, alpha, beta, y + start)
+        }
+    }
+
+    /// The same for `W` in bfloat16 (float32 products and sums).
+    public static func multiply(_ weight: UnsafePointer<UInt16>, rows: Int, columns: Int, x: UnsafePointer<Float>, alpha: Float, beta: Float,
+                                y: UnsafeMutablePointer<Float>, parts: Int? = nil) {
+        split(rows: rows, columns: columns, parts: parts, weight: UInt(bitPattern: weight), x: x, y: y) { weight, start, count, x, y in
+            tc_gemv_bf16(UnsafePointer<UInt16>(bitPattern: weight)! + start * columns, count, columns, columns, x, alpha, beta, y + start)
+        }
+    }
+
+    /// Runs `body(weightAddress, firstRow, rowCount, x, y)` over one block of rows (a multiple of 4, the kernel's
+    /// unroll) per thread. Addresses cross into the worker closure as integers (raw pointers are not Sendable); each
+    /// block writes only its own rows of y.
+    private static func split(rows: Int, columns: Int, parts requested: Int?, weight: UInt, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
+                              _ body: @escaping @Sendable (UInt, Int, Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
+        guard rows > 0 else { return }
+        let parts = max(1, min(requested ?? (rows * columns >= parallelThreshold ? min(threads, rows / 16) : 1), (rows + 3) / 4))
+        if parts == 1 {
+            body(weight, 0, rows, x, y)
+            return
+        }
+        let blockRows = ((rows + parts - 1) / parts + 3) / 4 * 4
+        let (xAddress, yAddress) = (UInt(bitPattern: x), UInt(bitPattern: y))
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let start = part * blockRows
+            let count = min(blockRows, rows - start)
+            guard count > 0 else { return }
+            body(weight, start, count, UnsafePointer<Float>(bitPattern: xAddress)!, UnsafeMutablePointer<Float>(bitPattern: yAddress)!)
+        }
+    }
+}

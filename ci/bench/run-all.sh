@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Runs tunecheck, PyTorch (+PEFT) and llama.cpp (f32, bf16) on the same random-initialised model folders, every
+# task × shape, in one go, and prints a Markdown table with tunecheck's ratios to each peer.
+#
+#   pip install torch transformers peft llama-cpp-python gguf   # once; llama-cpp-python builds llama.cpp (~10 min)
+#   bash ci/bench/run-all.sh                       # all shapes (s15m s110m q05b), all tasks
+#   SHAPES="s15m s110m" TASKS="score decode" bash ci/bench/run-all.sh
+#
+# Environment: SHAPES, TASKS (score decode train), TOOLS (tunecheck tunecheck-bf16 pytorch llamacpp-f32
+# llamacpp-bf16), THREADS (default: all cores), REPEATS (default 3), OUT (JSON lines, default
+# .build-bench/results.jsonl), SCRATCH (swift --scratch-path, default .build-bench-release).
+# Timings are only meaningful on a quiet machine: the load average is recorded before every measurement and
+# printed under the table.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+SHAPES=${SHAPES:-"s15m s110m q05b"}
+TASKS=${TASKS:-"score decode train"}
+TOOLS=${TOOLS:-"tunecheck tunecheck-bf16 pytorch llamacpp-f32 llamacpp-bf16"}
+THREADS=${THREADS:-$(nproc)}
+REPEATS=${REPEATS:-3}
+OUT=${OUT:-.build-bench/results.jsonl}
+SCRATCH=${SCRATCH:-.build-bench-release}
+MODELS=.build-bench/models
+
+swift build -c release --scratch-path "$SCRATCH" --product tunecheck >&2
+TUNECHECK="$SCRATCH/release/tunecheck"
+export OPENBLAS_NUM_THREADS=$THREADS
+mkdir -p "$(dirname "$OUT")"
+: > "$OUT"
+
+load() { printf '{"load_average": %s}\n' "$(cut -d' ' -f1 /proc/loadavg)" >> "$OUT"; }
+
+# One sgemm peak for every tool's peak_ratio (tunecheck's OpenBLAS 2048³ measurement).
+PEAK=""
+
+for shape in $SHAPES; do
+    # Writes the folder once (cached under .build-bench/models/<shape>).
+    "$TUNECHECK" bench score --shape "$shape" --batch 1 --seq 8 --repeats 1 --cache-dir "$MODELS" > /dev/null
+    for task in $TASKS; do
+        modes="none"
+        [ "$task" = train ] && modes="sft dpo"
+        for mode in $modes; do
+            extra=()
+            [ "$mode" != none ] && extra=(--mode "$mode")
+            for tool in $TOOLS; do
+                echo "== $shape $task $mode $tool (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+                load
+                case $tool in
+                    tunecheck)
+                        line=$("$TUNECHECK" bench "$task" --shape "$shape" --repeats "$REPEATS" --cache-dir "$MODELS" "${extra[@]}") ;;
+                    tunecheck-bf16)
+                        [ "$task" = train ] && continue
+                        line=$("$TUNECHECK" bench "$task" --shape "$shape" --repeats "$REPEATS" --cache-dir "$MODELS" --bf16-weights "${extra[@]}") ;;
+                    pytorch)
+                        line=$(python3 ci/bench/bench_pytorch.py "$task" --model "$MODELS/$shape" --shape "$shape" --threads "$THREADS" \
+                            --repeats "$REPEATS" ${PEAK:+--sgemm-peak "$PEAK"} "${extra[@]}" 2>/dev/null) ;;
+                    llamacpp-f32|llamacpp-bf16)
+                        [ "$task" = train ] && continue
+                        line=$(python3 ci/bench/bench_llamacpp.py "$task" --dtype "${tool#llamacpp-}" --model "$MODELS/$shape" --shape "$shape" \
+                            --threads "$THREADS" --repeats "$REPEATS" ${PEAK:+--sgemm-peak "$PEAK"} 2>/dev/null) ;;
+                    *) echo "unknown tool $tool" >&2; exit 2 ;;
+                esac
+                echo "$line" >> "$OUT"
+                echo "$line" >&2
+                if [ -z "$PEAK" ] && [ "$tool" = tunecheck ]; then
+                    PEAK=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["sgemm_peak_gflops"])' "$line")
+                fi
+            done
+        done
+    done
+done
+load
+python3 ci/bench/table.py "$OUT"
