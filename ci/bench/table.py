@@ -11,6 +11,10 @@ TOOLS = ["tunecheck", "tunecheck-bf16", "pytorch", "llamacpp-f32", "llamacpp-bf1
 SHAPES = ["s15m", "s110m", "q05b"]
 
 
+def rate(value):
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}"
+
+
 def main():
     rows = {}
     loads = []
@@ -41,7 +45,7 @@ def main():
     for key in sorted(rows, key=order):
         entry = rows[key]
         cells = list(key)
-        cells += [f"{entry[tool]['tokens_per_s']:.0f}" if tool in entry else "–" for tool in present]
+        cells += [rate(entry[tool]["tokens_per_s"]) if tool in entry else "–" for tool in present]
         ours = entry.get("tunecheck")
         for peer in ratios:
             cells.append(f"{ours['tokens_per_s'] / entry[peer]['tokens_per_s']:.2f}×" if ours and peer in entry else "–")
