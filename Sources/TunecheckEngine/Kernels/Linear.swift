@@ -95,7 +95,9 @@ public struct Linear: @unchecked Sendable {
                 for column in 0..<outFeatures { output[column] += alpha * bias[column] }
             }
         }
-        if let adapter, let scratch {
+        if let adapter {
+            // Without scratch the low-rank path would be skipped silently; every caller must pass it.
+            guard let scratch else { preconditionFailure("Linear.forward on \(name): an adapter needs a scratch buffer") }
             withSingleThreadedBLAS { adapterForward(adapter, x, rows: rows, ldx: ldx, into: y, ldy: ldy, alpha: alpha, scratch: scratch) }
         }
     }
