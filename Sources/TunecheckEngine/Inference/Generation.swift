@@ -54,9 +54,8 @@ public final class Generator {
         }
         // The cache is allocated up front for every position; a count that cannot fit in memory (or in Int) is an
         // input error, not a crash.
-        let (cacheFloats, floatsOverflow) = (2 * model.spec.layerCount * model.spec.attention.kvDim).multipliedReportingOverflow(by: capacity)
-        guard !capacityOverflow, !floatsOverflow,
-              UInt64(cacheFloats) <= ProcessInfo.processInfo.physicalMemory / UInt64(MemoryLayout<Float>.size) else {
+        let cacheFloats = capacityOverflow ? nil : KVCache.floatCount(spec: model.spec, capacity: capacity)
+        guard let cacheFloats, UInt64(cacheFloats) <= ProcessInfo.processInfo.physicalMemory / UInt64(MemoryLayout<Float>.size) else {
             throw EngineError.invalidInput("prompt (\(promptIds.count)) + new tokens (\(options.maxNewTokens)) need a KV cache larger than this machine's memory")
         }
         let cache = KVCache(spec: model.spec, capacity: capacity)

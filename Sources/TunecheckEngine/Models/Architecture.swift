@@ -10,7 +10,7 @@ public protocol Architecture: Sendable {
 }
 
 public enum ModelRegistry {
-    static let architectures: [any Architecture.Type] = [Llama.self, Qwen2.self, Qwen3.self, Granite.self, Phi3.self, GPT2.self]
+    static let architectures: [any Architecture.Type] = [Llama.self, Qwen2.self, Qwen3.self, Granite.self, GraniteMoeHybrid.self, Phi3.self, GPT2.self]
 
     public static var supportedModelTypes: [String] { architectures.flatMap { $0.modelTypes }.sorted() }
 

@@ -15,34 +15,98 @@ public struct AttentionWeights: Sendable {
     public var keyNorm: NormWeights?
 }
 
+/// Weights of a Mamba2 mixer (shapes in `MambaShape`'s notation).
+public struct MambaWeights: @unchecked Sendable {
+    /// H → `[z | xBC | dt]` (projectionWidth).
+    public var inProjection: Linear
+    /// (convDim, K): depthwise conv taps, `[c, K−1]` multiplying the current token.
+    public var convWeight: UnsafePointer<Float>
+    /// (convDim), when `mamba_conv_bias`.
+    public var convBias: UnsafePointer<Float>?
+    /// (NH) each: added to dt before softplus; `A = −exp(A_log)`; the skip `D`.
+    public var timeStepBias: UnsafePointer<Float>
+    public var logDecay: UnsafePointer<Float>
+    public var skip: UnsafePointer<Float>
+    /// (I): the gated RMSNorm's weight.
+    public var normWeight: UnsafePointer<Float>
+    /// I → H.
+    public var outProjection: Linear
+}
+
+/// What mixes tokens in one block.
+public enum MixerWeights: Sendable {
+    case attention(AttentionWeights)
+    case mamba(MambaWeights)
+}
+
+/// Routed experts of a mixture-of-experts MLP, stored as 3-D tensors (no adapters can attach to them).
+public struct ExpertWeights: @unchecked Sendable {
+    /// (E, H): router logits = W·u, no bias.
+    public var router: UnsafePointer<Float>
+    /// (E, 2F, H): per expert `[gate | up]` rows.
+    public var gateUp: UnsafePointer<Float>
+    /// (E, H, F): per expert down projection.
+    public var down: UnsafePointer<Float>
+}
+
 /// Feed-forward projections of one block.
 public struct FeedForwardWeights: Sendable {
     public enum Projection: Sendable {
         /// `gate` and `up`, written as the halves of one (rows, 2·intermediate) buffer.
         case separate(gate: Linear, up: Linear)
-        /// One linear layer producing `[gate | up]` (Phi-3's `gate_up_proj`).
+        /// One linear layer producing `[gate | up]` (Phi-3's `gate_up_proj`, Granite 4.0-H's `shared_mlp.input_linear`).
         case fused(Linear)
         /// A single up projection for a plain MLP (GPT-2's `c_fc`).
         case single(Linear)
     }
     public var projection: Projection
     public var down: Linear
+    /// Routed experts whose weighted outputs are added to this MLP's (Granite 4.0-H MoE).
+    public var experts: ExpertWeights? = nil
 }
 
 public struct DecoderLayerWeights: Sendable {
     public var attentionNorm: NormWeights
-    public var attention: AttentionWeights
+    public var mixer: MixerWeights
     public var feedForwardNorm: NormWeights
     public var feedForward: FeedForwardWeights
+
+    public init(attentionNorm: NormWeights, attention: AttentionWeights, feedForwardNorm: NormWeights, feedForward: FeedForwardWeights) {
+        self.init(attentionNorm: attentionNorm, mixer: .attention(attention), feedForwardNorm: feedForwardNorm, feedForward: feedForward)
+    }
+
+    public init(attentionNorm: NormWeights, mixer: MixerWeights, feedForwardNorm: NormWeights, feedForward: FeedForwardWeights) {
+        self.attentionNorm = attentionNorm
+        self.mixer = mixer
+        self.feedForwardNorm = feedForwardNorm
+        self.feedForward = feedForward
+    }
+
+    /// The attention weights of an attention layer (nil for a Mamba layer).
+    public var attention: AttentionWeights? {
+        if case .attention(let weights) = mixer { return weights }
+        return nil
+    }
+
+    /// The Mamba weights of a Mamba layer (nil for an attention layer).
+    public var mamba: MambaWeights? {
+        if case .mamba(let weights) = mixer { return weights }
+        return nil
+    }
 
     /// Every linear layer of the block, for adapters and fusing.
     public var linears: [Linear] {
         var result: [Linear] = []
-        switch attention.projection {
-        case let .separate(query, key, value): result += [query, key, value]
-        case let .fused(linear): result.append(linear)
+        switch mixer {
+        case .attention(let attention):
+            switch attention.projection {
+            case let .separate(query, key, value): result += [query, key, value]
+            case let .fused(linear): result.append(linear)
+            }
+            result.append(attention.output)
+        case .mamba(let mamba):
+            result += [mamba.inProjection, mamba.outProjection]
         }
-        result.append(attention.output)
         switch feedForward.projection {
         case let .separate(gate, up): result += [gate, up]
         case let .fused(linear), let .single(linear): result.append(linear)
@@ -53,15 +117,23 @@ public struct DecoderLayerWeights: Sendable {
 
     /// Applies `transform` to every linear layer of the block.
     public mutating func updateLinears(_ transform: (inout Linear) throws -> Void) rethrows {
-        switch attention.projection {
-        case .separate(var query, var key, var value):
-            try transform(&query); try transform(&key); try transform(&value)
-            attention.projection = .separate(query: query, key: key, value: value)
-        case .fused(var linear):
-            try transform(&linear)
-            attention.projection = .fused(linear)
+        switch mixer {
+        case .attention(var attention):
+            switch attention.projection {
+            case .separate(var query, var key, var value):
+                try transform(&query); try transform(&key); try transform(&value)
+                attention.projection = .separate(query: query, key: key, value: value)
+            case .fused(var linear):
+                try transform(&linear)
+                attention.projection = .fused(linear)
+            }
+            try transform(&attention.output)
+            mixer = .attention(attention)
+        case .mamba(var mamba):
+            try transform(&mamba.inProjection)
+            try transform(&mamba.outProjection)
+            mixer = .mamba(mamba)
         }
-        try transform(&attention.output)
         switch feedForward.projection {
         case .separate(var gate, var up):
             try transform(&gate); try transform(&up)

@@ -85,7 +85,6 @@ public final class DecoderModel: @unchecked Sendable {
     func forward(tokens: UnsafeBufferPointer<Int32>, segments: [SequenceSegment], cache: KVCache?, context: ForwardContext) throws {
         let rows = tokens.count
         let hiddenSize = spec.hiddenSize
-        let attention = spec.attention
         precondition(cache == nil || segments.count == 1, "a KV cache holds one sequence")
         let maxSegment = segments.map(\.length).max() ?? 0
         let past = cache?.length ?? 0
@@ -133,7 +132,6 @@ public final class DecoderModel: @unchecked Sendable {
             }
         }
 
-        let width = workspace.queryKeyValueWidth
         let scratch = workspace.adapterScratch
         let residual = spec.residualMultiplier
         let ffnWidth = workspace.feedForwardWidth
@@ -141,67 +139,19 @@ public final class DecoderModel: @unchecked Sendable {
 
         for (layerIndex, layer) in weights.layers.enumerated() {
             let buffers = workspace.layer(layerIndex)
-            let qkv = buffers.queryKeyValue
-            // Attention sub-block: normed = norm(residual); qkv = projections(normed).
+            // Mixer sub-block: normed = norm(residual); residualMid = residual + residual_multiplier · mixer(normed).
             NormalizationKernels.forward(spec.norm, buffers.residualIn, rows: rows, dim: hiddenSize, ldx: hiddenSize,
                                          weights: layer.attentionNorm, into: buffers.normedAttention, ldy: hiddenSize)
-            let normed = buffers.normedAttention
-            switch layer.attention.projection {
-            case let .separate(query, key, value):
-                query.forward(normed, rows: rows, ldx: hiddenSize, into: qkv, ldy: width, scratch: scratch)
-                key.forward(normed, rows: rows, ldx: hiddenSize, into: qkv + attention.queryDim, ldy: width, scratch: scratch)
-                value.forward(normed, rows: rows, ldx: hiddenSize, into: qkv + attention.queryDim + attention.kvDim, ldy: width, scratch: scratch)
-            case let .fused(linear):
-                linear.forward(normed, rows: rows, ldx: hiddenSize, into: qkv, ldy: width, scratch: scratch)
-            }
-            if let queryNorm = layer.attention.queryNorm, let keyNorm = layer.attention.keyNorm {
-                buffers.rawQueryKeyValue?.update(from: qkv, count: rows * width)
-                for row in 0..<rows {
-                    let rowPointer = qkv + row * width
-                    NormalizationKernels.forward(spec.norm, rowPointer, rows: attention.heads, dim: attention.headDim, ldx: attention.headDim,
-                                                 weights: queryNorm, into: rowPointer, ldy: attention.headDim)
-                    NormalizationKernels.forward(spec.norm, rowPointer + attention.queryDim, rows: attention.kvHeads, dim: attention.headDim,
-                                                 ldx: attention.headDim, weights: keyNorm, into: rowPointer + attention.queryDim, ldy: attention.headDim)
-                }
-            }
-            if rotaryDim > 0 {
-                RotaryKernels.forward(qkv, rows: rows, ld: width, heads: attention.heads, headDim: attention.headDim, rotaryDim: rotaryDim,
-                                      cos: workspace.rotaryCos, sin: workspace.rotarySin)
-                RotaryKernels.forward(qkv + attention.queryDim, rows: rows, ld: width, heads: attention.kvHeads, headDim: attention.headDim,
-                                      rotaryDim: rotaryDim, cos: workspace.rotaryCos, sin: workspace.rotarySin)
-            }
-            let scale = spec.attentionScale(forLayer: layerIndex)
-            let attentionOutput = buffers.attentionOutput
-            if let cache {
-                let segment = segments[0]
-                let keys = cache.keys(layer: layerIndex)
-                let values = cache.values(layer: layerIndex)
-                for offset in 0..<segment.length {
-                    let source = qkv + (segment.rowStart + offset) * width + attention.queryDim
-                    (keys + (past + offset) * attention.kvDim).update(from: source, count: attention.kvDim)
-                    (values + (past + offset) * attention.kvDim).update(from: source + attention.kvDim, count: attention.kvDim)
-                }
-                AttentionKernels.causalForward(
-                    queries: qkv + segment.rowStart * width, ldq: width, length: segment.length, queryStart: past,
-                    keys: keys, ldk: attention.kvDim, values: values, ldv: attention.kvDim, keyCount: past + segment.length,
-                    shape: attention, scale: scale, window: spec.slidingWindow, scores: workspace.scores,
-                    output: attentionOutput + segment.rowStart * attention.queryDim, ldo: attention.queryDim)
-            } else {
-                for segment in segments where segment.length > 0 {
-                    let base = qkv + segment.rowStart * width
-                    AttentionKernels.causalForward(
-                        queries: base, ldq: width, length: segment.length, queryStart: 0,
-                        keys: base + attention.queryDim, ldk: width, values: base + attention.queryDim + attention.kvDim, ldv: width,
-                        keyCount: segment.length, shape: attention, scale: scale, window: spec.slidingWindow, scores: workspace.scores,
-                        output: attentionOutput + segment.rowStart * attention.queryDim, ldo: attention.queryDim)
-                }
-            }
-            // residualMid = residualIn + residual · o_proj(attention) (in place when not recording).
             if buffers.residualMid != buffers.residualIn {
                 buffers.residualMid.update(from: buffers.residualIn, count: rows * hiddenSize)
             }
-            layer.attention.output.forward(attentionOutput, rows: rows, ldx: attention.queryDim, into: buffers.residualMid, ldy: hiddenSize,
-                                           alpha: residual, beta: 1, scratch: scratch)
+            switch layer.mixer {
+            case .attention(let attentionWeights):
+                attentionMixer(attentionWeights, layerIndex: layerIndex, buffers: buffers, rows: rows, segments: segments, cache: cache,
+                               past: past, rotaryDim: rotaryDim, workspace: workspace)
+            case .mamba(let mambaWeights):
+                mambaMixer(mambaWeights, layerIndex: layerIndex, buffers: buffers, rows: rows, segments: segments, cache: cache, workspace: workspace)
+            }
 
             // Feed-forward sub-block.
             NormalizationKernels.forward(spec.norm, buffers.residualMid, rows: rows, dim: hiddenSize, ldx: hiddenSize,
@@ -227,10 +177,79 @@ public final class DecoderModel: @unchecked Sendable {
             }
             layer.feedForward.down.forward(buffers.activated, rows: rows, ldx: buffers.activatedStride, into: buffers.residualOut, ldy: hiddenSize,
                                            alpha: residual, beta: 1, scratch: scratch)
+            if let experts = layer.feedForward.experts, let expertShape = spec.experts {
+                ExpertKernels.forward(expertShape, weights: experts, hidden: hiddenSize, input: buffers.normedFeedForward, ldi: hiddenSize, rows: rows,
+                                      into: buffers.residualOut, ldo: hiddenSize, alpha: residual,
+                                      scratch: .init(workspace.expertScratch, shape: expertShape, hidden: hiddenSize, rows: rows))
+            }
         }
         NormalizationKernels.forward(spec.norm, workspace.finalHidden, rows: rows, dim: hiddenSize, ldx: hiddenSize,
                                      weights: weights.finalNorm, into: workspace.normed, ldy: hiddenSize)
         cache?.length += rows
+    }
+
+    /// Attention of one layer over packed rows: q/k/v projections of `buffers.normedAttention`, rotation, causal
+    /// attention per segment (against the cache when given), and `residualMid += residual_multiplier · o_proj(·)`.
+    private func attentionMixer(_ attentionWeights: AttentionWeights, layerIndex: Int, buffers: Workspace.LayerBuffers, rows: Int,
+                                segments: [SequenceSegment], cache: KVCache?, past: Int, rotaryDim: Int, workspace: Workspace) {
+        let hiddenSize = spec.hiddenSize
+        let attention = spec.attention
+        let width = workspace.queryKeyValueWidth
+        let scratch = workspace.adapterScratch
+        let normed = buffers.normedAttention
+        let qkv = buffers.queryKeyValue
+        switch attentionWeights.projection {
+        case let .separate(query, key, value):
+            query.forward(normed, rows: rows, ldx: hiddenSize, into: qkv, ldy: width, scratch: scratch)
+            key.forward(normed, rows: rows, ldx: hiddenSize, into: qkv + attention.queryDim, ldy: width, scratch: scratch)
+            value.forward(normed, rows: rows, ldx: hiddenSize, into: qkv + attention.queryDim + attention.kvDim, ldy: width, scratch: scratch)
+        case let .fused(linear):
+            linear.forward(normed, rows: rows, ldx: hiddenSize, into: qkv, ldy: width, scratch: scratch)
+        }
+        if let queryNorm = attentionWeights.queryNorm, let keyNorm = attentionWeights.keyNorm {
+            buffers.rawQueryKeyValue?.update(from: qkv, count: rows * width)
+            for row in 0..<rows {
+                let rowPointer = qkv + row * width
+                NormalizationKernels.forward(spec.norm, rowPointer, rows: attention.heads, dim: attention.headDim, ldx: attention.headDim,
+                                             weights: queryNorm, into: rowPointer, ldy: attention.headDim)
+                NormalizationKernels.forward(spec.norm, rowPointer + attention.queryDim, rows: attention.kvHeads, dim: attention.headDim,
+                                             ldx: attention.headDim, weights: keyNorm, into: rowPointer + attention.queryDim, ldy: attention.headDim)
+            }
+        }
+        if rotaryDim > 0 {
+            RotaryKernels.forward(qkv, rows: rows, ld: width, heads: attention.heads, headDim: attention.headDim, rotaryDim: rotaryDim,
+                                  cos: workspace.rotaryCos, sin: workspace.rotarySin)
+            RotaryKernels.forward(qkv + attention.queryDim, rows: rows, ld: width, heads: attention.kvHeads, headDim: attention.headDim,
+                                  rotaryDim: rotaryDim, cos: workspace.rotaryCos, sin: workspace.rotarySin)
+        }
+        let scale = spec.attentionScale(forLayer: layerIndex)
+        let attentionOutput = buffers.attentionOutput
+        if let cache {
+            let segment = segments[0]
+            let keys = cache.keys(layer: layerIndex)
+            let values = cache.values(layer: layerIndex)
+            for offset in 0..<segment.length {
+                let source = qkv + (segment.rowStart + offset) * width + attention.queryDim
+                (keys + (past + offset) * attention.kvDim).update(from: source, count: attention.kvDim)
+                (values + (past + offset) * attention.kvDim).update(from: source + attention.kvDim, count: attention.kvDim)
+            }
+            AttentionKernels.causalForward(
+                queries: qkv + segment.rowStart * width, ldq: width, length: segment.length, queryStart: past,
+                keys: keys, ldk: attention.kvDim, values: values, ldv: attention.kvDim, keyCount: past + segment.length,
+                shape: attention, scale: scale, window: spec.slidingWindow, scores: workspace.scores,
+                output: attentionOutput + segment.rowStart * attention.queryDim, ldo: attention.queryDim)
+        } else {
+            for segment in segments where segment.length > 0 {
+                let base = qkv + segment.rowStart * width
+                AttentionKernels.causalForward(
+                    queries: base, ldq: width, length: segment.length, queryStart: 0,
+                    keys: base + attention.queryDim, ldk: width, values: base + attention.queryDim + attention.kvDim, ldv: width,
+                    keyCount: segment.length, shape: attention, scale: scale, window: spec.slidingWindow, scores: workspace.scores,
+                    output: attentionOutput + segment.rowStart * attention.queryDim, ldo: attention.queryDim)
+            }
+        }
+        attentionWeights.output.forward(attentionOutput, rows: rows, ldx: attention.queryDim, into: buffers.residualMid, ldy: hiddenSize,
+                                        alpha: spec.residualMultiplier, beta: 1, scratch: scratch)
     }
 
     /// Logit rows computed at once: enough that the output projection's GEMM packs the (vocabulary, hidden) matrix

@@ -43,6 +43,22 @@ final class Workspace {
         var activatedStride: Int
         /// (rows, hidden): the residual stream leaving the block.
         var residualOut: UnsafeMutablePointer<Float>
+        /// Mamba layers only: `MambaBuffers`.
+        var mamba: MambaBuffers?
+    }
+
+    /// One Mamba layer's activations (shapes in `MambaShape`'s notation).
+    struct MambaBuffers {
+        /// (rows, projectionWidth): in_proj output `[z | xBC | dt_raw]`.
+        var projected: UnsafeMutablePointer<Float>
+        /// (rows, convDim): xBC after the conv and SiLU, `[x | B | C]`.
+        var convolved: UnsafeMutablePointer<Float>
+        /// (rows, NH): dt after softplus and clamping.
+        var delta: UnsafeMutablePointer<Float>
+        /// (rows, I): the scan output `y` (including `D·x`).
+        var scanned: UnsafeMutablePointer<Float>
+        /// (rows, I): the gated norm's output, the input of out_proj.
+        var gated: UnsafeMutablePointer<Float>
     }
 
     let spec: TransformerSpec
@@ -60,6 +76,14 @@ final class Workspace {
     private(set) var rotarySin: UnsafeMutablePointer<Float>!
     /// (rows, maxRank): the low-rank intermediate of an adapter.
     private(set) var adapterScratch: UnsafeMutablePointer<Float>!
+    /// Mamba: the scan's scratch, the conv taps (K, convDim), a sequence's conv history (K−1, convDim) and SSM state
+    /// (NH, P, N) when no cache holds them.
+    private(set) var scanScratch: UnsafeMutablePointer<Float>!
+    private(set) var convTaps: UnsafeMutablePointer<Float>!
+    private(set) var convHistory: UnsafeMutablePointer<Float>!
+    private(set) var ssmState: UnsafeMutablePointer<Float>!
+    /// Routed experts' scratch (`ExpertKernels.Scratch`).
+    private(set) var expertScratch: UnsafeMutablePointer<Float>!
 
     init(spec: TransformerSpec, recording: Bool = false) {
         self.spec = spec
@@ -107,12 +131,26 @@ final class Workspace {
         let cosIndex = add(rows * rotaryHalf)
         let sinIndex = add(rows * rotaryHalf)
         let scratchIndex = add(rows * grown.maxRank)
+        let mambaShape = spec.mamba
+        let scanScratchIndex = add(mambaShape.map { Mamba2Kernels.scanScratchCount($0) } ?? 0)
+        let tapsIndex = add(mambaShape.map { $0.convKernel * $0.convDim } ?? 0)
+        let historyIndex = add(mambaShape?.convStateCount ?? 0)
+        let ssmIndex = add(mambaShape?.ssmStateCount ?? 0)
+        let expertIndex = add(spec.experts.map { ExpertKernels.scratchCount($0, hidden: spec.hiddenSize, rows: rows) } ?? 0)
         // Residual streams: one in place for inference; layers + 1 (block inputs and the final output) plus one
         // mid-block stream per layer when recording.
         let streamIndices = (0..<(recording ? spec.layerCount + 1 : 1)).map { _ in add(hidden) }
         let midIndices = recording ? (0..<spec.layerCount).map { _ in add(hidden) } : []
         var perLayer: [[Int]] = []
-        for _ in 0..<layerSets {
+        var mambaPerLayer: [[Int]?] = []
+        for set in 0..<layerSets {
+            // Inference shares one set of buffers between all layers; it needs the Mamba ones if any layer is Mamba.
+            if let mambaShape, recording ? spec.layerKind(set) == .mamba : spec.hasMambaLayers {
+                mambaPerLayer.append([add(rows * mambaShape.projectionWidth), add(rows * mambaShape.convDim), add(rows * mambaShape.heads),
+                                      add(rows * mambaShape.intermediate), add(rows * mambaShape.intermediate)])
+            } else {
+                mambaPerLayer.append(nil)
+            }
             let normedAttention = add(hidden)
             let raw = recording && spec.queryKeyNorm ? add(qkv) : -1
             let queryKeyValue = add(qkv)
@@ -137,6 +175,11 @@ final class Workspace {
         rotaryCos = pointer(cosIndex)
         rotarySin = pointer(sinIndex)
         adapterScratch = pointer(scratchIndex)
+        scanScratch = pointer(scanScratchIndex)
+        convTaps = pointer(tapsIndex)
+        convHistory = pointer(historyIndex)
+        ssmState = pointer(ssmIndex)
+        expertScratch = pointer(expertIndex)
         layers = perLayer.enumerated().map { index, set in
             let residualIn = pointer(streamIndices[recording ? index : 0])
             return LayerBuffers(
@@ -150,7 +193,10 @@ final class Workspace {
                 feedForward: pointer(set[5]),
                 activated: pointer(set[6]),
                 activatedStride: recording || !gated ? spec.intermediateSize : feedForwardWidth,
-                residualOut: pointer(streamIndices[recording ? index + 1 : 0]))
+                residualOut: pointer(streamIndices[recording ? index + 1 : 0]),
+                mamba: mambaPerLayer[index].map {
+                    MambaBuffers(projected: pointer($0[0]), convolved: pointer($0[1]), delta: pointer($0[2]), scanned: pointer($0[3]), gated: pointer($0[4]))
+                })
         }
         capacity = grown
     }

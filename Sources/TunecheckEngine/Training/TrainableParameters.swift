@@ -178,6 +178,12 @@ public final class FullParameters: TrainableParameters {
 
     public init(folder: URL) throws {
         let (spec, architecture) = try ModelConfigLoader.loadSpec(configURL: folder.appendingPathComponent("config.json"))
+        // The Mamba mixer's own parameters (conv taps, dt bias, A_log, D, gated norm) and routed experts get no
+        // gradients in the backward pass: training them would silently leave them at their initial values.
+        if spec.hasMambaLayers || spec.experts != nil {
+            throw EngineError.unsupportedFeature(path: folder.appendingPathComponent("config.json").path,
+                                                 feature: "full fine-tuning of '\(spec.modelType)' (Mamba and expert parameters); use fine_tune_type: lora")
+        }
         let source = try WeightStore(folder: folder)
         let names = source.tensorNames.filter { source.info($0)?.dtype.isFloatWeight ?? false }
         arena = TensorArena(shapes: names.map { ($0, source.info($0)!.shape) })
@@ -198,7 +204,7 @@ public final class FullParameters: TrainableParameters {
             for linear in layer.linears {
                 gradients.linears[linear.name] = LinearGradients(weight: gradient(linear.weight), bias: gradient(linear.bias))
             }
-            for norm in [layer.attentionNorm, layer.feedForwardNorm] + [layer.attention.queryNorm, layer.attention.keyNorm].compactMap({ $0 }) {
+            for norm in [layer.attentionNorm, layer.feedForwardNorm] + [layer.attention?.queryNorm, layer.attention?.keyNorm].compactMap({ $0 }) {
                 if let weightGradient = gradient(norm.weight) {
                     gradients.norms[Int(bitPattern: norm.weight)] = (weightGradient, gradient(norm.bias))
                 }

@@ -10,15 +10,15 @@ import Foundation
 public final class TrainingPass {
     public let model: DecoderModel
     let context: ForwardContext
-    private var tokens: [Int32] = []
-    private var segments: [SequenceSegment] = []
+    private(set) var tokens: [Int32] = []
+    private(set) var segments: [SequenceSegment] = []
 
     /// Gradient buffers, one allocation carved like the workspace.
     private var storage: UnsafeMutablePointer<Float>?
     private var storageRows = 0
     private var storageSegment = 0
-    private var dHidden: UnsafeMutablePointer<Float>!       // (rows, hidden): gradient of the residual stream
-    private var dNormed: UnsafeMutablePointer<Float>!       // (rows, hidden): gradient of a norm's output
+    var dHidden: UnsafeMutablePointer<Float>!       // (rows, hidden): gradient of the residual stream
+    var dNormed: UnsafeMutablePointer<Float>!       // (rows, hidden): gradient of a norm's output
     private var dQueryKeyValue: UnsafeMutablePointer<Float>! // (rows, width)
     private var dRaw: UnsafeMutablePointer<Float>!          // (rows, width): before q/k norm
     private var dAttention: UnsafeMutablePointer<Float>!    // (rows, queryDim)
@@ -26,7 +26,17 @@ public final class TrainingPass {
     private var dActivated: UnsafeMutablePointer<Float>!    // (rows, intermediate)
     private var probabilities: UnsafeMutablePointer<Float>! // (segment, segment)
     private var dProbabilities: UnsafeMutablePointer<Float>!
-    private var adapterScratch: UnsafeMutablePointer<Float>! // (rows, 2·maxRank)
+    var adapterScratch: UnsafeMutablePointer<Float>! // (rows, 2·maxRank)
+    // Mamba layers (shapes in MambaShape's notation) and routed experts; empty when the model has none.
+    var dMambaGated: UnsafeMutablePointer<Float>!      // (rows, I): ∂L/∂(out_proj input)
+    var dMambaScanned: UnsafeMutablePointer<Float>!    // (rows, I): ∂L/∂y
+    var dMambaProjected: UnsafeMutablePointer<Float>!  // (rows, projectionWidth): ∂L/∂[z | xBC | dt_raw]
+    var dMambaConvolved: UnsafeMutablePointer<Float>!  // (rows, convDim): ∂L/∂(conv + SiLU output)
+    var dMambaDelta: UnsafeMutablePointer<Float>!      // (rows, NH): ∂L/∂dt
+    var mambaConvScratch: UnsafeMutablePointer<Float>! // (maxSegment, convDim)
+    var mambaTaps: UnsafeMutablePointer<Float>!        // (K, convDim)
+    var mambaScanScratch: UnsafeMutablePointer<Float>! // Mamba2BackwardKernels.scanScratchCount(maxSegment)
+    var expertScratch: UnsafeMutablePointer<Float>!    // ExpertKernels.scratchCount(rows)
     private var logitRows: Int { model.logitChunkRows }
 
     public init(model: DecoderModel) {
@@ -64,9 +74,7 @@ public final class TrainingPass {
         let spec = model.spec
         let rows = tokens.count
         let hiddenSize = spec.hiddenSize
-        let attention = spec.attention
         let workspace = context.workspace
-        let width = workspace.queryKeyValueWidth
         let ffnWidth = workspace.feedForwardWidth
         let intermediate = spec.intermediateSize
         let maxSegment = segments.map(\.length).max() ?? 0
@@ -141,65 +149,25 @@ public final class TrainingPass {
                 linear.backward(x: buffers.normedFeedForward, ldx: hiddenSize, dy: dFeedForward, lddy: ffnWidth, rows: rows,
                                 dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[linear.name], scratch: scratch)
             }
+            if let experts = layer.feedForward.experts, let expertShape = spec.experts {
+                withSingleThreadedBLAS {
+                    ExpertKernels.backward(expertShape, weights: experts, hidden: hiddenSize, input: buffers.normedFeedForward, ldi: hiddenSize,
+                                           rows: rows, dOutput: dHidden, lddo: hiddenSize, alpha: residual, dInput: dNormed, lddi: hiddenSize,
+                                           scratch: .init(expertScratch, shape: expertShape, hidden: hiddenSize, rows: rows))
+                }
+            }
             let feedForwardNorm = gradients.norm(layer.feedForwardNorm)
             NormalizationKernels.backward(spec.norm, x: buffers.residualMid, ldx: hiddenSize, dy: dNormed, lddy: hiddenSize, rows: rows,
                                           dim: hiddenSize, weights: layer.feedForwardNorm, dx: dHidden, lddx: hiddenSize,
                                           weightGradient: feedForwardNorm.weight, biasGradient: feedForwardNorm.bias)
 
-            // Attention: residualMid = residualIn + m · o(attention(qkv)); dHidden becomes ∂L/∂residualIn.
-            dAttention.update(repeating: 0, count: rows * attention.queryDim)
-            layer.attention.output.backward(x: buffers.attentionOutput, ldx: attention.queryDim, dy: dHidden, lddy: hiddenSize, rows: rows,
-                                            alpha: residual, dx: dAttention, lddx: attention.queryDim,
-                                            gradients: gradients.linears[layer.attention.output.name], scratch: scratch)
-            dQueryKeyValue.update(repeating: 0, count: rows * width)
-            let scale = spec.attentionScale(forLayer: layerIndex)
-            for segment in segments {
-                AttentionKernels.causalBackward(
-                    qkv: buffers.queryKeyValue + segment.rowStart * width, ld: width, length: segment.length,
-                    dOutput: dAttention + segment.rowStart * attention.queryDim, lddo: attention.queryDim, shape: attention, scale: scale,
-                    window: spec.slidingWindow, probabilities: probabilities, dProbabilities: dProbabilities,
-                    dqkv: dQueryKeyValue + segment.rowStart * width)
-            }
-            if case .rotary(let rotary) = spec.positions {
-                RotaryKernels.backward(dQueryKeyValue, rows: rows, ld: width, heads: attention.heads, headDim: attention.headDim,
-                                       rotaryDim: rotary.rotaryDim, cos: workspace.rotaryCos, sin: workspace.rotarySin)
-                RotaryKernels.backward(dQueryKeyValue + attention.queryDim, rows: rows, ld: width, heads: attention.kvHeads,
-                                       headDim: attention.headDim, rotaryDim: rotary.rotaryDim, cos: workspace.rotaryCos, sin: workspace.rotarySin)
-            }
-            var dProjection = dQueryKeyValue!
-            if let queryNorm = layer.attention.queryNorm, let keyNorm = layer.attention.keyNorm, let raw = buffers.rawQueryKeyValue {
-                // q/k norm per head: gradients into dRaw; v passes through unchanged.
-                dRaw.update(repeating: 0, count: rows * width)
-                let queryGradient = gradients.norm(queryNorm)
-                let keyGradient = gradients.norm(keyNorm)
-                for row in 0..<rows {
-                    let offset = row * width
-                    NormalizationKernels.backward(spec.norm, x: raw + offset, ldx: attention.headDim, dy: dQueryKeyValue + offset,
-                                                  lddy: attention.headDim, rows: attention.heads, dim: attention.headDim, weights: queryNorm,
-                                                  dx: dRaw + offset, lddx: attention.headDim,
-                                                  weightGradient: queryGradient.weight, biasGradient: nil)
-                    let keyOffset = offset + attention.queryDim
-                    NormalizationKernels.backward(spec.norm, x: raw + keyOffset, ldx: attention.headDim, dy: dQueryKeyValue + keyOffset,
-                                                  lddy: attention.headDim, rows: attention.kvHeads, dim: attention.headDim, weights: keyNorm,
-                                                  dx: dRaw + keyOffset, lddx: attention.headDim,
-                                                  weightGradient: keyGradient.weight, biasGradient: nil)
-                    let valueOffset = offset + attention.queryDim + attention.kvDim
-                    (dRaw + valueOffset).update(from: dQueryKeyValue + valueOffset, count: attention.kvDim)
-                }
-                dProjection = dRaw
-            }
+            // Mixer: residualMid = residualIn + m · mixer(norm(residualIn)); dNormed becomes ∂L/∂norm output.
             dNormed.update(repeating: 0, count: rows * hiddenSize)
-            switch layer.attention.projection {
-            case let .separate(query, key, value):
-                query.backward(x: buffers.normedAttention, ldx: hiddenSize, dy: dProjection, lddy: width, rows: rows,
-                               dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[query.name], scratch: scratch)
-                key.backward(x: buffers.normedAttention, ldx: hiddenSize, dy: dProjection + attention.queryDim, lddy: width, rows: rows,
-                             dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[key.name], scratch: scratch)
-                value.backward(x: buffers.normedAttention, ldx: hiddenSize, dy: dProjection + attention.queryDim + attention.kvDim, lddy: width,
-                               rows: rows, dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[value.name], scratch: scratch)
-            case let .fused(linear):
-                linear.backward(x: buffers.normedAttention, ldx: hiddenSize, dy: dProjection, lddy: width, rows: rows,
-                                dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[linear.name], scratch: scratch)
+            switch layer.mixer {
+            case .attention(let attentionWeights):
+                attentionBackward(attentionWeights, layerIndex: layerIndex, buffers: buffers, gradients: gradients)
+            case .mamba(let mambaWeights):
+                mambaBackward(mambaWeights, buffers: buffers, gradients: gradients)
             }
             let attentionNorm = gradients.norm(layer.attentionNorm)
             NormalizationKernels.backward(spec.norm, x: buffers.residualIn, ldx: hiddenSize, dy: dNormed, lddy: hiddenSize, rows: rows,
@@ -223,6 +191,74 @@ public final class TrainingPass {
                     for index in 0..<hiddenSize { target[index] += source[index] }
                 }
             }
+        }
+    }
+
+    /// Backward of one attention mixer: from dHidden (∂L/∂residualMid) into dNormed (∂L/∂normedAttention, zeroed by
+    /// the caller), with LoRA gradients of q/k/v/o.
+    private func attentionBackward(_ attentionWeights: AttentionWeights, layerIndex: Int, buffers: Workspace.LayerBuffers,
+                                   gradients: ParameterGradients) {
+        let spec = model.spec
+        let rows = tokens.count
+        let hiddenSize = spec.hiddenSize
+        let attention = spec.attention
+        let workspace = context.workspace
+        let width = workspace.queryKeyValueWidth
+        let residual = spec.residualMultiplier
+        let scratch = adapterScratch
+        // Attention: residualMid = residualIn + m · o(attention(qkv)); dHidden becomes ∂L/∂residualIn.
+        dAttention.update(repeating: 0, count: rows * attention.queryDim)
+        attentionWeights.output.backward(x: buffers.attentionOutput, ldx: attention.queryDim, dy: dHidden, lddy: hiddenSize, rows: rows,
+                                        alpha: residual, dx: dAttention, lddx: attention.queryDim,
+                                        gradients: gradients.linears[attentionWeights.output.name], scratch: scratch)
+        dQueryKeyValue.update(repeating: 0, count: rows * width)
+        let scale = spec.attentionScale(forLayer: layerIndex)
+        for segment in segments {
+            AttentionKernels.causalBackward(
+                qkv: buffers.queryKeyValue + segment.rowStart * width, ld: width, length: segment.length,
+                dOutput: dAttention + segment.rowStart * attention.queryDim, lddo: attention.queryDim, shape: attention, scale: scale,
+                window: spec.slidingWindow, probabilities: probabilities, dProbabilities: dProbabilities,
+                dqkv: dQueryKeyValue + segment.rowStart * width)
+        }
+        if case .rotary(let rotary) = spec.positions {
+            RotaryKernels.backward(dQueryKeyValue, rows: rows, ld: width, heads: attention.heads, headDim: attention.headDim,
+                                   rotaryDim: rotary.rotaryDim, cos: workspace.rotaryCos, sin: workspace.rotarySin)
+            RotaryKernels.backward(dQueryKeyValue + attention.queryDim, rows: rows, ld: width, heads: attention.kvHeads,
+                                   headDim: attention.headDim, rotaryDim: rotary.rotaryDim, cos: workspace.rotaryCos, sin: workspace.rotarySin)
+        }
+        var dProjection = dQueryKeyValue!
+        if let queryNorm = attentionWeights.queryNorm, let keyNorm = attentionWeights.keyNorm, let raw = buffers.rawQueryKeyValue {
+            // q/k norm per head: gradients into dRaw; v passes through unchanged.
+            dRaw.update(repeating: 0, count: rows * width)
+            let queryGradient = gradients.norm(queryNorm)
+            let keyGradient = gradients.norm(keyNorm)
+            for row in 0..<rows {
+                let offset = row * width
+                NormalizationKernels.backward(spec.norm, x: raw + offset, ldx: attention.headDim, dy: dQueryKeyValue + offset,
+                                              lddy: attention.headDim, rows: attention.heads, dim: attention.headDim, weights: queryNorm,
+                                              dx: dRaw + offset, lddx: attention.headDim,
+                                              weightGradient: queryGradient.weight, biasGradient: nil)
+                let keyOffset = offset + attention.queryDim
+                NormalizationKernels.backward(spec.norm, x: raw + keyOffset, ldx: attention.headDim, dy: dQueryKeyValue + keyOffset,
+                                              lddy: attention.headDim, rows: attention.kvHeads, dim: attention.headDim, weights: keyNorm,
+                                              dx: dRaw + keyOffset, lddx: attention.headDim,
+                                              weightGradient: keyGradient.weight, biasGradient: nil)
+                let valueOffset = offset + attention.queryDim + attention.kvDim
+                (dRaw + valueOffset).update(from: dQueryKeyValue + valueOffset, count: attention.kvDim)
+            }
+            dProjection = dRaw
+        }
+        switch attentionWeights.projection {
+        case let .separate(query, key, value):
+            query.backward(x: buffers.normedAttention, ldx: hiddenSize, dy: dProjection, lddy: width, rows: rows,
+                           dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[query.name], scratch: scratch)
+            key.backward(x: buffers.normedAttention, ldx: hiddenSize, dy: dProjection + attention.queryDim, lddy: width, rows: rows,
+                         dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[key.name], scratch: scratch)
+            value.backward(x: buffers.normedAttention, ldx: hiddenSize, dy: dProjection + attention.queryDim + attention.kvDim, lddy: width,
+                           rows: rows, dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[value.name], scratch: scratch)
+        case let .fused(linear):
+            linear.backward(x: buffers.normedAttention, ldx: hiddenSize, dy: dProjection, lddy: width, rows: rows,
+                            dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[linear.name], scratch: scratch)
         }
     }
 
@@ -252,11 +288,12 @@ public final class TrainingPass {
         let workspace = context.workspace
         let width = workspace.queryKeyValueWidth
         let maxRank = model.maxAdapterRank
-        let sizes = [rows * spec.hiddenSize, rows * spec.hiddenSize, rows * width, rows * width, rows * spec.attention.queryDim,
+        let unrounded = [rows * spec.hiddenSize, rows * spec.hiddenSize, rows * width, rows * width, rows * spec.attention.queryDim,
                      rows * workspace.feedForwardWidth, rows * spec.intermediateSize, maxSegment * maxSegment, maxSegment * maxSegment,
-                     2 * rows * max(maxRank, 1)].map { ($0 + 15) / 16 * 16 }
+                     2 * rows * max(maxRank, 1)] + mambaAndExpertSizes(rows: rows, maxSegment: maxSegment)
+        let sizes = unrounded.map { ($0 + 15) / 16 * 16 }
         storage?.deallocate()
-        let base = UnsafeMutablePointer<Float>.allocate(capacity: sizes.reduce(0, +))
+        let base = UnsafeMutablePointer<Float>.allocate(capacity: max(sizes.reduce(0, +), 16))
         storage = base
         var offset = 0
         var pointers: [UnsafeMutablePointer<Float>] = []
@@ -274,6 +311,15 @@ public final class TrainingPass {
         probabilities = pointers[7]
         dProbabilities = pointers[8]
         adapterScratch = pointers[9]
+        dMambaGated = pointers[10]
+        dMambaScanned = pointers[11]
+        dMambaProjected = pointers[12]
+        dMambaConvolved = pointers[13]
+        dMambaDelta = pointers[14]
+        mambaConvScratch = pointers[15]
+        mambaTaps = pointers[16]
+        mambaScanScratch = pointers[17]
+        expertScratch = pointers[18]
         storageRows = rows
         storageSegment = maxSegment
     }

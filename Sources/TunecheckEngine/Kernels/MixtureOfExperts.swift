@@ -1,0 +1,181 @@
+import CBLAS
+import Foundation
+
+/// Top-k routed experts (Granite 4.0-H's `block_sparse_moe`, docs/granitemoehybrid.md §6): router logits `W_r·u`,
+/// the k largest, softmax over those k only, and `Σ_j w_j · down_j(silu(gate_j(u)) ⊙ up_j(u))`. Rows routed to the same
+/// expert are gathered so each expert is two GEMMs over its rows, not a loop over tokens.
+enum ExpertKernels {
+    /// Scratch floats for `rows` rows.
+    static func scratchCount(_ shape: ExpertShape, hidden: Int, rows: Int) -> Int {
+        rows * (shape.count + 3 * shape.topK + 2 * hidden + 3 * shape.width + 2)
+    }
+
+    /// Carves the scratch into named buffers.
+    struct Scratch {
+        /// (rows, E)
+        var logits: UnsafeMutablePointer<Float>
+        /// (rows, k): the selected experts (as floats) and their weights.
+        var selected: UnsafeMutablePointer<Float>
+        var routeWeights: UnsafeMutablePointer<Float>
+        /// (rows, H): the rows routed to one expert, gathered.
+        var gathered: UnsafeMutablePointer<Float>
+        /// (rows, 2F): `[gate | up]` of the gathered rows.
+        var gateUp: UnsafeMutablePointer<Float>
+        /// (rows, F): `silu(gate) ⊙ up`.
+        var activated: UnsafeMutablePointer<Float>
+        /// (rows, H): one expert's outputs.
+        var expertOutput: UnsafeMutablePointer<Float>
+        /// (rows): which packed rows the gathered rows came from, and their route weights.
+        var rowIndex: UnsafeMutablePointer<Float>
+        var rowWeight: UnsafeMutablePointer<Float>
+        /// (rows, k): backward only, ∂L/∂(route weight).
+        var dRouteWeights: UnsafeMutablePointer<Float>
+
+        init(_ base: UnsafeMutablePointer<Float>, shape: ExpertShape, hidden: Int, rows: Int) {
+            logits = base
+            selected = logits + rows * shape.count
+            routeWeights = selected + rows * shape.topK
+            gathered = routeWeights + rows * shape.topK
+            gateUp = gathered + rows * hidden
+            activated = gateUp + rows * 2 * shape.width
+            expertOutput = activated + rows * shape.width
+            rowIndex = expertOutput + rows * hidden
+            rowWeight = rowIndex + rows
+            dRouteWeights = rowWeight + rows
+        }
+    }
+
+    /// Router logits, the top-k selection and its softmax weights, into `scratch.logits/selected/routeWeights`.
+    /// `input` (rows, H) stride `ldi`.
+    static func route(_ shape: ExpertShape, router: UnsafePointer<Float>, hidden: Int, input: UnsafePointer<Float>, ldi: Int, rows: Int,
+                      scratch: Scratch) {
+        let experts = shape.count, topK = shape.topK
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(experts), Int32(hidden),
+                    1, input, Int32(ldi), router, Int32(hidden), 0, scratch.logits, Int32(experts))
+        for row in 0..<rows {
+            let logits = scratch.logits + row * experts
+            let selected = scratch.selected + row * topK
+            let weights = scratch.routeWeights + row * topK
+            // k passes of argmax (k is 1–8): the largest, then the largest not yet taken; ties go to the lower index.
+            for slot in 0..<topK {
+                var best = -1
+                for expert in 0..<experts {
+                    var taken = false
+                    for previous in 0..<slot where Int(selected[previous]) == expert { taken = true }
+                    if taken { continue }
+                    if best < 0 || logits[expert] > logits[best] { best = expert }
+                }
+                selected[slot] = Float(best)
+                weights[slot] = logits[best]
+            }
+            let maximum = weights[0]
+            var sum: Float = 0
+            for slot in 0..<topK {
+                weights[slot] = exp(weights[slot] - maximum)
+                sum += weights[slot]
+            }
+            for slot in 0..<topK { weights[slot] /= sum }
+        }
+    }
+
+    /// Gathers the rows routed to `expert` into `scratch.gathered` (and their indices and weights); returns how many.
+    static func gather(_ shape: ExpertShape, expert: Int, hidden: Int, input: UnsafePointer<Float>, ldi: Int, rows: Int, scratch: Scratch) -> Int {
+        var count = 0
+        for row in 0..<rows {
+            for slot in 0..<shape.topK where Int(scratch.selected[row * shape.topK + slot]) == expert {
+                (scratch.gathered + count * hidden).update(from: input + row * ldi, count: hidden)
+                scratch.rowIndex[count] = Float(row)
+                scratch.rowWeight[count] = scratch.routeWeights[row * shape.topK + slot]
+                count += 1
+            }
+        }
+        return count
+    }
+
+    /// `output[row] += alpha · Σ_j w_j · expert_j(input[row])`. `input` (rows, H) stride `ldi`; `output` (rows, H) stride `ldo`.
+    static func forward(_ shape: ExpertShape, weights: ExpertWeights, hidden: Int, input: UnsafePointer<Float>, ldi: Int, rows: Int,
+                        into output: UnsafeMutablePointer<Float>, ldo: Int, alpha: Float, scratch: Scratch) {
+        let width = shape.width
+        route(shape, router: weights.router, hidden: hidden, input: input, ldi: ldi, rows: rows, scratch: scratch)
+        for expert in 0..<shape.count {
+            let count = gather(shape, expert: expert, hidden: hidden, input: input, ldi: ldi, rows: rows, scratch: scratch)
+            guard count > 0 else { continue }
+            let gateUpWeight = weights.gateUp + expert * 2 * width * hidden
+            let downWeight = weights.down + expert * hidden * width
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(2 * width), Int32(hidden),
+                        1, scratch.gathered, Int32(hidden), gateUpWeight, Int32(hidden), 0, scratch.gateUp, Int32(2 * width))
+            ActivationKernels.gatedForward(.silu, gate: scratch.gateUp, up: scratch.gateUp + width, rows: count, dim: width, ld: 2 * width,
+                                           into: scratch.activated, ldy: width)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(hidden), Int32(width),
+                        1, scratch.activated, Int32(width), downWeight, Int32(width), 0, scratch.expertOutput, Int32(hidden))
+            for index in 0..<count {
+                let target = output + Int(scratch.rowIndex[index]) * ldo
+                let source = scratch.expertOutput + index * hidden
+                let scale = alpha * scratch.rowWeight[index]
+                for column in 0..<hidden { target[column] += scale * source[column] }
+            }
+        }
+    }
+
+    /// Backward of `forward` with respect to its input (experts and router are frozen): given `dOutput` (rows, H)
+    /// stride `lddo` (∂L/∂output), adds ∂L/∂input into `dInput` (rows, H) stride `lddi`. Each expert is recomputed on
+    /// its gathered rows; the route weights' gradients go back through the top-k softmax into the router logits,
+    /// whose gradient is one GEMM with the router matrix. Top-k selection itself has no gradient.
+    static func backward(_ shape: ExpertShape, weights: ExpertWeights, hidden: Int, input: UnsafePointer<Float>, ldi: Int, rows: Int,
+                         dOutput: UnsafePointer<Float>, lddo: Int, alpha: Float, dInput: UnsafeMutablePointer<Float>, lddi: Int, scratch: Scratch) {
+        let width = shape.width, topK = shape.topK
+        route(shape, router: weights.router, hidden: hidden, input: input, ldi: ldi, rows: rows, scratch: scratch)
+        for expert in 0..<shape.count {
+            let count = gather(shape, expert: expert, hidden: hidden, input: input, ldi: ldi, rows: rows, scratch: scratch)
+            guard count > 0 else { continue }
+            let gateUpWeight = weights.gateUp + expert * 2 * width * hidden
+            let downWeight = weights.down + expert * hidden * width
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(2 * width), Int32(hidden),
+                        1, scratch.gathered, Int32(hidden), gateUpWeight, Int32(hidden), 0, scratch.gateUp, Int32(2 * width))
+            ActivationKernels.gatedForward(.silu, gate: scratch.gateUp, up: scratch.gateUp + width, rows: count, dim: width, ld: 2 * width,
+                                           into: scratch.activated, ldy: width)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(hidden), Int32(width),
+                        1, scratch.activated, Int32(width), downWeight, Int32(width), 0, scratch.expertOutput, Int32(hidden))
+            // ∂L/∂w for each (row, slot) routed here, then expertOutput becomes ∂L/∂(expert output) = alpha·w·dOutput.
+            var index = 0
+            for row in 0..<rows {
+                for slot in 0..<topK where Int(scratch.selected[row * topK + slot]) == expert {
+                    let gradient = dOutput + row * lddo
+                    let output = scratch.expertOutput + index * hidden
+                    var dot: Float = 0
+                    for column in 0..<hidden { dot += gradient[column] * output[column] }
+                    scratch.dRouteWeights[row * topK + slot] = alpha * dot
+                    let scale = alpha * scratch.routeWeights[row * topK + slot]
+                    for column in 0..<hidden { output[column] = scale * gradient[column] }
+                    index += 1
+                }
+            }
+            // d activated = dOut · down (count, F); d[gate | up] in place; d input = d[gate | up] · W_in.
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(count), Int32(width), Int32(hidden),
+                        1, scratch.expertOutput, Int32(hidden), downWeight, Int32(width), 0, scratch.activated, Int32(width))
+            ActivationKernels.gatedBackward(.silu, gate: scratch.gateUp, up: scratch.gateUp + width, ld: 2 * width, dy: scratch.activated,
+                                            lddy: width, rows: count, dim: width, dgate: scratch.gateUp, dup: scratch.gateUp + width)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(count), Int32(hidden), Int32(2 * width),
+                        1, scratch.gateUp, Int32(2 * width), gateUpWeight, Int32(hidden), 0, scratch.gathered, Int32(hidden))
+            for index in 0..<count {
+                let target = dInput + Int(scratch.rowIndex[index]) * lddi
+                let source = scratch.gathered + index * hidden
+                for column in 0..<hidden { target[column] += source[column] }
+            }
+        }
+        // Softmax over the k selected logits: dlogit_j = w_j·(dw_j − Σ_i w_i·dw_i); other logits get nothing.
+        let dLogits = scratch.logits
+        dLogits.update(repeating: 0, count: rows * shape.count)
+        for row in 0..<rows {
+            let routeWeights = scratch.routeWeights + row * topK
+            let dRouteWeights = scratch.dRouteWeights + row * topK
+            var weighted: Float = 0
+            for slot in 0..<topK { weighted += routeWeights[slot] * dRouteWeights[slot] }
+            for slot in 0..<topK {
+                dLogits[row * shape.count + Int(scratch.selected[row * topK + slot])] = routeWeights[slot] * (dRouteWeights[slot] - weighted)
+            }
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hidden), Int32(shape.count),
+                    1, dLogits, Int32(shape.count), weights.router, Int32(hidden), 1, dInput, Int32(lddi))
+    }
+}
