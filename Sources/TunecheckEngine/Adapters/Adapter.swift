@@ -131,10 +131,13 @@ public final class Adapter: @unchecked Sendable {
             throw AdapterError.doesNotFitBase(path: weightsURL.path, tensor: module.downName,
                                               reason: "layer \(module.layer) does not exist (the base has \(model.spec.layerCount) layers)")
         }
-        let known = Set(model.weights.layers.first?.linears.map { Self.modulePath(ofLinearNamed: $0.name) } ?? [])
-        if let stray = modules.first(where: { !known.contains($0.modulePath) }) {
+        // Layers can differ (Granite 4.0-H mixes Mamba and attention layers), so each module is checked against its own layer.
+        let knownByLayer = model.weights.layers.map { Set($0.linears.map { Self.modulePath(ofLinearNamed: $0.name) }) }
+        if let stray = modules.first(where: { !knownByLayer[$0.layer].contains($0.modulePath) }) {
+            let known = knownByLayer[stray.layer]
+            let elsewhere = knownByLayer.contains { $0.contains(stray.modulePath) } ? "layer \(stray.layer) has no module" : "the base has no module"
             throw AdapterError.doesNotFitBase(path: weightsURL.path, tensor: stray.downName,
-                                              reason: "the base has no module '\(stray.modulePath)' (it has \(known.sorted().joined(separator: ", ")))")
+                                              reason: "\(elsewhere) '\(stray.modulePath)' (it has \(known.sorted().joined(separator: ", ")))")
         }
         var attached = 0
         let result = try model.withLayers(retaining: self) { layers in

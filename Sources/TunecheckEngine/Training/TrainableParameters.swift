@@ -95,7 +95,12 @@ public final class LoRAParameters: TrainableParameters {
             }
         }
         guard !selected.isEmpty else {
-            let known = base.weights.layers.first?.linears.map { Adapter.modulePath(ofLinearNamed: $0.name) } ?? []
+            var known: [String] = []
+            for layer in base.weights.layers {
+                for linear in layer.linears where !known.contains(Adapter.modulePath(ofLinearNamed: linear.name)) {
+                    known.append(Adapter.modulePath(ofLinearNamed: linear.name))
+                }
+            }
             throw EngineError.invalidInput("no linear layer matches the LoRA keys \(keys?.sorted() ?? []) (this model has \(known.joined(separator: ", ")))")
         }
         var shapes: [(name: String, shape: [Int])] = []
