@@ -11,7 +11,7 @@ import Testing
 /// 1e-5 relative; SGD steps within 1e-6 (lr·gradient error); AdamW steps within 1e-4 except where |g| < 1e-5 (the
 /// first AdamW step is lr·g/(|g|+eps), which turns a tiny absolute gradient error into a large update error).
 struct TrainerReferenceTests {
-    static let fixtures = ["llama-rope-llama3-old-schema", "gpt2-inner96", "qwen3", "phi3", "granite"]
+    static let fixtures = ["llama-rope-llama3-old-schema", "gpt2-inner96", "qwen3", "phi3", "granite", "granite-hybrid-dense-rope", "granite-hybrid-moe-nope"]
 
     static let root: URL = {
         var url = URL(fileURLWithPath: #filePath)
@@ -121,6 +121,7 @@ struct TrainerReferenceTests {
         let loss = try setup.sftGradients()
         #expect(Self.relativelyClose(loss, setup.reference.cases["sft"]!.loss), "loss \(loss) vs \(setup.reference.cases["sft"]!.loss)")
         let (difference, scale) = try setup.compare(gradients: "grads_sft.safetensors")
+        print("trainer \(fixture) sft: max |Δgradient| \(difference) (max |g| \(scale))")
         #expect(difference <= 2e-5 * max(1, scale), "\(fixture) SFT gradients differ by \(difference)")
     }
 
@@ -139,6 +140,7 @@ struct TrainerReferenceTests {
                 }
             }
             let (difference, scale) = try setup.compare(gradients: "grads_\(name).safetensors")
+            print("trainer \(fixture) \(name): max |Δgradient| \(difference) (max |g| \(scale))")
             #expect(difference <= 2e-5 * max(1, scale), "\(fixture) \(name) gradients differ by \(difference) (max |g| \(scale))")
         }
     }
