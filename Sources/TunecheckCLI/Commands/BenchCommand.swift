@@ -13,7 +13,8 @@ struct BenchCommand: ParsableCommand {
         Tasks: score (B sequences × T tokens of prefill with per-token log-probs), decode (batch-1 greedy generation \
         of N tokens after a P-token prompt, KV cache on), train (one LoRA step, rank 8 on all linear layers, \
         AdamW, on B × T tokens; --mode sft or dpo). Models: --shape s15m|s110m|q05b writes a random-initialised \
-        llama folder of that shape (cached under --cache-dir), or --model DIR. Each run prints one JSON line: task, \
+        llama folder of that shape, --shape h110m a Granite 4.0-H-style Mamba2/attention hybrid of s110m's size \
+        (cached under --cache-dir), or --model DIR. Each run prints one JSON line: task, \
         shape, seconds (best of --repeats after a warm-up), tokens_per_s, achieved GFLOP/s, its ratio to a measured \
         sgemm peak on this machine, and peak resident memory. Peer scripts in ci/bench/ print the same fields for \
         PyTorch and llama.cpp.
@@ -22,6 +23,7 @@ struct BenchCommand: ParsableCommand {
           swift build -c release && .build/release/tunecheck bench score --shape s15m
           .build/release/tunecheck bench decode --shape s110m --prompt 32 --tokens 64
           .build/release/tunecheck bench train --shape s15m --mode dpo
+          .build/release/tunecheck bench score --shape h110m      # hybrid, compare with s110m
         """
     )
 
@@ -30,7 +32,7 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: "score, decode or train.")
     var task: Task
 
-    @Option(name: .long, help: "s15m, s110m or q05b.")
+    @Option(name: .long, help: "s15m, s110m, q05b or h110m.")
     var shape: String?
 
     @Option(name: .long, help: ArgumentHelp("A model folder instead of a shape.", valueName: "dir"))
@@ -62,7 +64,7 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         guard (shape == nil) != (model == nil) else { throw ValidationError("give --shape or --model") }
-        if let shape, !ModelShape.all.contains(where: { $0.name == shape }) { throw ValidationError("--shape is s15m, s110m or q05b") }
+        if let shape, !ModelShape.all.contains(where: { $0.name == shape }) { throw ValidationError("--shape is one of \(ModelShape.all.map(\.name).joined(separator: ", "))") }
         guard ["sft", "dpo"].contains(mode) else { throw ValidationError("--mode is sft or dpo") }
         if bf16Weights && task == .train { throw ValidationError("--bf16-weights is for score and decode (training uses float32 weights)") }
         guard seq >= 2, prompt >= 1, tokens >= 1, repeats >= 1 else { throw ValidationError("sizes must be positive") }
@@ -184,19 +186,38 @@ struct BenchCommand: ParsableCommand {
 
     static func linearParameters(_ spec: TransformerSpec) -> Int {
         let a = spec.attention
-        let perLayer = spec.hiddenSize * (a.queryDim + 2 * a.kvDim) + a.queryDim * spec.hiddenSize
-            + (spec.feedForward == .gated(.silu) ? 3 : 2) * spec.hiddenSize * spec.intermediateSize
-        return spec.layerCount * perLayer + spec.vocabularySize * spec.hiddenSize
+        let mlpMatrices = spec.feedForward == .gated(.silu) ? 3 : 2
+        var total = spec.vocabularySize * spec.hiddenSize
+        for layer in 0..<spec.layerCount {
+            total += mlpMatrices * spec.hiddenSize * spec.intermediateSize
+            if spec.layerKind(layer) == .mamba, let mamba = spec.mamba {
+                total += spec.hiddenSize * mamba.projectionWidth + mamba.intermediate * spec.hiddenSize
+            } else {
+                total += spec.hiddenSize * (a.queryDim + 2 * a.kvDim) + a.queryDim * spec.hiddenSize
+            }
+            if let experts = spec.experts { total += spec.hiddenSize * (experts.count + 3 * experts.topK * experts.width) }
+        }
+        return total
     }
 
     static func parameterCount(_ spec: TransformerSpec) -> Int {
         linearParameters(spec) + (spec.tiedEmbeddings ? 0 : spec.vocabularySize * spec.hiddenSize)
     }
 
-    /// Q·Kᵀ and P·V over the visible (causal) keys only, 2·T·(T+1)·queryDim per layer per sequence: the useful work,
-    /// whatever a kernel computes; ci/bench/common.py counts the same for the peers.
+    /// Token-mixing work beyond the linear layers, per sequence of `length` tokens: for attention layers Q·Kᵀ and P·V over
+    /// the visible (causal) keys only, 2·T·(T+1)·queryDim (ci/bench/common.py counts the same for the peers); for Mamba2
+    /// layers the recurrence's state update and read-out, 4·I·N per token (what the chunked scan computes, counted as
+    /// the recurrence, whatever the kernel does).
     static func attentionFlops(_ spec: TransformerSpec, length: Int) -> Double {
-        2 * Double(length * (length + 1)) * Double(spec.attention.queryDim) * Double(spec.layerCount)
+        var total = 0.0
+        for layer in 0..<spec.layerCount {
+            if spec.layerKind(layer) == .mamba, let mamba = spec.mamba {
+                total += 4 * Double(mamba.intermediate * mamba.stateSize) * Double(length)
+            } else {
+                total += 2 * Double(length * (length + 1)) * Double(spec.attention.queryDim)
+            }
+        }
+        return total
     }
 
     /// Best of a few 2048³ sgemm calls, in GFLOP/s.
