@@ -3,8 +3,9 @@ import Foundation
 
 /// Backward kernels of the Mamba2 mixer, one per forward kernel in Mamba2.swift, with the same shapes. Training
 /// sequences start from a zero state and their final state is not used, so the scan's backward starts from dS = 0.
-/// Parameters of the mixer itself (conv taps, dt bias, A_log, D, norm weight) are frozen: only input gradients flow
-/// (LoRA trains the in/out projections, whose `Linear.backward` handles them).
+/// Gradients of the mixer's own parameters (conv taps and bias, dt bias, A_log, D, norm weight) accumulate (`+=`)
+/// into the optional buffers (full fine-tuning); LoRA leaves them nil and trains the in/out projections, whose
+/// `Linear.backward` handles them.
 enum Mamba2BackwardKernels {
     /// Floats of scratch `scanBackward` needs for a sequence of `length` rows.
     static func scanScratchCount(_ shape: MambaShape, length: Int) -> Int {
@@ -18,7 +19,8 @@ enum Mamba2BackwardKernels {
     /// dy = dg ⊙ silu(z), dz = dg ⊙ y ⊙ silu'(z).
     static func gatedNorm(_ shape: MambaShape, y: UnsafePointer<Float>, ldy: Int, z: UnsafePointer<Float>, ldz: Int, rows: Int,
                           weight: UnsafePointer<Float>, dOutput: UnsafePointer<Float>, ldd: Int,
-                          dY: UnsafeMutablePointer<Float>, lddy: Int, dZ: UnsafeMutablePointer<Float>, lddz: Int) {
+                          dY: UnsafeMutablePointer<Float>, lddy: Int, dZ: UnsafeMutablePointer<Float>, lddz: Int,
+                          weightGradient: UnsafeMutablePointer<Float>? = nil) {
         let intermediate = shape.intermediate
         let groupSize = intermediate / shape.groups
         for row in 0..<rows {
@@ -41,6 +43,7 @@ enum Mamba2BackwardKernels {
                     let dGated = inverseFloat * weight[index] * gradient[index] - gated * correction
                     dyRow[index] = dGated * gate
                     dzRow[index] = dGated * yRow[index] * ActivationKernels.derivative(.silu, zRow[index])
+                    if let weightGradient { weightGradient[index] += gradient[index] * gated * inverseFloat }
                 }
             }
         }
@@ -49,7 +52,8 @@ enum Mamba2BackwardKernels {
     /// Backward of `timeSteps`: `dRaw[t, h] = dDelta[t, h] · softplus'(raw + bias)` inside the clamp range, 0 where
     /// the clamp was active. `dRaw` (length, NH) stride `lddr`.
     static func timeSteps(_ shape: MambaShape, raw: UnsafePointer<Float>, ldr: Int, length: Int, bias: UnsafePointer<Float>,
-                          dDelta: UnsafePointer<Float>, dRaw: UnsafeMutablePointer<Float>, lddr: Int) {
+                          dDelta: UnsafePointer<Float>, dRaw: UnsafeMutablePointer<Float>, lddr: Int,
+                          biasGradient: UnsafeMutablePointer<Float>? = nil) {
         let heads = shape.heads
         for time in 0..<length {
             let input = raw + time * ldr
@@ -60,6 +64,7 @@ enum Mamba2BackwardKernels {
                 let softplus = value > 20 ? value : log1p(exp(value))
                 let clamped = softplus < shape.timeStepMin || softplus > shape.timeStepMax
                 output[head] = clamped ? 0 : gradient[head] * (value > 20 ? 1 : 1 / (1 + exp(-value)))
+                biasGradient?[head] += output[head]
             }
         }
     }
@@ -69,7 +74,8 @@ enum Mamba2BackwardKernels {
     /// K·convDim. dpre = dOutput ⊙ silu'(pre); dX[τ, c] = Σ_k w[c, k] · dpre[τ + (K−1) − k, c].
     static func convolve(_ shape: MambaShape, input: UnsafePointer<Float>, ldi: Int, length: Int, weight: UnsafePointer<Float>,
                          bias: UnsafePointer<Float>?, dOutput: UnsafePointer<Float>, lddo: Int, preActivation: UnsafeMutablePointer<Float>,
-                         taps: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>, lddi: Int) {
+                         taps: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>, lddi: Int,
+                         weightGradient: UnsafeMutablePointer<Float>? = nil, biasGradient: UnsafeMutablePointer<Float>? = nil) {
         let channels = shape.convDim, kernel = shape.convKernel
         Mamba2Kernels.convolve(shape, input: input, ldi: ldi, length: length, history: nil, weight: weight, bias: bias, taps: taps,
                                output: preActivation, ldo: channels, activate: false)
@@ -77,6 +83,24 @@ enum Mamba2BackwardKernels {
             let pre = preActivation + time * channels
             let gradient = dOutput + time * lddo
             for channel in 0..<channels { pre[channel] = gradient[channel] * ActivationKernels.derivative(.silu, pre[channel]) }
+        }
+        // dw[c, k] += Σ_t dpre[t, c] · X[t − (K−1) + k, c];  db[c] += Σ_t dpre[t, c].
+        if let weightGradient {
+            for time in 0..<length {
+                let dPre = preActivation + time * channels
+                for tap in 0..<kernel {
+                    let source = time - (kernel - 1) + tap
+                    guard source >= 0 else { continue }
+                    let row = input + source * ldi
+                    for channel in 0..<channels { weightGradient[channel * kernel + tap] += dPre[channel] * row[channel] }
+                }
+            }
+        }
+        if let biasGradient {
+            for time in 0..<length {
+                let dPre = preActivation + time * channels
+                for channel in 0..<channels { biasGradient[channel] += dPre[channel] }
+            }
         }
         for time in 0..<length {
             let output = dInput + time * lddi
@@ -106,7 +130,8 @@ enum Mamba2BackwardKernels {
     /// and B̂.
     static func scan(_ shape: MambaShape, convolved: UnsafePointer<Float>, ldc: Int, delta: UnsafePointer<Float>, length: Int,
                      logDecay: UnsafePointer<Float>, skip: UnsafePointer<Float>, dY: UnsafePointer<Float>, lddy: Int,
-                     dConvolved: UnsafeMutablePointer<Float>, lddc: Int, dDelta: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+                     dConvolved: UnsafeMutablePointer<Float>, lddc: Int, dDelta: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>,
+                     skipGradient: UnsafeMutablePointer<Float>? = nil, logDecayGradient: UnsafeMutablePointer<Float>? = nil) {
         let heads = shape.heads, headDim = shape.headDim, stateSize = shape.stateSize
         let intermediate = shape.intermediate, groupWidth = shape.groupStateWidth
         let chunkSize = shape.chunkSize, stateCount = shape.ssmStateCount, headStateCount = headDim * stateSize
@@ -201,6 +226,13 @@ enum Mamba2BackwardKernels {
                     for l in 0..<rows {
                         for p in 0..<headDim { dx[l * lddc + p] += skipValue * dy[l * lddy + p] }
                     }
+                    if let skipGradient {
+                        var dot: Float = 0
+                        for l in 0..<rows {
+                            for p in 0..<headDim { dot += dy[l * lddy + p] * x[l * ldc + p] }
+                        }
+                        skipGradient[head] += dot
+                    }
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(rows), Int32(headDim), Int32(rows),
                                 1, mixing, Int32(rows), dy, Int32(lddy), 1, dx, Int32(lddc))
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(rows), Int32(headDim),
@@ -254,12 +286,16 @@ enum Mamba2BackwardKernels {
                     // dS_start = dyᵀ·Ĉ + E·dS (becomes the previous chunk's dS).
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(headDim), Int32(stateSize), Int32(rows),
                                 1, dy, Int32(lddy), scaledC, Int32(stateSize), exp(last), dHeadState, Int32(stateSize))
-                    // acs_l = Σ_{j≤l} dt_j·A: d dt_j += A · Σ_{l≥j} d acs_l.
+                    // acs_l = Σ_{j≤l} dt_j·A: d dt_j += A · Σ_{l≥j} d acs_l, dA += Σ_j dt_j · Σ_{l≥j} d acs_l,
+                    // and A = −exp(A_log) gives dA_log = dA · A.
                     var running: Float = 0
+                    var decayGradient: Float = 0
                     for l in stride(from: rows - 1, through: 0, by: -1) {
                         running += dCumulative[l]
                         dChunkDelta[l * heads + head] += running * decay
+                        decayGradient += running * chunkDelta[l * heads + head]
                     }
+                    logDecayGradient?[head] += decayGradient * decay
                 }
                 // gram = C·Bᵀ: dC += dgram·B, dB += dgramᵀ·C.
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(stateSize), Int32(rows),

@@ -117,12 +117,20 @@ enum ExpertKernels {
         }
     }
 
-    /// Backward of `forward` with respect to its input (experts and router are frozen): given `dOutput` (rows, H)
-    /// stride `lddo` (∂L/∂output), adds ∂L/∂input into `dInput` (rows, H) stride `lddi`. Each expert is recomputed on
+    /// Gradient buffers of the router (E, H) and the experts ((E, 2F, H), (E, H, F)), for full fine-tuning.
+    struct Gradients {
+        var router: UnsafeMutablePointer<Float>?
+        var gateUp: UnsafeMutablePointer<Float>?
+        var down: UnsafeMutablePointer<Float>?
+    }
+
+    /// Backward of `forward`: given `dOutput` (rows, H) stride `lddo` (∂L/∂output), adds ∂L/∂input into `dInput`
+    /// (rows, H) stride `lddi`, and the router's and experts' gradients into `gradients` when given. Each expert is recomputed on
     /// its gathered rows; the route weights' gradients go back through the top-k softmax into the router logits,
     /// whose gradient is one GEMM with the router matrix. Top-k selection itself has no gradient.
     static func backward(_ shape: ExpertShape, weights: ExpertWeights, hidden: Int, input: UnsafePointer<Float>, ldi: Int, rows: Int,
-                         dOutput: UnsafePointer<Float>, lddo: Int, alpha: Float, dInput: UnsafeMutablePointer<Float>, lddi: Int, scratch: Scratch) {
+                         dOutput: UnsafePointer<Float>, lddo: Int, alpha: Float, dInput: UnsafeMutablePointer<Float>, lddi: Int, scratch: Scratch,
+                         gradients: Gradients = Gradients()) {
         let width = shape.width, topK = shape.topK
         route(shape, router: weights.router, hidden: hidden, input: input, ldi: ldi, rows: rows, scratch: scratch)
         for expert in 0..<shape.count {
@@ -150,11 +158,21 @@ enum ExpertKernels {
                     index += 1
                 }
             }
+            // d down_e (H, F) += d outᵀ · activated, before activated is overwritten.
+            if let downGradient = gradients.down {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(hidden), Int32(width), Int32(count),
+                            1, scratch.expertOutput, Int32(hidden), scratch.activated, Int32(width), 1, downGradient + expert * hidden * width, Int32(width))
+            }
             // d activated = dOut · down (count, F); d[gate | up] in place; d input = d[gate | up] · W_in.
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(count), Int32(width), Int32(hidden),
                         1, scratch.expertOutput, Int32(hidden), downWeight, Int32(width), 0, scratch.activated, Int32(width))
             ActivationKernels.gatedBackward(.silu, gate: scratch.gateUp, up: scratch.gateUp + width, ld: 2 * width, dy: scratch.activated,
                                             lddy: width, rows: count, dim: width, dgate: scratch.gateUp, dup: scratch.gateUp + width)
+            // d gate_up_e (2F, H) += d[gate | up]ᵀ · gathered inputs, before they are overwritten.
+            if let gateUpGradient = gradients.gateUp {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(2 * width), Int32(hidden), Int32(count),
+                            1, scratch.gateUp, Int32(2 * width), scratch.gathered, Int32(hidden), 1, gateUpGradient + expert * 2 * width * hidden, Int32(hidden))
+            }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(count), Int32(hidden), Int32(2 * width),
                         1, scratch.gateUp, Int32(2 * width), gateUpWeight, Int32(hidden), 0, scratch.gathered, Int32(hidden))
             for index in 0..<count {
@@ -177,5 +195,10 @@ enum ExpertKernels {
         }
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hidden), Int32(shape.count),
                     1, dLogits, Int32(shape.count), weights.router, Int32(hidden), 1, dInput, Int32(lddi))
+        // d router (E, H) += dlogitsᵀ · input.
+        if let routerGradient = gradients.router {
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(shape.count), Int32(hidden), Int32(rows),
+                        1, dLogits, Int32(shape.count), input, Int32(ldi), 1, routerGradient, Int32(hidden))
+        }
     }
 }

@@ -183,12 +183,6 @@ public final class FullParameters: TrainableParameters {
 
     public init(folder: URL) throws {
         let (spec, architecture) = try ModelConfigLoader.loadSpec(configURL: folder.appendingPathComponent("config.json"))
-        // The Mamba mixer's own parameters (conv taps, dt bias, A_log, D, gated norm) and routed experts get no
-        // gradients in the backward pass: training them would silently leave them at their initial values.
-        if spec.hasMambaLayers || spec.experts != nil {
-            throw EngineError.unsupportedFeature(path: folder.appendingPathComponent("config.json").path,
-                                                 feature: "full fine-tuning of '\(spec.modelType)' (Mamba and expert parameters); use fine_tune_type: lora")
-        }
         let source = try WeightStore(folder: folder)
         let names = source.tensorNames.filter { source.info($0)?.dtype.isFloatWeight ?? false }
         arena = TensorArena(shapes: names.map { ($0, source.info($0)!.shape) })
@@ -218,6 +212,7 @@ public final class FullParameters: TrainableParameters {
         if let weightGradient = gradient(weights.finalNorm.weight) {
             gradients.norms[Int(bitPattern: weights.finalNorm.weight)] = (weightGradient, gradient(weights.finalNorm.bias))
         }
+        for (address, gradientBuffer) in gradientByAddress { gradients.tensors[address] = gradientBuffer }
         gradients.tokenEmbedding = gradient(weights.tokenEmbedding)
         gradients.positionEmbedding = gradient(weights.positionEmbedding)
         gradients.outputProjection = gradient(weights.outputProjection)

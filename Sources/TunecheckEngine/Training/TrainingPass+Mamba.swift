@@ -21,7 +21,8 @@ extension TrainingPass {
     }
 
     /// Backward of one Mamba2 mixer (the forward is `DecoderModel.mambaMixer`): from dHidden (∂L/∂residualMid) into
-    /// dNormed (∂L/∂normedAttention, zeroed by the caller), with LoRA gradients of in_proj and out_proj.
+    /// dNormed (∂L/∂normedAttention, zeroed by the caller), with gradients of in_proj and out_proj (LoRA or full) and,
+    /// in full fine-tuning, of the mixer's own parameters.
     /// out_proj ← gated norm ← (scan ← dt, conv + SiLU) per segment ← in_proj.
     func mambaBackward(_ mamba: MambaWeights, buffers: Workspace.LayerBuffers, gradients: ParameterGradients) {
         let spec = model.spec
@@ -35,7 +36,8 @@ extension TrainingPass {
                                      scratch: adapterScratch)
         Mamba2BackwardKernels.gatedNorm(shape, y: recorded.scanned, ldy: intermediate, z: recorded.projected, ldz: projectionWidth, rows: rows,
                                         weight: mamba.normWeight, dOutput: dMambaGated, ldd: intermediate,
-                                        dY: dMambaScanned, lddy: intermediate, dZ: dMambaProjected, lddz: projectionWidth)
+                                        dY: dMambaScanned, lddy: intermediate, dZ: dMambaProjected, lddz: projectionWidth,
+                                        weightGradient: gradients.gradient(of: mamba.normWeight))
         dMambaConvolved.update(repeating: 0, count: rows * convDim)
         dMambaDelta.update(repeating: 0, count: rows * heads)
         for segment in segments where segment.length > 0 {
@@ -45,15 +47,18 @@ extension TrainingPass {
                                            length: length, logDecay: mamba.logDecay, skip: mamba.skip,
                                            dY: dMambaScanned + start * intermediate, lddy: intermediate,
                                            dConvolved: dMambaConvolved + start * convDim, lddc: convDim, dDelta: dMambaDelta + start * heads,
-                                           scratch: mambaScanScratch)
+                                           scratch: mambaScanScratch, skipGradient: gradients.gradient(of: mamba.skip),
+                                           logDecayGradient: gradients.gradient(of: mamba.logDecay))
             }
             let row = recorded.projected + start * projectionWidth
             let dRow = dMambaProjected + start * projectionWidth
             Mamba2BackwardKernels.timeSteps(shape, raw: row + intermediate + convDim, ldr: projectionWidth, length: length, bias: mamba.timeStepBias,
-                                            dDelta: dMambaDelta + start * heads, dRaw: dRow + intermediate + convDim, lddr: projectionWidth)
+                                            dDelta: dMambaDelta + start * heads, dRaw: dRow + intermediate + convDim, lddr: projectionWidth,
+                                            biasGradient: gradients.gradient(of: mamba.timeStepBias))
             Mamba2BackwardKernels.convolve(shape, input: row + intermediate, ldi: projectionWidth, length: length, weight: mamba.convWeight,
                                            bias: mamba.convBias, dOutput: dMambaConvolved + start * convDim, lddo: convDim,
-                                           preActivation: mambaConvScratch, taps: mambaTaps, dInput: dRow + intermediate, lddi: projectionWidth)
+                                           preActivation: mambaConvScratch, taps: mambaTaps, dInput: dRow + intermediate, lddi: projectionWidth,
+                                           weightGradient: gradients.gradient(of: mamba.convWeight), biasGradient: gradients.gradient(of: mamba.convBias))
         }
         mamba.inProjection.backward(x: buffers.normedAttention, ldx: hiddenSize, dy: dMambaProjected, lddy: projectionWidth, rows: rows,
                                     dx: dNormed, lddx: hiddenSize, gradients: gradients.linears[mamba.inProjection.name], scratch: adapterScratch)

@@ -153,7 +153,9 @@ public final class TrainingPass {
                 withSingleThreadedBLAS {
                     ExpertKernels.backward(expertShape, weights: experts, hidden: hiddenSize, input: buffers.normedFeedForward, ldi: hiddenSize,
                                            rows: rows, dOutput: dHidden, lddo: hiddenSize, alpha: residual, dInput: dNormed, lddi: hiddenSize,
-                                           scratch: .init(expertScratch, shape: expertShape, hidden: hiddenSize, rows: rows))
+                                           scratch: .init(expertScratch, shape: expertShape, hidden: hiddenSize, rows: rows),
+                                           gradients: .init(router: gradients.gradient(of: experts.router), gateUp: gradients.gradient(of: experts.gateUp),
+                                                            down: gradients.gradient(of: experts.down)))
                 }
             }
             let feedForwardNorm = gradients.norm(layer.feedForwardNorm)
