@@ -4,7 +4,7 @@ import Foundation
 /// The adapter fixtures under `Tests/Fixtures/adapters` and the parts of their `reference.json` the tests read
 /// (schema in `scripts/fixtures/README.md`).
 enum AdapterFixtures {
-    static let names = ["peft-llama", "peft-llama-rslora", "peft-gpt2", "peft-checkpoint-dir", "mlx-llama", "granite-hybrid-peft"]
+    static let names = ["peft-llama", "peft-llama-rslora", "peft-gpt2", "peft-checkpoint-dir", "mlx-llama", "granite-hybrid-peft", "mlx-granite-hybrid"]
 
     static func folder(_ name: String) -> URL { FixturePaths.ownFixtures.appendingPathComponent("adapters").appendingPathComponent(name) }
 

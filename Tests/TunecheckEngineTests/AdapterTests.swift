@@ -109,6 +109,32 @@ struct AdapterTests {
         try expectAdapterError(["model.layers.7.self_attn.q_proj.lora_a", "layer 7 does not exist", "2 layers"]) { _ = try adapter.attach(to: base) }
     }
 
+    /// mlx_lm puts LoRA on the router and the routed experts of MoE models by default; those are not linear layers
+    /// here, so such an adapter is refused by name (and a Mamba-only module in an attention layer names its layer).
+    @Test func hybridAdapterOnRouterOrWrongLayerKind() throws {
+        let base = try ModelLoader.loadDecoder(folder: FixturePaths.ownModel("granite-hybrid-moe-nope"))
+        let folder = try AdapterFixtures.editableCopy("mlx-granite-hybrid")
+        defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent()) }
+        try Self.editTensors(folder, file: "adapters.safetensors") { tensors in
+            let a = tensors.removeValue(forKey: "model.layers.1.self_attn.q_proj.lora_a")!
+            let b = tensors.removeValue(forKey: "model.layers.1.self_attn.q_proj.lora_b")!
+            tensors = tensors.filter { $0.key.hasPrefix("model.layers.0.self_attn") }
+            tensors["model.layers.0.block_sparse_moe.router.layer.lora_a"] = a
+            tensors["model.layers.0.block_sparse_moe.router.layer.lora_b"] = b
+        }
+        try expectAdapterError(["block_sparse_moe.router.layer", "router or routed experts"]) { _ = try Adapter.load(path: folder).attach(to: base) }
+
+        let dense = try ModelLoader.loadDecoder(folder: FixturePaths.ownModel("granite-hybrid-dense-rope"))
+        let misplaced = try AdapterFixtures.editableCopy("mlx-granite-hybrid")
+        defer { try? FileManager.default.removeItem(at: misplaced.deletingLastPathComponent()) }
+        try Self.editTensors(misplaced, file: "adapters.safetensors") { tensors in
+            for suffix in ["lora_a", "lora_b"] {
+                tensors["model.layers.1.mamba.out_proj.\(suffix)"] = tensors.removeValue(forKey: "model.layers.0.mamba.out_proj.\(suffix)")
+            }
+        }
+        try expectAdapterError(["layer 1 has no module 'mamba.out_proj'"]) { _ = try Adapter.load(path: misplaced).attach(to: dense) }
+    }
+
     @Test func unknownModule() throws {
         let folder = try AdapterFixtures.editableCopy("peft-llama")
         defer { try? FileManager.default.removeItem(at: folder.deletingLastPathComponent()) }

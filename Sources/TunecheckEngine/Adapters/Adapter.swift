@@ -125,22 +125,23 @@ public final class Adapter: @unchecked Sendable {
     /// A new model whose linear layers carry this adapter, applied unfused as a low-rank path.
     /// Every module must exist in the base with matching in/out features.
     public func attach(to model: DecoderModel) throws -> DecoderModel {
-        var byLayer: [Int: [String: AdapterModule]] = [:]
-        for module in modules { byLayer[module.layer, default: [:]][module.modulePath] = module }
         if let module = modules.first(where: { $0.layer >= model.spec.layerCount }) {
             throw AdapterError.doesNotFitBase(path: weightsURL.path, tensor: module.downName,
                                               reason: "layer \(module.layer) does not exist (the base has \(model.spec.layerCount) layers)")
         }
         // Layers can differ (Granite 4.0-H mixes Mamba and attention layers), so each module is checked against its own layer.
         let knownByLayer = model.weights.layers.map { Set($0.linears.map { Self.modulePath(ofLinearNamed: $0.name) }) }
-        if let stray = modules.first(where: { !knownByLayer[$0.layer].contains($0.modulePath) }) {
+        let (attachable, owner) = try attachableModules(knownByLayer: knownByLayer)
+        var byLayer: [Int: [String: AttachableModule]] = [:]
+        for module in attachable { byLayer[module.layer, default: [:]][module.modulePath] = module }
+        if let stray = attachable.first(where: { !knownByLayer[$0.layer].contains($0.modulePath) }) {
             let known = knownByLayer[stray.layer]
             let elsewhere = knownByLayer.contains { $0.contains(stray.modulePath) } ? "layer \(stray.layer) has no module" : "the base has no module"
             throw AdapterError.doesNotFitBase(path: weightsURL.path, tensor: stray.downName,
                                               reason: "\(elsewhere) '\(stray.modulePath)' (it has \(known.sorted().joined(separator: ", ")))")
         }
         var attached = 0
-        let result = try model.withLayers(retaining: self) { layers in
+        let result = try model.withLayers(retaining: owner) { layers in
             for index in layers.indices {
                 guard let wanted = byLayer[index] else { continue }
                 try layers[index].updateLinears { linear in
@@ -157,9 +158,9 @@ public final class Adapter: @unchecked Sendable {
             }
         }
         // Every module was checked against `known` above, so each one found its linear layer.
-        guard attached == modules.count else {
+        guard attached == attachable.count else {
             throw AdapterError.doesNotFitBase(path: weightsURL.path, tensor: modules.first?.downName ?? "?",
-                                              reason: "\(modules.count - attached) adapter modules found no linear layer")
+                                              reason: "\(attachable.count - attached) adapter modules found no linear layer")
         }
         if let expectsModule {
             for (index, layer) in result.weights.layers.enumerated() {
