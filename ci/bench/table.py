@@ -8,7 +8,7 @@ import fileinput
 import json
 
 TOOLS = ["tunecheck", "tunecheck-bf16", "pytorch", "llamacpp-f32", "llamacpp-bf16"]
-SHAPES = ["s15m", "s110m", "q05b"]
+SHAPES = ["s15m", "s110m", "q05b", "h110m"]
 
 
 def rate(value):
