@@ -107,6 +107,18 @@ import Testing
         .set("granite attention_multiplier negative", "attention_multiplier", "-0.05", ["attention scale"], fixture: "granite"),
         .set("qwen2 per-layer sliding windows", "use_sliding_window", "true", ["use_sliding_window"], fixture: "qwen2"),
         .set("mistral sliding_window zero", "sliding_window", "0", ["sliding_window"], fixture: "mistral"),
+        .set("hybrid unknown layer type", "layer_types", #"["mamba", "attention", "mamba2", "attention"]"#, ["layer_types", "'mamba2'"],
+             fixture: "granite-hybrid-moe-nope"),
+        .set("hybrid layer_types too short", "layer_types", #"["mamba", "attention"]"#, ["layer_types has 2 entries", "num_hidden_layers is 4"],
+             fixture: "granite-hybrid-moe-nope"),
+        .set("hybrid mamba heads × head size ≠ expand × hidden", "mamba_d_head", "12", ["mamba_n_heads 4 × mamba_d_head 12"],
+             fixture: "granite-hybrid-moe-nope"),
+        .set("hybrid groups do not divide heads", "mamba_n_groups", "3", ["mamba_n_groups 3"], fixture: "granite-hybrid-dense-rope"),
+        .set("hybrid top-k above the experts", "num_experts_per_tok", "5", ["num_experts_per_tok 5"], fixture: "granite-hybrid-moe-nope"),
+        .set("hybrid time_step_limit unordered", "time_step_limit", "[1.0, 0.5]", ["time_step_limit"], fixture: "granite-hybrid-dense-rope"),
+        .set("hybrid time_step_limit tag unknown", "time_step_limit", #"[0.0, {"__float__": "Huge"}]"#, ["time_step_limit"],
+             fixture: "granite-hybrid-dense-rope"),
+        .set("hybrid chunk size zero", "mamba_chunk_size", "0", ["mamba_chunk_size"], fixture: "granite-hybrid-dense-rope"),
     ]
 
     @Test(arguments: configCases)

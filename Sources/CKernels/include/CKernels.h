@@ -25,6 +25,18 @@ void tc_gemv_f32(const float *w, size_t rows, size_t cols, size_t ldw, const flo
 /// Transposed, for small matrices (attention over the cache): y[c] = alpha · Σ_r x[r] · w[r·ldw + c] for c < cols.
 void tc_gemv_t_f32(const float *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float *y);
 
+/// Runs fn(ctx, part) for part < parts on up to `threads` threads (the caller and threads − 1 pool workers). The
+/// workers persist and spin for a short while between jobs, so back-to-back small jobs (decoding: ~85 products per
+/// token) do not pay a thread wake-up each; after ~2 ms without work they sleep. One job runs at a time.
+void tc_parallel_for(int parts, int threads, void (*fn)(void *ctx, int part), void *ctx);
+
+/// tc_gemv_f32 / tc_gemv_bf16 split into `parts` row blocks (multiples of 4 rows) run by tc_parallel_for; each row
+/// is summed by one thread in the same order, so the result does not depend on `parts`.
+void tc_gemv_f32_parallel(const float *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y,
+                          int parts);
+void tc_gemv_bf16_parallel(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y,
+                           int parts);
+
 /// 1 when the AVX-512 paths are used on this CPU.
 int tc_uses_avx512(void);
 

@@ -12,8 +12,9 @@ public enum BFloat16Kernels {
     /// `x` has row stride `ldx`, `y` row stride `ldy`.
     ///
     /// One row (decoding) is a matrix-vector product read straight from the bfloat16 bytes, split over the cores in
-    /// row blocks. Several rows widen blocks of about 1 MB of `W` to float32 and hand each to sgemm: the widening is
-    /// linear in the weights while the GEMM is linear in weights × rows, so it disappears for prefill and scoring.
+    /// row blocks. Several rows widen blocks of about 1 MB of `W` to float32 and hand each to sgemm (one share of the
+    /// rows per core): the widening is linear in the weights while the GEMM is linear in weights × rows, so it
+    /// disappears for prefill and scoring.
     @inlinable
     public static func forward(weight: UnsafePointer<UInt16>, outFeatures: Int, inFeatures: Int, x: UnsafePointer<Float>, rows: Int,
                                ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int, alpha: Float, beta: Float) {
@@ -22,16 +23,56 @@ public enum BFloat16Kernels {
             MatrixVectorKernels.multiply(weight, rows: outFeatures, columns: inFeatures, x: x, alpha: alpha, beta: beta, y: y)
             return
         }
-        let blockRows = max(16, min(outFeatures, 262_144 / max(inFeatures, 1)))
-        let block = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * inFeatures)
-        defer { block.deallocate() }
-        var start = 0
-        while start < outFeatures {
-            let count = min(blockRows, outFeatures - start)
-            tc_bf16_to_f32(weight + start * inFeatures, block, count * inFeatures)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(count), Int32(inFeatures), alpha, x, Int32(ldx),
-                        block, Int32(inFeatures), beta, y + start, Int32(ldy))
-            start += count
+        // Each part widens its own share of W's rows, block by block, and runs single-threaded sgemm on it: the
+        // widening is spread over the cores too, and no GEMM is small enough to hand to OpenBLAS' threads.
+        let parts = max(1, min(MatrixVectorKernels.threads, outFeatures / 16))
+        var job = WideningJob(weight: weight, outFeatures: outFeatures, inFeatures: inFeatures, x: x, rows: rows, ldx: ldx, y: y, ldy: ldy,
+                              alpha: alpha, beta: beta, partRows: ((outFeatures + parts - 1) / parts + 3) / 4 * 4)
+        withSingleThreadedBLAS {
+            withUnsafeMutablePointer(to: &job) { pointer in
+                tc_parallel_for(Int32(parts), Int32(parts), { context, part in
+                    context!.assumingMemoryBound(to: WideningJob.self).pointee.run(part: Int(part))
+                }, pointer)
+            }
+        }
+    }
+
+    /// One `forward` over several rows, split by output rows (`partRows` per part).
+    @usableFromInline
+    struct WideningJob {
+        let weight: UnsafePointer<UInt16>
+        let outFeatures: Int, inFeatures: Int
+        let x: UnsafePointer<Float>
+        let rows: Int, ldx: Int
+        let y: UnsafeMutablePointer<Float>
+        let ldy: Int
+        let alpha: Float, beta: Float
+        let partRows: Int
+
+        @usableFromInline
+        init(weight: UnsafePointer<UInt16>, outFeatures: Int, inFeatures: Int, x: UnsafePointer<Float>, rows: Int, ldx: Int,
+             y: UnsafeMutablePointer<Float>, ldy: Int, alpha: Float, beta: Float, partRows: Int) {
+            self.weight = weight; self.outFeatures = outFeatures; self.inFeatures = inFeatures; self.x = x; self.rows = rows
+            self.ldx = ldx; self.y = y; self.ldy = ldy; self.alpha = alpha; self.beta = beta; self.partRows = partRows
+        }
+
+        /// Widens ~1 MB blocks of this part's rows of W and multiplies each with sgemm.
+        @usableFromInline
+        func run(part: Int) {
+            let first = part * partRows
+            let end = min(outFeatures, first + partRows)
+            guard first < end else { return }
+            let blockRows = max(16, min(end - first, 262_144 / max(inFeatures, 1)))
+            let block = UnsafeMutablePointer<Float>.allocate(capacity: blockRows * inFeatures)
+            defer { block.deallocate() }
+            var start = first
+            while start < end {
+                let count = min(blockRows, end - start)
+                tc_bf16_to_f32(weight + start * inFeatures, block, count * inFeatures)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(count), Int32(inFeatures), alpha, x, Int32(ldx),
+                            block, Int32(inFeatures), beta, y + start, Int32(ldy))
+                start += count
+            }
         }
     }
 

@@ -6,8 +6,7 @@ import Foundation
 /// Decoding reads every weight once per token and is bound by memory bandwidth, not arithmetic. OpenBLAS' sgemv
 /// hands each call to its thread pool, whose idle threads spin and `sched_yield`; at ~85 calls per token that hand-off
 /// cost more than the products (and on a busy machine it collapsed: 2 tokens/s for stories110M). Here a call is split
-/// into one row block per thread with `DispatchQueue.concurrentPerform` (waiting threads sleep) and each block runs
-/// the C kernel (AVX-512 when the CPU has it).
+/// into one row block per thread on the C pool's workers and each block runs the C kernel (AVX-512 when the CPU has it).
 public enum MatrixVectorKernels {
     /// Threads for one product: `OPENBLAS_NUM_THREADS` when set, else the active cores. Set it (before running
     /// passes) to compare against the single-threaded path; results do not depend on it (each row is summed by one
@@ -25,37 +24,21 @@ public enum MatrixVectorKernels {
     /// `parts` overrides the number of row blocks (tests compare 1 with several).
     public static func multiply(_ weight: UnsafePointer<Float>, rows: Int, columns: Int, x: UnsafePointer<Float>, alpha: Float, beta: Float,
                                 y: UnsafeMutablePointer<Float>, parts: Int? = nil) {
-        split(rows: rows, columns: columns, parts: parts, weight: UInt(bitPattern: weight), x: x, y: y) { weight, start, count, x, y in
-            tc_gemv_f32(UnsafePointer<Float>(bitPattern: weight)! + start * columns, count, columns, columns, x, alpha, beta, y + start)
-        }
+        guard rows > 0 else { return }
+        tc_gemv_f32_parallel(weight, rows, columns, columns, x, alpha, beta, y, Int32(partCount(rows: rows, columns: columns, requested: parts)))
     }
 
     /// The same for `W` in bfloat16 (float32 products and sums).
     public static func multiply(_ weight: UnsafePointer<UInt16>, rows: Int, columns: Int, x: UnsafePointer<Float>, alpha: Float, beta: Float,
                                 y: UnsafeMutablePointer<Float>, parts: Int? = nil) {
-        split(rows: rows, columns: columns, parts: parts, weight: UInt(bitPattern: weight), x: x, y: y) { weight, start, count, x, y in
-            tc_gemv_bf16(UnsafePointer<UInt16>(bitPattern: weight)! + start * columns, count, columns, columns, x, alpha, beta, y + start)
-        }
+        guard rows > 0 else { return }
+        tc_gemv_bf16_parallel(weight, rows, columns, columns, x, alpha, beta, y, Int32(partCount(rows: rows, columns: columns, requested: parts)))
     }
 
-    /// Runs `body(weightAddress, firstRow, rowCount, x, y)` over one block of rows (a multiple of 4, the kernel's
-    /// unroll) per thread. Addresses cross into the worker closure as integers (raw pointers are not Sendable); each
-    /// block writes only its own rows of y.
-    private static func split(rows: Int, columns: Int, parts requested: Int?, weight: UInt, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>,
-                              _ body: @escaping @Sendable (UInt, Int, Int, UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) {
-        guard rows > 0 else { return }
-        let parts = max(1, min(requested ?? (rows * columns >= parallelThreshold ? min(threads, rows / 16) : 1), (rows + 3) / 4))
-        if parts == 1 {
-            body(weight, 0, rows, x, y)
-            return
-        }
-        let blockRows = ((rows + parts - 1) / parts + 3) / 4 * 4
-        let (xAddress, yAddress) = (UInt(bitPattern: x), UInt(bitPattern: y))
-        DispatchQueue.concurrentPerform(iterations: parts) { part in
-            let start = part * blockRows
-            let count = min(blockRows, rows - start)
-            guard count > 0 else { return }
-            body(weight, start, count, UnsafePointer<Float>(bitPattern: xAddress)!, UnsafeMutablePointer<Float>(bitPattern: yAddress)!)
-        }
+    /// One block of rows (a multiple of 4, the kernel's unroll) per thread for large products, one block otherwise.
+    /// The blocks run on `tc_parallel_for`'s persistent workers (C, Sources/CKernels/pool.c), which spin briefly
+    /// between calls: the ~85 products of a decoding step come faster than a sleeping thread wakes up.
+    private static func partCount(rows: Int, columns: Int, requested: Int?) -> Int {
+        max(1, min(requested ?? (rows * columns >= parallelThreshold ? min(threads, rows / 16) : 1), (rows + 3) / 4))
     }
 }

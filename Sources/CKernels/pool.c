@@ -1,0 +1,156 @@
+#include "CKernels.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <time.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define TC_PAUSE() _mm_pause()
+#else
+#define TC_PAUSE() ((void)0)
+#endif
+
+// A fixed set of worker threads that spin between jobs (for a while) instead of sleeping. Decoding issues ~85
+// matrix-vector products per token, ~20-60 µs each: waking a sleeping thread for every one (what a condition variable
+// or libdispatch does) costs about as much as the product. Workers spin for up to TC_SPIN_NS after their last job,
+// then sleep on a condition variable, so an idle process does not burn a core.
+
+#define TC_MAX_WORKERS 63
+#define TC_SPIN_NS 2000000L  // 2 ms
+
+typedef struct {
+    void (*fn)(void *ctx, int part);
+    void *ctx;
+    int parts;
+} tc_job;
+
+static pthread_mutex_t pool_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_wake = PTHREAD_COND_INITIALIZER;
+static int pool_workers = 0;            // started worker threads
+static tc_job pool_job;
+static atomic_ulong pool_generation = 0; // incremented for each job
+static atomic_int pool_next_part = 0;    // next part to take
+static atomic_int pool_done_parts = 0;   // parts finished
+static atomic_int pool_sleepers = 0;     // workers waiting on pool_wake
+static pthread_mutex_t pool_run_mutex = PTHREAD_MUTEX_INITIALIZER; // one job at a time
+
+static long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000L + ts.tv_nsec;
+}
+
+static void run_parts(void) {
+    for (;;) {
+        int part = atomic_fetch_add_explicit(&pool_next_part, 1, memory_order_acq_rel);
+        if (part >= pool_job.parts) return;
+        pool_job.fn(pool_job.ctx, part);
+        atomic_fetch_add_explicit(&pool_done_parts, 1, memory_order_acq_rel);
+    }
+}
+
+static void *worker_main(void *unused) {
+    (void)unused;
+    unsigned long seen = atomic_load_explicit(&pool_generation, memory_order_acquire);
+    for (;;) {
+        long spin_start = now_ns();
+        unsigned long generation;
+        int spins = 0;
+        while ((generation = atomic_load_explicit(&pool_generation, memory_order_acquire)) == seen) {
+            TC_PAUSE();
+            if (++spins == 1024) {
+                spins = 0;
+                if (now_ns() - spin_start > TC_SPIN_NS) {
+                    pthread_mutex_lock(&pool_mutex);
+                    atomic_fetch_add(&pool_sleepers, 1);
+                    while (atomic_load_explicit(&pool_generation, memory_order_acquire) == seen) {
+                        pthread_cond_wait(&pool_wake, &pool_mutex);
+                    }
+                    atomic_fetch_sub(&pool_sleepers, 1);
+                    pthread_mutex_unlock(&pool_mutex);
+                    spin_start = now_ns();
+                }
+            }
+        }
+        seen = generation;
+        run_parts();
+    }
+    return NULL;
+}
+
+void tc_parallel_for(int parts, int threads, void (*fn)(void *ctx, int part), void *ctx) {
+    if (parts <= 1 || threads <= 1) {
+        for (int part = 0; part < parts; part++) fn(ctx, part);
+        return;
+    }
+    pthread_mutex_lock(&pool_run_mutex);
+    int wanted = threads - 1;
+    if (wanted > TC_MAX_WORKERS) wanted = TC_MAX_WORKERS;
+    while (pool_workers < wanted) {
+        pthread_t thread;
+        pthread_attr_t attributes;
+        pthread_attr_init(&attributes);
+        pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&thread, &attributes, worker_main, NULL) != 0) {
+            pthread_attr_destroy(&attributes);
+            break;
+        }
+        pthread_attr_destroy(&attributes);
+        pool_workers++;
+    }
+    pool_job.fn = fn;
+    pool_job.ctx = ctx;
+    pool_job.parts = parts;
+    atomic_store_explicit(&pool_done_parts, 0, memory_order_relaxed);
+    atomic_store_explicit(&pool_next_part, 0, memory_order_relaxed);
+    // Publish the job; sleeping workers need the mutex-protected broadcast, spinning ones see the new generation.
+    pthread_mutex_lock(&pool_mutex);
+    atomic_fetch_add_explicit(&pool_generation, 1, memory_order_acq_rel);
+    if (atomic_load(&pool_sleepers) > 0) pthread_cond_broadcast(&pool_wake);
+    pthread_mutex_unlock(&pool_mutex);
+    run_parts();
+    while (atomic_load_explicit(&pool_done_parts, memory_order_acquire) < parts) TC_PAUSE();
+    pthread_mutex_unlock(&pool_run_mutex);
+}
+
+typedef struct {
+    const void *w;
+    size_t rows, cols, ldw, block;
+    const float *x;
+    float alpha, beta;
+    float *y;
+} gemv_job;
+
+static void gemv_f32_part(void *ctx, int part) {
+    gemv_job *job = ctx;
+    size_t start = (size_t)part * job->block;
+    if (start >= job->rows) return;
+    size_t count = job->rows - start < job->block ? job->rows - start : job->block;
+    tc_gemv_f32((const float *)job->w + start * job->ldw, count, job->cols, job->ldw, job->x, job->alpha, job->beta, job->y + start);
+}
+
+static void gemv_bf16_part(void *ctx, int part) {
+    gemv_job *job = ctx;
+    size_t start = (size_t)part * job->block;
+    if (start >= job->rows) return;
+    size_t count = job->rows - start < job->block ? job->rows - start : job->block;
+    tc_gemv_bf16((const uint16_t *)job->w + start * job->ldw, count, job->cols, job->ldw, job->x, job->alpha, job->beta, job->y + start);
+}
+
+static size_t block_rows(size_t rows, int parts) {
+    size_t block = (rows + (size_t)parts - 1) / (size_t)parts;
+    return (block + 3) / 4 * 4;
+}
+
+void tc_gemv_f32_parallel(const float *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y,
+                          int parts) {
+    gemv_job job = {w, rows, cols, ldw, block_rows(rows, parts), x, alpha, beta, y};
+    tc_parallel_for(parts, parts, gemv_f32_part, &job);
+}
+
+void tc_gemv_bf16_parallel(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y,
+                           int parts) {
+    gemv_job job = {w, rows, cols, ldw, block_rows(rows, parts), x, alpha, beta, y};
+    tc_parallel_for(parts, parts, gemv_bf16_part, &job);
+}
