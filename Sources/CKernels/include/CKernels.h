@@ -37,6 +37,10 @@ void tc_gemv_f32_parallel(const float *w, size_t rows, size_t cols, size_t ldw, 
 void tc_gemv_bf16_parallel(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y,
                            int parts);
 
+/// log Σ exp(x[i]) over n values with max subtraction (the max is stored in *maximum); exp by a degree-6
+/// polynomial (relative error < 2e-7), lanes summed in float32, the total in double.
+double tc_log_sum_exp(const float *x, size_t n, float *maximum);
+
 /// 1 when the AVX-512 paths are used on this CPU.
 int tc_uses_avx512(void);
 
