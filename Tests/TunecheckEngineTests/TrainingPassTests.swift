@@ -104,4 +104,34 @@ struct TrainingPassTests {
         }
     }
 
+
+    /// A batch split over two single-threaded passes gives the log-probs and (summed) gradients of one pass over the
+    /// whole batch: the same math, float32 sums in another order (1e-5 relative to the largest gradient). LoRA runs the
+    /// shares' backward in parallel into separate buffers; full fine-tuning runs them one after another.
+    @Test(arguments: ["llama-rope-llama3-old-schema", "gpt2-inner96", "granite-hybrid-moe-nope"])
+    func splitBatchEqualsOnePass(fixture: String) throws {
+        let base = try ModelLoader.loadDecoder(folder: FixturePaths.ownModel(fixture))
+        var generator = SeededGenerator(seed: 23)
+        let (sequences, weights) = Self.batch(vocabulary: base.spec.vocabularySize, generator: &generator)
+        let lora = try LoRAParameters(base: base, rank: 2, scale: 2, keys: nil, numLayers: nil, seed: 3)
+        for module in lora.modules {
+            for index in 0..<module.b.count { module.b.values[index] = Float.random(in: -0.05...0.05, using: &generator) }
+        }
+        let full = try FullParameters(folder: FixturePaths.ownModel(fixture))
+        for parameters in [lora as TrainableParameters, full] {
+            func run(threads: Int) throws -> (logprobs: [[Double]], gradients: [[Float]]) {
+                parameters.zeroGradients()
+                let pass = TrainingPass(model: parameters.model, threads: threads)
+                let logprobs = try pass.forward(sequences)
+                pass.backward(weights, into: parameters.gradients)
+                return (logprobs, parameters.tensors.map { Array(UnsafeBufferPointer(start: $0.gradient, count: $0.count)) })
+            }
+            let one = try run(threads: 1), split = try run(threads: 2)
+            let logprobDifference = zip(one.logprobs.joined(), split.logprobs.joined()).map { abs($0 - $1) }.max() ?? 0
+            #expect(logprobDifference < 1e-5, "\(fixture): log-probs differ by \(logprobDifference)")
+            let scale = one.gradients.joined().map { abs($0) }.max() ?? 0
+            let difference = zip(one.gradients.joined(), split.gradients.joined()).map { abs($0 - $1) }.max() ?? 0
+            #expect(scale > 0 && difference <= 1e-5 * max(scale, 1e-3), "\(fixture): gradients differ by \(difference) (max |g| \(scale))")
+        }
+    }
 }

@@ -39,8 +39,19 @@ public final class TrainingPass {
     var expertScratch: UnsafeMutablePointer<Float>!    // ExpertKernels.scratchCount(rows)
     private var logitRows: Int { model.logitChunkRows }
 
-    public init(model: DecoderModel) {
+    /// Threads a batch of several sequences is split over (see `TrainingPass+Parallel.swift`).
+    public let threads: Int
+    /// Single-threaded passes over shares of the batch, made on first use, and the share each ran last.
+    var workers: [TrainingPass] = []
+    var shares: [Range<Int>]?
+    /// Per-worker gradient buffers and the gradients object they shadow (kept alive, so identity stays meaningful);
+    /// no buffers when that object cannot be shadowed.
+    var shadowed: (owner: ParameterGradients, shadows: [ShadowGradients])?
+
+    /// `threads` defaults to the cores this process may use; 1 runs every batch as one packed pass.
+    public init(model: DecoderModel, threads: Int? = nil) {
         self.model = model
+        self.threads = max(1, threads ?? MatrixVectorKernels.threads)
         context = ForwardContext(model: model, recording: true)
     }
 
@@ -48,6 +59,8 @@ public final class TrainingPass {
 
     /// Forward over `sequences` (each ≥ 2 tokens); returns each sequence's n−1 next-token log-probs.
     public func forward(_ sequences: [[Int]]) throws -> [[Double]] {
+        if let split = try forwardSplit(sequences) { return split }
+        shares = nil
         let batch = try PackedBatch(sequences, vocabularySize: model.spec.vocabularySize, minimumLength: 2, label: "training sequence")
         tokens = batch.tokens
         segments = batch.segments
@@ -71,6 +84,7 @@ public final class TrainingPass {
 
     /// Backward of the last `forward`, given `∂L/∂logprob` for every scored position (same shape as its result).
     public func backward(_ dLogprobs: [[Double]], into gradients: ParameterGradients) {
+        if backwardSplit(dLogprobs, into: gradients) { return }
         let spec = model.spec
         let rows = tokens.count
         let hiddenSize = spec.hiddenSize
