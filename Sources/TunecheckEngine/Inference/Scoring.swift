@@ -54,32 +54,8 @@ public final class Scorer {
         let parts = min(threads, sequences.count)
         guard parts > 1 else { return try scorePacked(sequences) }
         while workers.count < parts { workers.append(Scorer(model: model, tokenBudget: tokenBudget, threads: 1)) }
-        // Contiguous groups of about equal token counts.
-        let total = sequences.reduce(0) { $0 + $1.count }
-        var groups: [Range<Int>] = []
-        var groupStart = 0
-        var tokens = 0
-        for (index, sequence) in sequences.enumerated() {
-            tokens += sequence.count
-            let remainingGroups = parts - groups.count
-            if remainingGroups > 1, tokens * parts >= total * (groups.count + 1) || sequences.count - index - 1 < remainingGroups {
-                groups.append(groupStart..<(index + 1))
-                groupStart = index + 1
-            }
-        }
-        if groupStart < sequences.count { groups.append(groupStart..<sequences.count) }
-        let outcomes = UnsafeMutableBufferPointer<Result<[[Double]], Error>?>.allocate(capacity: groups.count)
-        outcomes.initialize(repeating: nil)
-        defer { outcomes.deinitialize(); outcomes.deallocate() }
-        let shared = UncheckedSendable((workers: workers, outcomes: outcomes, groups: groups, sequences: sequences))
-        let blasThreads = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(blasThreads) }
-        DispatchQueue.concurrentPerform(iterations: groups.count) { part in
-            let state = shared.value
-            state.outcomes[part] = Result { try state.workers[part].scorePacked(Array(state.sequences[state.groups[part]])) }
-        }
-        return try outcomes.flatMap { try $0!.get() }
+        let groups = BatchSplit.contiguousGroups(tokenCounts: sequences.map(\.count), parts: parts)
+        return try BatchSplit.run(groups.count) { part in try self.workers[part].scorePacked(Array(sequences[groups[part]])) }.flatMap { $0 }
     }
 
     /// One packed forward pass over `sequences`.

@@ -92,22 +92,30 @@ enum ExpertKernels {
         return count
     }
 
+    /// One expert on its `count` gathered rows: `gateUp = gathered · W_inᵀ` (count, 2F), `activated = silu(gate) ⊙ up`
+    /// (count, F), `expertOutput = activated · W_downᵀ` (count, H). Returns the expert's two weight matrices.
+    static func runExpert(_ shape: ExpertShape, expert: Int, weights: ExpertWeights, hidden: Int, count: Int, scratch: Scratch)
+        -> (gateUp: UnsafePointer<Float>, down: UnsafePointer<Float>) {
+        let width = shape.width
+        let gateUpWeight = weights.gateUp + expert * 2 * width * hidden
+        let downWeight = weights.down + expert * hidden * width
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(2 * width), Int32(hidden),
+                    1, scratch.gathered, Int32(hidden), gateUpWeight, Int32(hidden), 0, scratch.gateUp, Int32(2 * width))
+        ActivationKernels.gatedForward(.silu, gate: scratch.gateUp, up: scratch.gateUp + width, rows: count, dim: width, ld: 2 * width,
+                                       into: scratch.activated, ldy: width)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(hidden), Int32(width),
+                    1, scratch.activated, Int32(width), downWeight, Int32(width), 0, scratch.expertOutput, Int32(hidden))
+        return (gateUpWeight, downWeight)
+    }
+
     /// `output[row] += alpha · Σ_j w_j · expert_j(input[row])`. `input` (rows, H) stride `ldi`; `output` (rows, H) stride `ldo`.
     static func forward(_ shape: ExpertShape, weights: ExpertWeights, hidden: Int, input: UnsafePointer<Float>, ldi: Int, rows: Int,
                         into output: UnsafeMutablePointer<Float>, ldo: Int, alpha: Float, scratch: Scratch) {
-        let width = shape.width
         route(shape, router: weights.router, hidden: hidden, input: input, ldi: ldi, rows: rows, scratch: scratch)
         for expert in 0..<shape.count {
             let count = gather(shape, expert: expert, hidden: hidden, input: input, ldi: ldi, rows: rows, scratch: scratch)
             guard count > 0 else { continue }
-            let gateUpWeight = weights.gateUp + expert * 2 * width * hidden
-            let downWeight = weights.down + expert * hidden * width
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(2 * width), Int32(hidden),
-                        1, scratch.gathered, Int32(hidden), gateUpWeight, Int32(hidden), 0, scratch.gateUp, Int32(2 * width))
-            ActivationKernels.gatedForward(.silu, gate: scratch.gateUp, up: scratch.gateUp + width, rows: count, dim: width, ld: 2 * width,
-                                           into: scratch.activated, ldy: width)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(hidden), Int32(width),
-                        1, scratch.activated, Int32(width), downWeight, Int32(width), 0, scratch.expertOutput, Int32(hidden))
+            _ = runExpert(shape, expert: expert, weights: weights, hidden: hidden, count: count, scratch: scratch)
             for index in 0..<count {
                 let target = output + Int(scratch.rowIndex[index]) * ldo
                 let source = scratch.expertOutput + index * hidden
@@ -136,14 +144,7 @@ enum ExpertKernels {
         for expert in 0..<shape.count {
             let count = gather(shape, expert: expert, hidden: hidden, input: input, ldi: ldi, rows: rows, scratch: scratch)
             guard count > 0 else { continue }
-            let gateUpWeight = weights.gateUp + expert * 2 * width * hidden
-            let downWeight = weights.down + expert * hidden * width
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(2 * width), Int32(hidden),
-                        1, scratch.gathered, Int32(hidden), gateUpWeight, Int32(hidden), 0, scratch.gateUp, Int32(2 * width))
-            ActivationKernels.gatedForward(.silu, gate: scratch.gateUp, up: scratch.gateUp + width, rows: count, dim: width, ld: 2 * width,
-                                           into: scratch.activated, ldy: width)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(hidden), Int32(width),
-                        1, scratch.activated, Int32(width), downWeight, Int32(width), 0, scratch.expertOutput, Int32(hidden))
+            let (gateUpWeight, downWeight) = runExpert(shape, expert: expert, weights: weights, hidden: hidden, count: count, scratch: scratch)
             // ∂L/∂w for each (row, slot) routed here, then expertOutput becomes ∂L/∂(expert output) = alpha·w·dOutput.
             var index = 0
             for row in 0..<rows {

@@ -17,6 +17,16 @@ enum Granite: Architecture {
             case attention = "attention_multiplier", logitsScaling = "logits_scaling"
         }
 
+        /// Reads the four multipliers from `configData` into `spec` (Granite and Granite 4.0-H share them).
+        static func apply(_ configData: Data, to spec: inout TransformerSpec) throws {
+            let multipliers = try JSONDecoder().decode(Multipliers.self, from: configData)
+            guard multipliers.logitsScaling != 0 else { throw ConfigProblem("logits_scaling must not be 0") }
+            spec.embeddingMultiplier = Float(multipliers.embedding)
+            spec.residualMultiplier = Float(multipliers.residual)
+            spec.attentionScale = Float(multipliers.attention)
+            spec.logitsMultiplier = Float(1 / multipliers.logitsScaling)
+        }
+
         init(from decoder: Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             embedding = try container.decodeIfPresent(Double.self, forKey: .embedding) ?? 1
@@ -28,13 +38,8 @@ enum Granite: Architecture {
 
     static func specification(configData: Data, modelType: String) throws -> TransformerSpec {
         let config = try LlamaFamilyConfiguration.decode(configData)
-        let multipliers = try JSONDecoder().decode(Multipliers.self, from: configData)
-        guard multipliers.logitsScaling != 0 else { throw ConfigProblem("logits_scaling must not be 0") }
         var spec = try config.baseSpecification(modelType: modelType)
-        spec.embeddingMultiplier = Float(multipliers.embedding)
-        spec.residualMultiplier = Float(multipliers.residual)
-        spec.attentionScale = Float(multipliers.attention)
-        spec.logitsMultiplier = Float(1 / multipliers.logitsScaling)
+        try Multipliers.apply(configData, to: &spec)
         return spec
     }
 

@@ -83,13 +83,8 @@ enum GraniteMoeHybrid: Architecture {
     static func specification(configData: Data, modelType: String) throws -> TransformerSpec {
         let config = try LlamaFamilyConfiguration.decode(configData)
         let hybrid = try JSONDecoder().decode(HybridConfiguration.self, from: configData)
-        let multipliers = try JSONDecoder().decode(Granite.Multipliers.self, from: configData)
-        guard multipliers.logitsScaling != 0 else { throw ConfigProblem("logits_scaling must not be 0") }
         var spec = try config.baseSpecification(modelType: modelType)
-        spec.embeddingMultiplier = Float(multipliers.embedding)
-        spec.residualMultiplier = Float(multipliers.residual)
-        spec.attentionScale = Float(multipliers.attention)
-        spec.logitsMultiplier = Float(1 / multipliers.logitsScaling)
+        try Granite.Multipliers.apply(configData, to: &spec)
         // RoPE only for exactly "rope"; the Hub's "nope" (with a leftover rope_theta) means no positions at all.
         if hybrid.positionEmbeddingType != "rope" { spec.positions = .none }
 

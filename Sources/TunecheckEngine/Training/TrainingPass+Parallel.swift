@@ -1,4 +1,3 @@
-import CBLAS
 import Foundation
 
 /// Gradient buffers of one worker, shaped like the `ParameterGradients` they shadow (LoRA factors, and linear weights
@@ -58,20 +57,9 @@ extension TrainingPass {
     func forwardSplit(_ sequences: [[Int]]) throws -> [[Double]]? {
         let parts = min(threads, sequences.count)
         guard parts > 1 else { return nil }
-        let total = sequences.reduce(0) { $0 + $1.count }
-        var groups: [Range<Int>] = []
-        var groupStart = 0, tokens = 0
-        for (index, sequence) in sequences.enumerated() {
-            tokens += sequence.count
-            let remainingGroups = parts - groups.count
-            if remainingGroups > 1, tokens * parts >= total * (groups.count + 1) || sequences.count - index - 1 < remainingGroups {
-                groups.append(groupStart..<(index + 1))
-                groupStart = index + 1
-            }
-        }
-        if groupStart < sequences.count { groups.append(groupStart..<sequences.count) }
+        let groups = BatchSplit.contiguousGroups(tokenCounts: sequences.map(\.count), parts: parts)
         while workers.count < groups.count { workers.append(TrainingPass(model: model, threads: 1)) }
-        let outcomes = try runShares(groups.count) { part in try self.workers[part].forward(Array(sequences[groups[part]])) }
+        let outcomes = try BatchSplit.run(groups.count) { part in try self.workers[part].forward(Array(sequences[groups[part]])) }
         shares = groups
         return outcomes.flatMap { $0 }
     }
@@ -92,25 +80,10 @@ extension TrainingPass {
             return true
         }
         workerShadows.forEach { $0.zero() }
-        _ = try? runShares(groups.count) { part in
+        _ = try? BatchSplit.run(groups.count) { part in
             self.workers[part].backward(Array(dLogprobs[groups[part]]), into: part == 0 ? gradients : workerShadows[part - 1].gradients)
         }
         workerShadows.forEach { $0.addIntoTargets() }
         return true
-    }
-
-    /// Runs `body(part)` for every share on its own thread with OpenBLAS single-threaded; rethrows the first error.
-    private func runShares<T>(_ count: Int, _ body: @escaping (Int) throws -> T) throws -> [T] {
-        let outcomes = UnsafeMutableBufferPointer<Result<T, Error>?>.allocate(capacity: count)
-        outcomes.initialize(repeating: nil)
-        defer { outcomes.deinitialize(); outcomes.deallocate() }
-        let shared = UncheckedSendable((body: body, outcomes: outcomes))
-        let blasThreads = openblas_get_num_threads()
-        openblas_set_num_threads(1)
-        defer { openblas_set_num_threads(blasThreads) }
-        DispatchQueue.concurrentPerform(iterations: count) { part in
-            shared.value.outcomes[part] = Result { try shared.value.body(part) }
-        }
-        return try outcomes.map { try $0!.get() }
     }
 }
