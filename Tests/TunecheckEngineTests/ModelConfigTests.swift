@@ -119,6 +119,11 @@ import Testing
         .set("hybrid time_step_limit tag unknown", "time_step_limit", #"[0.0, {"__float__": "Huge"}]"#, ["time_step_limit"],
              fixture: "granite-hybrid-dense-rope"),
         .set("hybrid chunk size zero", "mamba_chunk_size", "0", ["mamba_chunk_size"], fixture: "granite-hybrid-dense-rope"),
+        // Products of these would overflow Int (a trap) if they were not range-checked first.
+        .set("hybrid mamba_d_head absurd", "mamba_d_head", "4611686018427387904", ["mamba_d_head 4611686018427387904"],
+             fixture: "granite-hybrid-moe-nope"),
+        .set("hybrid hidden_size absurd", "hidden_size", "4611686018427387904", ["invalid config", "1152921504606846976"],
+             fixture: "granite-hybrid-moe-nope"),
     ]
 
     @Test(arguments: configCases)

@@ -122,13 +122,15 @@ enum GraniteMoeHybrid: Architecture {
         func check(_ condition: Bool, _ message: @autoclosure () -> String) throws {
             if !condition { throw ConfigProblem(message()) }
         }
+        // Ranges first, so the products below cannot overflow (a hostile config must give an error, not a trap).
+        try check(hiddenSize > 0 && hiddenSize <= 65_536, "hidden size \(hiddenSize) is out of range (1 ... 65,536)")
         try check(hybrid.mambaExpand > 0 && hybrid.mambaExpand <= 64, "mamba_expand \(hybrid.mambaExpand) is out of range")
         let intermediate = hybrid.mambaExpand * hiddenSize
         try check(hybrid.mambaHeads > 0 && hybrid.mambaHeads <= intermediate, "mamba_n_heads \(hybrid.mambaHeads) is out of range")
         let headDim = hybrid.mambaHeadDim ?? intermediate / hybrid.mambaHeads
-        try check(headDim > 0 && headDim * hybrid.mambaHeads == intermediate,
+        try check(headDim > 0 && headDim <= intermediate && headDim * hybrid.mambaHeads == intermediate,
                   "mamba_n_heads \(hybrid.mambaHeads) × mamba_d_head \(headDim) must equal mamba_expand × hidden_size = \(intermediate)")
-        try check(hybrid.mambaGroups > 0 && hybrid.mambaHeads % hybrid.mambaGroups == 0,
+        try check(hybrid.mambaGroups > 0 && hybrid.mambaGroups <= hybrid.mambaHeads && hybrid.mambaHeads % hybrid.mambaGroups == 0,
                   "mamba_n_groups \(hybrid.mambaGroups) must divide mamba_n_heads \(hybrid.mambaHeads)")
         try check(hybrid.mambaStateSize > 0 && hybrid.mambaStateSize <= 65_536, "mamba_d_state \(hybrid.mambaStateSize) is out of range")
         try check(hybrid.mambaConvKernel > 0 && hybrid.mambaConvKernel <= 64, "mamba_d_conv \(hybrid.mambaConvKernel) is out of range")

@@ -24,7 +24,7 @@ public enum ModelLoader {
 /// any weight is mapped or widened (otherwise the kernel's OOM killer ends the process without a word).
 public enum MemoryBudget {
     /// Float32 parameter count implied by the config: embeddings (and an untied output projection), each block's
-    /// attention and MLP projections, learned positions. Norms and biases are left out (a fraction of a percent).
+    /// attention or Mamba2 projections and MLP (with routed experts), learned positions. Norms and biases are left out (a fraction of a percent).
     public static func parameterCount(_ spec: TransformerSpec) -> Double {
         let hidden = Double(spec.hiddenSize), vocabulary = Double(spec.vocabularySize)
         let attention = spec.attention
@@ -36,7 +36,15 @@ public enum MemoryBudget {
         case .plain: matrices = 2
         }
         let mlpParameters = matrices * hidden * Double(spec.intermediateSize)
-        var total = vocabulary * hidden * (spec.tiedEmbeddings ? 1 : 2) + Double(spec.layerCount) * (attentionParameters + mlpParameters)
+            + (spec.experts.map { Double($0.count) * (hidden + 3 * hidden * Double($0.width)) } ?? 0)
+        var total = vocabulary * hidden * (spec.tiedEmbeddings ? 1 : 2)
+        for layer in 0..<spec.layerCount {
+            if spec.layerKind(layer) == .mamba, let mamba = spec.mamba {
+                total += hidden * Double(mamba.projectionWidth) + Double(mamba.intermediate) * hidden + mlpParameters
+            } else {
+                total += attentionParameters + mlpParameters
+            }
+        }
         if case .learned(let count) = spec.positions { total += Double(count) * hidden }
         return total
     }
