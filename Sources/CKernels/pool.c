@@ -103,7 +103,9 @@ void tc_parallel_for(int parts, int threads, void (*fn)(void *ctx, int part), vo
     pool_job.ctx = ctx;
     pool_job.parts = parts;
     atomic_store_explicit(&pool_done_parts, 0, memory_order_relaxed);
-    atomic_store_explicit(&pool_next_part, 0, memory_order_relaxed);
+    // Release: a worker still leaving the previous job may take a part of this one through pool_next_part (before it
+    // sees the new generation); its acquiring fetch_add must then see this job's fields.
+    atomic_store_explicit(&pool_next_part, 0, memory_order_release);
     // Publish the job; sleeping workers need the mutex-protected broadcast, spinning ones see the new generation.
     pthread_mutex_lock(&pool_mutex);
     atomic_fetch_add_explicit(&pool_generation, 1, memory_order_acq_rel);
