@@ -22,7 +22,7 @@ let package = Package(
     dependencies: [.package(name: "tunecheck", path: "..")],
     targets: [
         .target(name: "CFuzzDriver", path: "CFuzzDriver"),
-        .target(name: "FuzzSupport", dependencies: ["CFuzzDriver"], path: "Support"),
+        .target(name: "FuzzSupport", dependencies: ["CFuzzDriver", .product(name: "TunecheckEngine", package: "tunecheck")], path: "Support"),
     ]
         + fuzzTargets.map { name in
             .executableTarget(name: "fuzz_\(name)", dependencies: ["FuzzSupport"] + libraries, path: "targets/\(name)")

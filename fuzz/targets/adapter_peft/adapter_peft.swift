@@ -1,27 +1,11 @@
-import Foundation
 import FuzzSupport
-import TunecheckEngine
 
-/// An peft adapter_config.json beside real adapter weights, loaded and attached to the fixture's base model
-/// (so configs naming other layers, ranks or modules than the weights and base hold are exercised).
-private let folder: URL = {
-    let folder = Fuzz.folder("adapter-peft")
-    Fuzz.link("Tests/Fixtures/adapters/peft-llama/adapter_model.safetensors", into: folder)
-    return folder
-}()
-private let base: DecoderModel? = try? ModelLoader.loadDecoder(
-    folder: Fuzz.repositoryRoot.appendingPathComponent("Tests/Fixtures/models/llama-rope-llama3-old-schema"))
+/// A peft adapter_config.json beside real adapter weights (see AdapterFuzzTarget).
+private let target = AdapterFuzzTarget(name: "adapter-peft", weights: "Tests/Fixtures/adapters/peft-llama/adapter_model.safetensors")
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzAdapter(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    guard let data else { return 0 }
-    precondition(base != nil, "the base fixture did not load; set TUNECHECK_ROOT")
-    Fuzz.write(UnsafeRawBufferPointer(start: data, count: size), to: folder.appendingPathComponent("adapter_config.json"))
-    Fuzz.run {
-        let adapter = try Adapter.load(path: folder)
-        _ = try adapter.attach(to: base!)
-    }
-    return 0
+    target.test(data, size)
 }
 
 @_cdecl("fuzz_adapter_peft_main")
