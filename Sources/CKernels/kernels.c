@@ -27,6 +27,26 @@ static inline float from_bf16(uint16_t value) {
     return result;
 }
 
+// IEEE half → float, exact: normal numbers rebias the exponent, subnormals are scaled by 2⁻²⁴, inf/NaN keep their
+// payload.
+static inline float from_f16(uint16_t value) {
+    uint32_t sign = (uint32_t)(value & 0x8000u) << 16;
+    uint32_t exponent = (value >> 10) & 0x1fu, mantissa = value & 0x3ffu;
+    uint32_t bits;
+    if (exponent == 0) {
+        float magnitude = (float)mantissa * 5.9604644775390625e-8f;
+        memcpy(&bits, &magnitude, 4);
+        bits |= sign;
+    } else if (exponent == 31) {
+        bits = sign | 0x7f800000u | (mantissa << 13);
+    } else {
+        bits = sign | ((exponent + 112u) << 23) | (mantissa << 13);
+    }
+    float result;
+    memcpy(&result, &bits, 4);
+    return result;
+}
+
 // Branch-free loops: the compiler vectorises them, with AVX-512 in the copies compiled for it.
 #define CONVERSIONS(suffix, attribute)                                                                 \
     attribute static void f32_to_bf16_##suffix(const float *x, uint16_t *y, size_t n) {                \
@@ -39,7 +59,115 @@ static inline float from_bf16(uint16_t value) {
 CONVERSIONS(generic, )
 #if TC_X86
 CONVERSIONS(avx512, __attribute__((target("avx512f,avx512bw"))))
+
+// F16C through AVX-512F: 16 halves per instruction.
+__attribute__((target("avx512f,avx512bw"))) static void f16_to_f32_avx512(const uint16_t *x, float *y, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
+    for (; i < n; i++) y[i] = from_f16(x[i]);
+}
 #endif
+
+static void f16_to_f32_generic(const uint16_t *x, float *y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = from_f16(x[i]);
+}
+
+// ---- finiteness --------------------------------------------------------------------------------------------------
+
+// A value is NaN or infinite when its exponent bits are all ones. OR-ing the comparison over a block and testing once
+// per block keeps the loop branch-free (vectorised) and still stops early on a bad tensor.
+#define FINITE_SCAN(suffix, attribute)                                                                              \
+    attribute static int finite_u16_##suffix(const uint16_t *x, size_t n, uint16_t mask) {                          \
+        for (size_t start = 0; start < n; start += 4096) {                                                          \
+            size_t end = n - start < 4096 ? n : start + 4096;                                                       \
+            unsigned bad = 0;                                                                                       \
+            for (size_t i = start; i < end; i++) bad |= (unsigned)((x[i] & mask) == mask);                          \
+            if (bad) return 0;                                                                                      \
+        }                                                                                                           \
+        return 1;                                                                                                   \
+    }                                                                                                               \
+    attribute static int finite_u32_##suffix(const uint32_t *x, size_t n) {                                         \
+        for (size_t start = 0; start < n; start += 4096) {                                                          \
+            size_t end = n - start < 4096 ? n : start + 4096;                                                       \
+            unsigned bad = 0;                                                                                       \
+            for (size_t i = start; i < end; i++) bad |= (unsigned)((x[i] & 0x7f800000u) == 0x7f800000u);            \
+            if (bad) return 0;                                                                                      \
+        }                                                                                                           \
+        return 1;                                                                                                   \
+    }
+
+FINITE_SCAN(generic, )
+#if TC_X86
+FINITE_SCAN(avx512, __attribute__((target("avx512f,avx512bw"))))
+#endif
+
+static int finite_range(const void *x, int kind, size_t n) {
+#if TC_X86
+    if (tc_uses_avx512()) {
+        if (kind == TC_F32) return finite_u32_avx512((const uint32_t *)x, n);
+        return finite_u16_avx512((const uint16_t *)x, n, kind == TC_BF16 ? 0x7f80u : 0x7c00u);
+    }
+#endif
+    if (kind == TC_F32) return finite_u32_generic((const uint32_t *)x, n);
+    return finite_u16_generic((const uint16_t *)x, n, kind == TC_BF16 ? 0x7f80u : 0x7c00u);
+}
+
+typedef struct {
+    const char *x;
+    int kind;
+    size_t n, block, size;
+    int results[64];
+} finite_job;
+
+static void finite_part(void *ctx, int part) {
+    finite_job *job = ctx;
+    size_t start = (size_t)part * job->block;
+    if (start >= job->n) { job->results[part] = 1; return; }
+    size_t count = job->n - start < job->block ? job->n - start : job->block;
+    job->results[part] = finite_range(job->x + start * job->size, job->kind, count);
+}
+
+int tc_all_finite(const void *x, int kind, size_t n, int parts) {
+    if (parts < 1) parts = 1;
+    if (parts > 64) parts = 64;
+    if (parts == 1 || n < ((size_t)1 << 20)) return finite_range(x, kind, n);
+    finite_job job;
+    job.x = (const char *)x;
+    job.kind = kind;
+    job.n = n;
+    job.size = kind == TC_F32 ? 4 : 2;
+    job.block = (n + (size_t)parts - 1) / (size_t)parts;
+    tc_parallel_for(parts, parts, finite_part, &job);
+    for (int part = 0; part < parts; part++) if (!job.results[part]) return 0;
+    return 1;
+}
+
+// ---- panels of widened weights -----------------------------------------------------------------------------------
+
+static __thread float *scratch_buffer = NULL;
+static __thread size_t scratch_capacity = 0;
+
+float *tc_thread_scratch(size_t count) {
+    if (scratch_capacity < count) {
+        free(scratch_buffer);
+        scratch_buffer = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
+        scratch_capacity = scratch_buffer ? count : 0;
+    }
+    return scratch_buffer;
+}
+
+void tc_widen_block(const void *w, int kind, size_t ldw, size_t rows, size_t cols, float *out) {
+    // A contiguous block (all columns) is one conversion; otherwise one per row.
+    size_t runs = cols == ldw ? 1 : rows, length = cols == ldw ? rows * cols : cols;
+    for (size_t r = 0; r < runs; r++) {
+        float *target = out + r * cols;
+        switch (kind) {
+        case TC_BF16: tc_bf16_to_f32((const uint16_t *)w + r * ldw, target, length); break;
+        case TC_F16: tc_f16_to_f32((const uint16_t *)w + r * ldw, target, length); break;
+        default: memcpy(target, (const float *)w + r * ldw, length * sizeof(float)); break;
+        }
+    }
+}
 
 // ---- matrix-vector product ---------------------------------------------------------------------------------------
 
@@ -142,6 +270,12 @@ static inline float scalar_f32(const float *p) { return *p; }
 
 GEMV_AVX512(gemv_bf16_avx512, uint16_t, load16_bf16, scalar_bf16)
 
+__attribute__((target("avx512f,avx512bw"))) static inline __m512 load16_f16(const uint16_t *p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+static inline float scalar_f16(const uint16_t *p) { return from_f16(*p); }
+GEMV_AVX512(gemv_f16_avx512, uint16_t, load16_f16, scalar_f16)
+
 // bfloat16 rows, 32 columns per step without widening instructions: a 512-bit load holds 16 (even, odd) pairs; the
 // even values become floats by a shift left of 16, the odd ones by masking off the low half. x is split once into its
 // even and odd columns (per thread, reused) so each pair of halves meets its inputs. Two integer ops and two FMAs per 32
@@ -205,6 +339,22 @@ __attribute__((target("avx512f,avx512bw"))) static void gemv_bf16_pairs_avx512(c
 GEMV_AVX512(gemv_f32_avx512, float, load16_f32, scalar_f32)
 #endif
 
+static void gemv_f16_generic(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta,
+                             float *y) {
+    for (size_t r = 0; r < rows; r++) {
+        const uint16_t *row = w + r * ldw;
+        float partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        size_t c = 0;
+        for (; c + 8 <= cols; c += 8) {
+            for (int lane = 0; lane < 8; lane++) partial[lane] += from_f16(row[c + lane]) * x[c + lane];
+        }
+        float sum = 0;
+        for (int lane = 0; lane < 8; lane++) sum += partial[lane];
+        for (; c < cols; c++) sum += from_f16(row[c]) * x[c];
+        store(y + r, sum, alpha, beta);
+    }
+}
+
 static void gemv_f32_generic(const float *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta,
                              float *y) {
     for (size_t r = 0; r < rows; r++) {
@@ -255,6 +405,20 @@ void tc_gemv_bf16(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const
     if (tc_uses_avx512()) { gemv_bf16_pairs_avx512(w, rows, cols, ldw, x, alpha, beta, y); return; }
 #endif
     gemv_generic(w, rows, cols, ldw, x, alpha, beta, y);
+}
+
+void tc_f16_to_f32(const uint16_t *x, float *y, size_t n) {
+#if TC_X86
+    if (tc_uses_avx512()) { f16_to_f32_avx512(x, y, n); return; }
+#endif
+    f16_to_f32_generic(x, y, n);
+}
+
+void tc_gemv_f16(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y) {
+#if TC_X86
+    if (tc_uses_avx512()) { gemv_f16_avx512(w, rows, cols, ldw, x, alpha, beta, y); return; }
+#endif
+    gemv_f16_generic(w, rows, cols, ldw, x, alpha, beta, y);
 }
 
 void tc_gemv_f32(const float *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y) {

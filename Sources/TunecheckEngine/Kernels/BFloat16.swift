@@ -111,8 +111,8 @@ final class BFloat16Arena: @unchecked Sendable {
 }
 
 extension DecoderModel {
-    /// The same model with every `(out, in)` linear layer of the blocks and the output projection kept as a bfloat16
-    /// copy, used for inference in their place (see `BFloat16Kernels`). Off unless asked for: log-probs move by the
+    /// The same model with every float32 `(out, in)` linear layer of the blocks and the output projection kept as a
+    /// bfloat16 copy (a model stored in bfloat16 is already read that way, in place), used for inference in their place (see `BFloat16Kernels`). Off unless asked for: log-probs move by the
     /// bfloat16 rounding of the weights (FastPathTests states the tolerance). Training keeps using float32 weights.
     public func withBFloat16Weights() -> DecoderModel {
         var total = spec.vocabularySize * spec.hiddenSize
@@ -123,11 +123,14 @@ extension DecoderModel {
         var newWeights = weights
         for index in newWeights.layers.indices {
             newWeights.layers[index].updateLinears { linear in
-                guard linear.layout == .outIn else { return }
-                linear.weightBF16 = arena.copy(linear.weight, count: linear.inFeatures * linear.outFeatures)
+                guard linear.layout == .outIn, let values = linear.weight.float32 else { return }
+                linear.weightBF16 = arena.copy(values, count: linear.inFeatures * linear.outFeatures)
             }
         }
-        newWeights.outputProjectionBF16 = arena.copy(weights.outputProjection, count: spec.vocabularySize * spec.hiddenSize)
+        // Weights already stored in bfloat16 (or float16) are read in place; only float32 ones get a rounded copy.
+        if let values = weights.outputProjection.float32 {
+            newWeights.outputProjectionBF16 = arena.copy(values, count: spec.vocabularySize * spec.hiddenSize)
+        }
         return DecoderModel(spec: spec, weights: newWeights, store: store, retained: retained + [arena])
     }
 }

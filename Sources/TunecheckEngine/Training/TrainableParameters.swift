@@ -201,7 +201,7 @@ public final class FullParameters: TrainableParameters {
         }
         for layer in weights.layers {
             for linear in layer.linears {
-                gradients.linears[linear.name] = LinearGradients(weight: gradient(linear.weight), bias: gradient(linear.bias))
+                gradients.linears[linear.name] = LinearGradients(weight: gradient(linear.weight.float32), bias: gradient(linear.bias))
             }
             for norm in [layer.attentionNorm, layer.feedForwardNorm] + [layer.attention?.queryNorm, layer.attention?.keyNorm].compactMap({ $0 }) {
                 if let weightGradient = gradient(norm.weight) {
@@ -213,9 +213,9 @@ public final class FullParameters: TrainableParameters {
             gradients.norms[Int(bitPattern: weights.finalNorm.weight)] = (weightGradient, gradient(weights.finalNorm.bias))
         }
         for (address, gradientBuffer) in gradientByAddress { gradients.tensors[address] = gradientBuffer }
-        gradients.tokenEmbedding = gradient(weights.tokenEmbedding)
+        gradients.tokenEmbedding = gradient(weights.tokenEmbedding.float32)
         gradients.positionEmbedding = gradient(weights.positionEmbedding)
-        gradients.outputProjection = gradient(weights.outputProjection)
+        gradients.outputProjection = gradient(weights.outputProjection.float32)
     }
 
     /// All tensors in float32 (or `dtype`), with their original names.
