@@ -70,6 +70,15 @@ public enum MemoryBudget {
         }
     }
 
+    /// Throws `insufficientMemory` when full fine-tuning's float32 state (`bytes`, anonymous) exceeds what is
+    /// available.
+    public static func checkTraining(bytes: Double, folder: URL, availableBytes available: Double? = availableBytes()) throws {
+        guard let available, bytes > available else { return }
+        throw EngineError.insufficientMemory(
+            path: folder.path, needed: "\(formatBytes(bytes)) for full fine-tuning (float32 weights, gradients and AdamW state; LoRA needs far less)",
+            available: formatBytes(available))
+    }
+
     public static func formatBytes(_ bytes: Double) -> String {
         let gib = bytes / 1_073_741_824
         return gib >= 10 ? String(format: "%.0f GiB", gib) : gib >= 0.1 ? String(format: "%.1f GiB", gib) : String(format: "%.0f MiB", bytes / 1_048_576)

@@ -185,6 +185,10 @@ public final class FullParameters: TrainableParameters {
         let (spec, architecture) = try ModelConfigLoader.loadSpec(configURL: folder.appendingPathComponent("config.json"))
         let source = try WeightStore(folder: folder)
         let names = source.tensorNames.filter { source.info($0)?.dtype.isFloatWeight ?? false }
+        // Full fine-tuning trains float32 copies: values, gradients and AdamW's two moments, 16 bytes per weight,
+        // all anonymous. Refused with the numbers when that cannot fit (LoRA trains on the stored weights instead).
+        let weightCount = names.reduce(0) { $0 + (source.info($1)?.elementCount ?? 0) }
+        try MemoryBudget.checkTraining(bytes: Double(weightCount) * 16 + MemoryBudget.workingBytes(spec), folder: folder)
         arena = TensorArena(shapes: names.map { ($0, source.info($0)!.shape) })
         for tensor in arena.tensors {
             let view = try source.floatTensor(tensor.name)
