@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 // Small C kernels the engine calls where Swift cannot name the instruction it needs (AVX-512 widening loads).
-// Each picks an AVX-512 path at run time when the CPU has it and a portable loop otherwise.
+// Each picks an AVX-512 path at run time when the CPU has it, else an AVX2 + FMA + F16C path, else a portable loop.
 
 /// bfloat16 bits from float32, rounded to nearest even (NaN stays NaN): y[i] = bf16(x[i]) for i < n.
 void tc_f32_to_bf16(const float *x, uint16_t *y, size_t n);
@@ -66,5 +66,8 @@ double tc_log_sum_exp(const float *x, size_t n, float *maximum);
 
 /// 1 when the AVX-512 paths are used on this CPU.
 int tc_uses_avx512(void);
+
+/// 1 when the CPU has AVX2, FMA and F16C (the paths used when AVX-512 is absent, e.g. AMD Zen 2/3).
+int tc_uses_avx2(void);
 
 #endif
