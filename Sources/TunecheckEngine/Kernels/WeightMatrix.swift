@@ -115,13 +115,17 @@ public struct WeightMatrix: @unchecked Sendable {
 /// Products with a `WeightMatrix` in any stored dtype; float32 weights go to sgemm / the float32 GEMV directly.
 ///
 /// Several rows (prefill, scoring, training) widen the weights a panel at a time into a per-thread buffer of
-/// about 1 MB (L2-sized) and multiply each panel with single-threaded sgemm, the panels split over the engine's
+/// about 4 MB and multiply each panel with single-threaded sgemm, the panels split over the engine's
 /// threads: the widening is linear in the weights while the product is linear in weights × rows, so it vanishes
 /// beside the arithmetic, and products and sums stay float32 (exactly the float32 forward of the stored values).
 /// One row (decoding) is a GEMV reading the 16-bit values directly (AVX-512 conversion in registers).
 public enum WeightProducts {
-    /// Floats per widened panel: 1 MB, the L2 of one core here.
-    static let panelFloats = 262_144
+    /// Floats per widened panel (4 MB). sgemm re-packs the activations for every panel, so a panel must span enough
+    /// output columns (341 rows of a 3072-wide weight) for that to vanish beside the product: with 1 MB panels (85
+    /// rows) the packing took ~10% of an l3b scoring pass. `TUNECHECK_PANEL_FLOATS` overrides it (measurements).
+    nonisolated(unsafe) static var panelFloats: Int = {
+        ProcessInfo.processInfo.environment["TUNECHECK_PANEL_FLOATS"].flatMap(Int.init).map { max($0, 4096) } ?? 1 << 20
+    }()
 
     /// `y (rows, n) = alpha · x (rows, k) · Wᵀ + beta · y` for `W` stored (n, k): a linear layer's `(out, in)`
     /// weight in the forward pass, or an `(in, out)` weight in the input-gradient pass.
