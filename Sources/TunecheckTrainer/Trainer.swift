@@ -104,8 +104,8 @@ public final class Trainer {
     /// Reference log-probs: the base with the adapter off, computed once (or read from a file).
     func prepareReference() throws {
         let config = configuration
-        if config.reference != "base" {
-            let values = try TrainingData.referenceLogprobs(URL(fileURLWithPath: config.reference), count: dpoExamples.count)
+        if case .file(let referencePath) = config.reference {
+            let values = try TrainingData.referenceLogprobs(URL(fileURLWithPath: referencePath), count: dpoExamples.count)
             for index in dpoExamples.indices {
                 let value = values[index]
                 dpoExamples[index].reference = (value.chosenSum, value.chosenSum / Double(dpoExamples[index].chosen.responseLength),
@@ -159,7 +159,7 @@ public final class Trainer {
     public func run() throws -> TrainingSummary {
         try prepare()
         let config = configuration
-        let optimizer = Optimizer(name: config.optimizer, settings: config.optimizerConfig[config.optimizer.rawValue], tensors: parameters.tensors)
+        let optimizer = Optimizer(name: config.optimizer, settings: config.optimizerConfig[config.optimizer], tensors: parameters.tensors)
         var order = Array(0..<exampleCount)
         var generator = SeededGenerator(seed: config.seed &+ 0x5EED)
         if config.shuffle { order.shuffle(using: &generator) }
@@ -372,16 +372,14 @@ public final class Trainer {
 
     func bestCheckpoint() -> String? {
         guard let evaluator else { return savedCheckpoints.last.map { URL(fileURLWithPath: $0).lastPathComponent } }
-        let metric = configuration.bestMetric
-        let minimise = metric.hasPrefix("-")
-        let name = minimise ? String(metric.dropFirst()) : metric
+        let goal = configuration.bestMetric
         // Only checkpoints that passed every suite can be "best": a collapsed checkpoint may well score highest.
         let report = evaluator.makeReport()
         let passing = Set(report.checkpoints.filter(\.passed).map(\.name))
         var best: (String, Double)?
         for suite in report.suites where suite.checkpoint != "base" && passing.contains(suite.checkpoint) {
-            guard let value = suite.metric(name) else { continue }
-            if best == nil || (minimise ? value < best!.1 : value > best!.1) { best = (suite.checkpoint, value) }
+            guard let value = suite.metric(goal.metric.rawValue) else { continue }
+            if best == nil || goal.prefers(value, over: best!.1) { best = (suite.checkpoint, value) }
         }
         return best?.0
     }
@@ -393,7 +391,7 @@ public final class Trainer {
         object.set("seconds", .from(seconds))
         object.set("checkpoints", .array(savedCheckpoints.map { .string(URL(fileURLWithPath: $0).lastPathComponent) }))
         object.set("best_checkpoint", best.map { .string($0) } ?? .null)
-        object.set("best_metric", .string(configuration.bestMetric))
+        object.set("best_metric", .string(configuration.bestMetric.spelling))
         object.set("stopped_by", stoppedBy.map { .string($0.errorDescription ?? "") } ?? .null)
         try AtomicWrite.write(JSONWriter.data(.object(object)) + Data("\n".utf8), to: outputFolder.appendingPathComponent("run.json"))
     }

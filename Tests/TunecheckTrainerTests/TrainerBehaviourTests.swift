@@ -91,7 +91,7 @@ struct TrainerBehaviourTests {
 
     @Test func warmupThenCosineDecayFollowsTheFormula() {
         var schedule = LearningRateSchedule()
-        schedule.name = "cosine_decay"
+        schedule.name = .cosineDecay
         schedule.arguments = [1e-3, 100, 1e-5]
         schedule.warmup = 10
         schedule.warmupInit = 0

@@ -40,7 +40,7 @@ struct TrainCommand: ParsableCommand {
         observer.finish()
         print("trained \(summary.steps) steps, final loss \(String(format: "%.4f", summary.finalLoss)); checkpoints in \(summary.outputFolder.path)")
         if let best = summary.bestCheckpoint {
-            print("best checkpoint (\(configuration.bestMetric), among those passing the suite): \(best)")
+            print("best checkpoint (\(configuration.bestMetric.spelling), among those passing the suite): \(best)")
         } else if summary.reportFolder != nil {
             print("no checkpoint passed the eval suite")
         }
