@@ -160,7 +160,7 @@ public struct JSONParser {
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let text = String(decoding: bytes[start..<index], as: UTF8.self)
+                guard let text = String(validating: bytes[start..<index], as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
                 index += 1
                 return text
             }
@@ -172,8 +172,9 @@ public struct JSONParser {
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
+                guard let text = String(validating: buffer, as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
                 index += 1
-                return String(decoding: buffer, as: UTF8.self)
+                return text
             }
             if byte < 0x20 { throw error("control character in string") }
             guard byte == UInt8(ascii: "\\") else { buffer.append(byte); index += 1; continue }

@@ -30,14 +30,13 @@ struct CompareCommand: ParsableCommand {
     @Option(name: .long, help: "Most new tokens per answer.")
     var maxTokens = 64
 
-    @Option(name: .long, help: "terminal, markdown or html.")
-    var format = "terminal"
+    @Option(name: .long, help: "How the answers are shown.")
+    var format = CompareFormat.terminal
 
     @Option(name: .long, help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file"))
     var output: String?
 
     func validate() throws {
-        guard ["terminal", "markdown", "html"].contains(format) else { throw ValidationError("--format is terminal, markdown or html") }
         if let output { try validateOutputPath(output) }
     }
 
@@ -54,9 +53,9 @@ struct CompareCommand: ParsableCommand {
         let report = evaluator.makeReport()
         let text: String
         switch format {
-        case "html": text = HTMLReport.render(report)
-        case "markdown": text = Self.markdown(report)
-        default: text = Self.terminal(report)
+        case .html: text = HTMLReport.render(report)
+        case .markdown: text = Self.markdown(report)
+        case .terminal: text = Self.terminal(report)
         }
         if let output {
             try AtomicWrite.write(Data(text.utf8), to: URL(fileURLWithPath: output))

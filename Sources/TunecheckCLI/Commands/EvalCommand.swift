@@ -8,15 +8,11 @@ struct ReportOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Folder for junit.xml, report.json and report.html (overrides the suite file's reports.dir).", valueName: "dir"))
     var reportDir: String?
 
-    @Option(name: .long, help: "Report formats, comma separated: junit,json,html.")
-    var format: String?
+    @Option(name: .long, help: "Report formats, comma separated (e.g. junit,json).")
+    var format: CommaSeparated<ReportFormat>?
 
-    func formats(default configured: [String]) throws -> Set<ReportFormat> {
-        let names = format.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? configured
-        return Set(try names.map { name in
-            guard let value = ReportFormat(rawValue: name) else { throw ValidationError("unknown report format '\(name)' (junit, json, html)") }
-            return value
-        })
+    func formats(default configured: [ReportFormat]) -> Set<ReportFormat> {
+        Set(format?.values ?? configured)
     }
 }
 
@@ -66,14 +62,14 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Answers produced elsewhere (JSONL {\"id\", \"prompt\", \"answer\", \"checkpoint\"?}).", valueName: "file"))
     var answers: String?
 
-    @Option(name: .long, help: "Suites to run, comma separated (repetition, preference, drift, weight-delta, golden, preflight, fused-consistency).")
-    var suites: String?
+    @Option(name: .long, help: "Suites to run, comma separated (e.g. repetition,drift).")
+    var suites: CommaSeparated<SuiteKind>?
 
     @Option(name: .long, help: "Most new tokens per generated answer.")
     var maxTokens: Int?
 
-    @Option(name: .long, help: "Apply the model's chat template to prompts: auto or none.")
-    var chatTemplate: String?
+    @Option(name: .long, help: "Apply the model's chat template to prompts, or use them as written.")
+    var chatTemplate: GenerationSettings.ChatTemplateMode?
 
     @Option(name: .long, help: ArgumentHelp("Golden outputs folder.", valueName: "dir"))
     var goldenDir: String?
@@ -101,19 +97,9 @@ struct EvalCommand: ParsableCommand {
         if let pairs { configuration.evalsets.pairs = pairs }
         if let texts { configuration.evalsets.texts = texts }
         if let answers { configuration.evalsets.answers = answers }
-        if let suites {
-            configuration.suites = try suites.split(separator: ",").map { name in
-                guard let kind = SuiteKind(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("unknown suite '\(name)' (\(SuiteKind.allCases.map(\.rawValue).joined(separator: ", ")))")
-                }
-                return kind
-            }
-        }
+        if let suites { configuration.suites = suites.values }
         if let maxTokens { configuration.generation.maxTokens = maxTokens }
-        if let chatTemplate {
-            guard let mode = GenerationSettings.ChatTemplateMode(rawValue: chatTemplate) else { throw ValidationError("--chat-template is auto or none") }
-            configuration.generation.chatTemplate = mode
-        }
+        if let chatTemplate { configuration.generation.chatTemplate = chatTemplate }
         if let goldenDir { configuration.goldenDir = goldenDir }
         if let beta { configuration.thresholds.preference.beta = beta }
         if let maxMargin { configuration.thresholds.preference.maxMargin = maxMargin }
@@ -127,7 +113,7 @@ struct EvalCommand: ParsableCommand {
         guard configuration.base != nil || configuration.evalsets.answers != nil else {
             throw ValidationError("give --base DIR (or --answers FILE, or a --suite file naming a base)")
         }
-        let formats = try reportOptions.formats(default: configuration.reports.formats)
+        let formats = reportOptions.formats(default: configuration.reports.formats)
 
         var options = try EvaluationOptions(configuration: configuration)
         options.updateGolden = updateGolden

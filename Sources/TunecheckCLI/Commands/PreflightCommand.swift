@@ -33,14 +33,13 @@ struct PreflightCommand: ParsableCommand {
     @Option(name: .long, help: "Verdict likely-fail when the mean summed gap is below this.")
     var failBelow: Double = PreflightThresholds().failBelow
 
-    @Option(name: .long, help: "Exit 1 at this verdict or worse: fail, warn or never.")
-    var failOn: String = "fail"
+    @Option(name: .long, help: "Exit 1 at this verdict or worse (never: always exit 0).")
+    var failOn = PreflightFailOn.fail
 
     @Option(name: .long, help: ArgumentHelp("Also write the analysis and per-pair gaps as JSON.", valueName: "file"))
     var json: String?
 
     func validate() throws {
-        guard ["fail", "warn", "never"].contains(failOn) else { throw ValidationError("--fail-on is fail, warn or never") }
         guard failBelow <= warnBelow else { throw ValidationError("--fail-below must not be above --warn-below") }
         if let json { try validateOutputPath(json) }
     }
@@ -74,7 +73,6 @@ struct PreflightCommand: ParsableCommand {
             }))
             try AtomicWrite.write(JSONWriter.data(.object(object)) + Data("\n".utf8), to: URL(fileURLWithPath: json))
         }
-        let failing = failOn == "warn" ? analysis.verdict != .ok : failOn == "fail" ? analysis.verdict == .fail : false
-        if failing { throw ChecksFailed(summary: "preflight verdict: \(analysis.verdict.rawValue)") }
+        if failOn.fails(analysis.verdict) { throw ChecksFailed(summary: "preflight verdict: \(analysis.verdict.rawValue)") }
     }
 }

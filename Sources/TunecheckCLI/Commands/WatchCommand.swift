@@ -47,7 +47,7 @@ struct WatchCommand: ParsableCommand {
         var configuration = try SuiteConfiguration.load(URL(fileURLWithPath: suite))
         configuration.checkpoints = []
         if let reportDir = reportOptions.reportDir { configuration.reports.dir = reportDir }
-        let formats = try reportOptions.formats(default: configuration.reports.formats)
+        let formats = reportOptions.formats(default: configuration.reports.formats)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw HarnessError.checkpointNotFound(path: dir + " (not a folder)")

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// `gpt2`: learned positions, pre-LayerNorm blocks with biases, a plain GELU MLP, tied embeddings, and
 /// `Conv1D` weights stored `(in, out)`. Tensor names carry a `transformer.` prefix when written by
@@ -30,12 +31,12 @@ enum GPT2: Architecture {
 
         init(from decoder: Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
-            vocabSize = try container.decodeInteger(forKey: .vocabSize)
-            positionCount = try container.decodeIntegerIfPresent(forKey: .positionCount) ?? 1024
-            embeddingSize = try container.decodeInteger(forKey: .embeddingSize)
-            layerCount = try container.decodeInteger(forKey: .layerCount)
-            headCount = try container.decodeInteger(forKey: .headCount)
-            innerSize = try container.decodeIntegerIfPresent(forKey: .innerSize)
+            vocabSize = try container.decode(Int.self, forKey: .vocabSize)
+            positionCount = try container.decodeIfPresent(Int.self, forKey: .positionCount) ?? 1024
+            embeddingSize = try container.decode(Int.self, forKey: .embeddingSize)
+            layerCount = try container.decode(Int.self, forKey: .layerCount)
+            headCount = try container.decode(Int.self, forKey: .headCount)
+            innerSize = try container.decodeIfPresent(Int.self, forKey: .innerSize)
             activationFunction = try container.decodeIfPresent(String.self, forKey: .activationFunction) ?? "gelu_new"
             layerNormEpsilon = try container.decodeIfPresent(Double.self, forKey: .layerNormEpsilon) ?? 1e-5
             scaleAttentionWeights = try container.decodeIfPresent(Bool.self, forKey: .scaleAttentionWeights) ?? true
@@ -45,8 +46,8 @@ enum GPT2: Architecture {
         }
     }
 
-    static func specification(configData: Data, modelType: String) throws -> TransformerSpec {
-        let config = try JSONDecoder().decode(Configuration.self, from: configData)
+    static func specification(configJSON: JSONValue, modelType: String) throws -> TransformerSpec {
+        let config = try JSONValueDecoder().decode(Configuration.self, from: configJSON)
         guard let activation = Activation(configName: config.activationFunction) else {
             throw ConfigProblem("activation_function '\(config.activationFunction)' is not supported")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// The fields shared by the Llama family (`llama`, `mistral`, `qwen2`, `qwen3`, `granite`, `phi3`), with
 /// transformers' defaults for the optional ones. Sizes that define the tensors are required: a config without
@@ -32,27 +33,27 @@ struct LlamaFamilyConfiguration: Decodable {
 
     init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        vocabSize = try container.decodeInteger(forKey: .vocabSize)
-        hiddenSize = try container.decodeInteger(forKey: .hiddenSize)
-        intermediateSize = try container.decodeInteger(forKey: .intermediateSize)
-        layerCount = try container.decodeInteger(forKey: .layerCount)
-        headCount = try container.decodeInteger(forKey: .headCount)
-        kvHeadCount = try container.decodeIntegerIfPresent(forKey: .kvHeadCount)
-        headDim = try container.decodeIntegerIfPresent(forKey: .headDim)
+        vocabSize = try container.decode(Int.self, forKey: .vocabSize)
+        hiddenSize = try container.decode(Int.self, forKey: .hiddenSize)
+        intermediateSize = try container.decode(Int.self, forKey: .intermediateSize)
+        layerCount = try container.decode(Int.self, forKey: .layerCount)
+        headCount = try container.decode(Int.self, forKey: .headCount)
+        kvHeadCount = try container.decodeIfPresent(Int.self, forKey: .kvHeadCount)
+        headDim = try container.decodeIfPresent(Int.self, forKey: .headDim)
         hiddenAct = try container.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
-        maxPositionEmbeddings = try container.decodeIntegerIfPresent(forKey: .maxPositionEmbeddings) ?? 2048
+        maxPositionEmbeddings = try container.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 2048
         rmsNormEps = try container.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6
         tieWordEmbeddings = try container.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
         attentionBias = try container.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
         mlpBias = try container.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
-        slidingWindow = try container.decodeIntegerIfPresent(forKey: .slidingWindow)
+        slidingWindow = try container.decodeIfPresent(Int.self, forKey: .slidingWindow)
         useSlidingWindow = try container.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? false
         rope = try RopeConfiguration(from: decoder)
         declaredDType = try DeclaredDType(from: decoder).dtype
     }
 
-    static func decode(_ data: Data) throws -> LlamaFamilyConfiguration {
-        try JSONDecoder().decode(LlamaFamilyConfiguration.self, from: data)
+    static func decode(_ config: JSONValue) throws -> LlamaFamilyConfiguration {
+        try JSONValueDecoder().decode(LlamaFamilyConfiguration.self, from: config)
     }
 
     /// The spec of a plain Llama block built from these fields; architectures adjust what differs.
@@ -104,8 +105,8 @@ struct LlamaWeightOptions {
 enum Llama: Architecture {
     static let modelTypes = ["llama", "mistral"]
 
-    static func specification(configData: Data, modelType: String) throws -> TransformerSpec {
-        let config = try LlamaFamilyConfiguration.decode(configData)
+    static func specification(configJSON: JSONValue, modelType: String) throws -> TransformerSpec {
+        let config = try LlamaFamilyConfiguration.decode(configJSON)
         var spec = try config.baseSpecification(modelType: modelType)
         if modelType == "mistral" { spec.slidingWindow = config.slidingWindow }
         return spec
