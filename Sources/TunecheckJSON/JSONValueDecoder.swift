@@ -87,8 +87,9 @@ private func unbox<T: Decodable>(_ type: T.Type, _ value: JSONValue, _ path: [Co
 
 private func integer<I: FixedWidthInteger>(_ type: I.Type, _ value: JSONValue, _ path: [CodingKey]) throws -> I {
     guard case .number(let number, _) = value else { throw mismatch(type, value, path) }
-    // Doubles hold integers exactly up to 2^53; an integral value beyond that is refused rather than rounded.
-    guard number.rounded() == number, abs(number) <= 9.0e15, let result = I(exactly: number) else {
+    // Numbers are parsed as doubles, which hold integers exactly up to 2^53; larger integral values are passed on
+    // (they can only be absurd sizes, which validation then names with their value).
+    guard let result = I(exactly: number) else {
         throw DecodingError.dataCorrupted(.init(codingPath: path, debugDescription: "\(number) is not an integer (or does not fit in 64 bits)"))
     }
     return result
