@@ -8,6 +8,29 @@ public struct SettingsKey: CodingKey, Hashable, Sendable {
     public init(_ string: String) { stringValue = string }
     public init?(stringValue: String) { self.stringValue = stringValue }
     public init?(intValue: Int) { return nil }
+
+    /// The known key a typo most likely meant: the nearest by edit distance, when at most 2 edits away (and closer
+    /// than the typo is long, so `ab` does not "mean" `xy`).
+    static func closest(to typo: String, among known: Set<String>) -> String? {
+        let typed = Array(typo.unicodeScalars)
+        var best: (key: String, distance: Int)?
+        for candidate in known.sorted() {
+            let target = Array(candidate.unicodeScalars)
+            // Levenshtein distance, one row at a time.
+            var previous = Array(0...target.count)
+            for (i, a) in typed.enumerated() {
+                var current = [i + 1] + Array(repeating: 0, count: target.count)
+                for (j, b) in target.enumerated() {
+                    current[j + 1] = Swift.min(previous[j + 1] + 1, current[j] + 1, previous[j] + (a == b ? 0 : 1))
+                }
+                previous = current
+            }
+            let distance = previous[target.count]
+            if distance < (best?.distance ?? Int.max) { best = (candidate, distance) }
+        }
+        guard let best, best.distance <= 2, best.distance < typed.count else { return nil }
+        return best.key
+    }
 }
 
 /// A settings struct described by one table of fields, from which both decoding (YAML through Yams, JSON through
@@ -55,9 +78,10 @@ extension SettingsCodable {
             let known = Set(fields.map(\.key))
             let ignored = Set(Self.ignoredKeys)
             for key in container.allKeys where !known.contains(key.stringValue) && !ignored.contains(key.stringValue) {
+                let suggestion = SettingsKey.closest(to: key.stringValue, among: known).map { "did you mean '\($0)'? " } ?? ""
                 throw DecodingError.dataCorruptedError(
                     forKey: key, in: container,
-                    debugDescription: "unknown key '\(key.stringValue)' (known: \(known.sorted().joined(separator: ", ")))")
+                    debugDescription: "unknown key '\(key.stringValue)' (\(suggestion)known: \(known.sorted().joined(separator: ", ")))")
             }
         }
         for field in fields { try field.decode(&self, container) }
