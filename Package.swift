@@ -87,6 +87,10 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "TunecheckJSONTests",
+            dependencies: ["TunecheckJSON", .product(name: "Yams", package: "Yams")]
+        ),
+        .testTarget(
             name: "TunecheckTokenizersTests",
             dependencies: ["TunecheckTokenizers", "TunecheckJSON"]
         ),

@@ -89,7 +89,8 @@ extension SettingsCodable {
 
     public func encode(to encoder: Encoder) throws {
         var container = encoder.container(keyedBy: SettingsKey.self)
-        for field in Self.fields { try field.encode(self, &container) }
+        let defaults = Self()
+        for field in Self.fields { try field.encode(self, defaults, &container) }
     }
 }
 
@@ -97,26 +98,31 @@ extension SettingsCodable {
 public struct SettingsField<Root> {
     public let key: String
     let decode: (inout Root, KeyedDecodingContainer<SettingsKey>) throws -> Void
-    let encode: (Root, inout KeyedEncodingContainer<SettingsKey>) throws -> Void
+    /// Writes the value of the first root; the second holds the defaults.
+    let encode: (Root, Root, inout KeyedEncodingContainer<SettingsKey>) throws -> Void
 
     /// A setting with a default: absent or null keeps the default.
     public static func field<Value: Codable>(_ key: String, _ path: WritableKeyPath<Root, Value>) -> Self {
         let codingKey = SettingsKey(key)
         return Self(key: key, decode: { root, container in
             if let value = try container.decodeIfPresent(Value.self, forKey: codingKey) { root[keyPath: path] = value }
-        }, encode: { root, container in
+        }, encode: { root, _, container in
             try container.encode(root[keyPath: path], forKey: codingKey)
         })
     }
 
     /// An optional setting: absent keeps the default (which may be a value), an explicit null turns it off.
-    /// Encoded only when it has a value.
+    /// Encoded when it has a value, and as null when it is off but on by default (so the file reads back the same).
     public static func field<Value: Codable>(_ key: String, _ path: WritableKeyPath<Root, Value?>) -> Self {
         let codingKey = SettingsKey(key)
         return Self(key: key, decode: { root, container in
             if container.contains(codingKey) { root[keyPath: path] = try container.decodeIfPresent(Value.self, forKey: codingKey) }
-        }, encode: { root, container in
-            try container.encodeIfPresent(root[keyPath: path], forKey: codingKey)
+        }, encode: { root, defaults, container in
+            if let value = root[keyPath: path] {
+                try container.encode(value, forKey: codingKey)
+            } else if defaults[keyPath: path] != nil {
+                try container.encodeNil(forKey: codingKey)
+            }
         })
     }
 
@@ -125,7 +131,7 @@ public struct SettingsField<Root> {
         let codingKey = SettingsKey(key)
         return Self(key: key, decode: { root, container in
             root[keyPath: path] = try container.decode(Value.self, forKey: codingKey)
-        }, encode: { root, container in
+        }, encode: { root, _, container in
             try container.encode(root[keyPath: path], forKey: codingKey)
         })
     }
