@@ -10,6 +10,8 @@ struct RopeConfiguration: Decodable {
     /// `partial_rotary_factor`, when the config gives one (here or inside `rope_parameters`).
     var partialRotaryFactor: Double?
 
+    init() {}
+
     init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: SettingsKey.self)
         theta = try container.decodeIfPresent(Double.self, forKey: SettingsKey("rope_theta"))
