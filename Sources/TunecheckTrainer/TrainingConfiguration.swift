@@ -125,7 +125,8 @@ public struct OptimizerConfigs: Sendable, Equatable, SettingsCodable {
 }
 
 /// DPO's reference model: the base with the adapter off (computed once), or a JSONL file of precomputed
-/// `reference_chosen_logps` / `reference_rejected_logps`. Written `base` or a path in the settings file.
+/// `reference_chosen_logps` / `reference_rejected_logps`. Written `base` or a path in the settings file (a file
+/// that is itself named `base` is written `./base`).
 public enum ReferenceSource: Sendable, Equatable, Codable {
     case base
     case file(String)
