@@ -1,5 +1,4 @@
 import Foundation
-import TunecheckHarness
 import TunecheckEngine
 import TunecheckJSON
 import Yams
