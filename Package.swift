@@ -55,7 +55,8 @@ let package = Package(
             dependencies: ["TunecheckJSON"]
         ),
         .target(
-            name: "TunecheckTemplates"
+            name: "TunecheckTemplates",
+            dependencies: ["TunecheckJSON"]
         ),
         .target(
             name: "TunecheckEngine",
