@@ -216,7 +216,7 @@ public struct TrainingConfiguration: Sendable, Equatable, SettingsCodable {
     /// Append EOS to responses and SFT texts (mlx_lm and TRL do).
     public var appendEos: Bool = true
     /// The metric that picks the best checkpoint (maximised; prefix `-` to minimise in the file).
-    public var bestMetric = MetricGoal(.rewardAccuracy)
+    public var bestMetric = MetricGoal(.rewardsAccuracies)
 
     public static var fields: [SettingsField<Self>] {
         [.required("model", \.model), .required("data", \.data), .field("fine_tune_type", \.fineTuneType),

@@ -13,10 +13,10 @@ import Testing
         var configuration = try SuiteConfiguration.load(suiteFile)
         configuration.suites = suites
         configuration.checkpoints = checkpoints
-        let evaluator = Evaluator(options: try EvaluationOptions(configuration: configuration))
-        try evaluator.prepare()
-        try evaluator.evaluateAll()
-        return evaluator.makeReport()
+        let session = EvaluationSession(settings: try SessionSettings(configuration: configuration))
+        try session.prepare()
+        try session.evaluateAll()
+        return session.makeReport()
     }
 
     @Test func bundledBasePassesItsOwnRepetitionAndGoldenChecks() throws {

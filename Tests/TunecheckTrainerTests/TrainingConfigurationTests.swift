@@ -32,7 +32,7 @@ struct TrainingConfigurationTests {
             lr_schedule: {name: cosine_decay, arguments: [1e-5, 100], warmup: 5}
             guards: {max_margin: null}
             """)
-        #expect(configuration.bestMetric == MetricGoal(.maxRepetitionScore, .minimize))
+        #expect(configuration.bestMetric == MetricGoal(.maxRepetitionScore, .lower))
         #expect(configuration.bestMetric.spelling == "-max_repetition_score")
         #expect(configuration.bestMetric.prefers(0.1, over: 0.2))
         guard case .file(let path) = configuration.reference else { Issue.record("reference should be a file"); return }
@@ -44,7 +44,7 @@ struct TrainingConfigurationTests {
         #expect(configuration.guards.minLoss == 0.01, "absent keeps the default")
         let defaults = try Self.load("model: /m\ndata: /d\n")
         #expect(defaults.reference == .base)
-        #expect(defaults.bestMetric == MetricGoal(.rewardAccuracy, .maximize))
+        #expect(defaults.bestMetric == MetricGoal(.rewardsAccuracies, .higher))
     }
 
     @Test func badValuesNameTheAllowedOnes() {
@@ -53,8 +53,11 @@ struct TrainingConfigurationTests {
             == "lr_schedule.name: unknown value 'exponential_decay' (constant, cosine_decay, linear_schedule)")
         #expect(Self.reason(base + "optimizer_config: {lion: {eps: 1e-8}}")?.hasPrefix("optimizer_config.lion: unknown key 'lion' (known: adam, adamw, sgd)") == true)
         #expect(Self.reason(base + "optimizer: lion") == "optimizer: unknown value 'lion' (sgd, adam, adamw)")
-        let metric = Self.reason(base + "best_metric: -accuracy")
-        #expect(metric?.hasPrefix("best_metric: unknown metric 'accuracy' (rewards/accuracies, rewards/margins,") == true, "\(metric ?? "")")
+        // Names are checked against the rankable metrics (a typo would otherwise never find a best checkpoint).
+        let metric = Self.reason(base + "best_metric: -accuracy") ?? ""
+        #expect(metric.hasPrefix("best_metric: unknown metric 'accuracy' ("), "\(metric)")
+        #expect(metric.contains("rewards/accuracies") && metric.contains("max_repetition_score") && metric.hasSuffix("prefix - when lower is better)"))
+        #expect(Self.reason(base + "best_metric: logps/chosen")?.contains("unknown metric 'logps/chosen'") == true, "reported but not rankable")
         #expect(Self.reason(base + "optimizer_config: {adamw: {betas: [0.9]}}") == "optimizer_config.adamw.betas must be two numbers in [0, 1)")
     }
 

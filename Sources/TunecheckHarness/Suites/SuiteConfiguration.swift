@@ -274,4 +274,3 @@ public struct SuiteConfiguration: Sendable, Equatable, SettingsCodable {
 }
 
 extension ReportFormat: SettingsEnum {}
-extension SuiteKind: SettingsEnum {}
