@@ -91,15 +91,4 @@ public enum SuiteRegistry {
     public static func suite(_ kind: SuiteKind) -> (any EvaluationSuite.Type)? {
         all.first { $0.kind == kind }
     }
-
-    /// Parses a comma-separated list (`--suites repetition,golden`), naming the known suites on a bad name.
-    public static func parseList(_ text: String) throws -> [SuiteKind] {
-        try text.split(separator: ",").map { name in
-            let trimmed = name.trimmingCharacters(in: .whitespaces)
-            guard let kind = SuiteKind(rawValue: trimmed) else {
-                throw HarnessError.missingInput("unknown suite '\(trimmed)' (\(kinds.map(\.rawValue).joined(separator: ", ")))")
-            }
-            return kind
-        }
-    }
 }
