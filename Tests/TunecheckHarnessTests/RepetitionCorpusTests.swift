@@ -81,7 +81,8 @@ enum RepetitionCorpus {
                 print(String(format: "%@/%@ rf=%.2f words=%d sr4=%.2f d2=%.2f zr=%.2f bytes=%d score=%.2f run=%@",
                              folder, name, a.repeatedFraction, a.wordTokenCount, a.seqRepWords[3], a.distinctWords[1], a.compressionRatio,
                              a.byteCount, a.score, run.map { "\($0.kind.rawValue):\($0.unit.debugDescription)x\($0.repetitions)" } ?? "-"))
-                if let verdict = RepetitionAnalyzer.judge(a, text: text, thresholds: .default) { print("    -> \(verdict.message)") }
+                let verdict = RepetitionAnalyzer.classify(a, text: text, thresholds: .default)
+                if verdict.severity != .clean { print("    -> \(verdict.severity.rawValue): \(verdict.message)") }
             }
         }
     }
