@@ -87,7 +87,7 @@ public struct RepetitionThresholds: Sendable, Equatable, Codable {
 
     // MARK: Severe level (a degenerate loop fails the checkpoint outright)
     //
-    // Chosen on the calibration corpora (`RepetitionCorpusTests.severityCounts` prints them): every normal text
+    // Chosen on the calibration corpora (`RepetitionCorpusTests.calibrationTable` prints them): every normal text
     // stays clean (it is within the mild limits), and a collapsed text is severe when it is a loop that took
     // over the answer or a long stretch of it (`hormonal` ×6 cut off by max_tokens, a sentence ×5, 30 emoji,
     // `The answer is 1. The answer is 2. …` ×60); short repeats stay mild (a word ×4, a phrase ×3, `!` ×12,
