@@ -13,6 +13,10 @@ import PackageDescription
 //   TunecheckHarness      evalsets, suites, golden outputs, reports (JUnit via libxml2, JSON, HTML)
 //   TunecheckTrainer      LoRA / full SFT and DPO on the engine's backward passes; evaluates every checkpoint
 //   TunecheckCLI          the `tunecheck` executable, a thin layer over the libraries
+//
+// Tests mirror the modules (`Tests/<Target>Tests`, plus TunecheckJSONTests). They share TunecheckTestSupport
+// (Tests/TunecheckTestSupport, not a product): the repository-root locator, the shared-fixtures lookup
+// (`TUNECHECK_SHARED_FIXTURES`, skipped with a reason when ../shared is absent) and the CLI runner.
 let package = Package(
     name: "tunecheck",
     platforms: [.macOS(.v13)],
@@ -86,29 +90,38 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(
+            name: "TunecheckTestSupport",
+            dependencies: ["TunecheckJSON"],
+            path: "Tests/TunecheckTestSupport"
+        ),
+        .testTarget(
+            name: "TunecheckJSONTests",
+            dependencies: ["TunecheckJSON", "TunecheckTestSupport"]
+        ),
         .testTarget(
             name: "TunecheckTokenizersTests",
-            dependencies: ["TunecheckTokenizers", "TunecheckJSON"]
+            dependencies: ["TunecheckTokenizers", "TunecheckJSON", "TunecheckTestSupport"]
         ),
         .testTarget(
             name: "TunecheckTemplatesTests",
-            dependencies: ["TunecheckTemplates"]
+            dependencies: ["TunecheckTemplates", "TunecheckTestSupport"]
         ),
         .testTarget(
             name: "TunecheckEngineTests",
-            dependencies: ["TunecheckEngine"]
+            dependencies: ["TunecheckEngine", "TunecheckTestSupport"]
         ),
         .testTarget(
             name: "TunecheckHarnessTests",
-            dependencies: ["TunecheckHarness", "TunecheckEngine", "TunecheckJSON", "CLibXML2"]
+            dependencies: ["TunecheckHarness", "TunecheckEngine", "TunecheckJSON", "CLibXML2", "TunecheckTestSupport"]
         ),
         .testTarget(
             name: "TunecheckTrainerTests",
-            dependencies: ["TunecheckTrainer", "TunecheckEngine", "TunecheckHarness"]
+            dependencies: ["TunecheckTrainer", "TunecheckEngine", "TunecheckHarness", "TunecheckTestSupport"]
         ),
         .testTarget(
             name: "TunecheckCLITests",
-            dependencies: ["TunecheckCLI", "TunecheckEngine", "TunecheckHarness", "TunecheckJSON", "CLibXML2"]
+            dependencies: ["TunecheckCLI", "TunecheckEngine", "TunecheckHarness", "TunecheckJSON", "CLibXML2", "TunecheckTestSupport"]
         ),
     ]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 @testable import TunecheckHarness
 
@@ -6,8 +7,8 @@ import Testing
 /// the too-hot DPO run (`Tests/Fixtures/demo/collapsed-adapter`, made by `evalsets/demo/dpo-too-hot.yaml`, see its
 /// README) fails the repetition suite on a severe answer, quoting the loop.
 @Suite struct DemoTests {
-    static let suiteFile = ReportSample.repositoryRoot.appendingPathComponent("evalsets/demo/suite.yaml")
-    static let collapsedAdapter = ReportSample.repositoryRoot.appendingPathComponent("Tests/Fixtures/demo/collapsed-adapter")
+    static let suiteFile = TestPaths.repositoryRoot.appendingPathComponent("evalsets/demo/suite.yaml")
+    static let collapsedAdapter = TestPaths.repositoryRoot.appendingPathComponent("Tests/Fixtures/demo/collapsed-adapter")
 
     static func evaluate(suites: [SuiteKind], checkpoints: [String] = []) throws -> EvaluationReport {
         var configuration = try SuiteConfiguration.load(suiteFile)

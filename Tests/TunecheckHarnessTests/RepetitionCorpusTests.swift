@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 @testable import TunecheckHarness
 
@@ -7,14 +8,7 @@ import Testing
 /// `collapsed/expectations.json` (severe: a loop that took over the answer; mild: a short repeat), every
 /// `normal/*.txt` must pass and be clean. Files are read byte-exact (no trimming).
 enum RepetitionCorpus {
-    static let root: URL = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { break }
-        }
-        return url.appendingPathComponent("Tests/Fixtures/texts/repetition")
-    }()
+    static let root = TestPaths.ownFixtures.appendingPathComponent("texts/repetition")
 
     static func names(_ folder: String) -> [String] {
         let dir = root.appendingPathComponent(folder)
