@@ -205,7 +205,7 @@ public enum RepetitionAnalyzer {
     }
 
     /// `judge` at one level of limits; the rule in `detail` names that level's key (`max_repeated_word_run 3`,
-    /// `severe_repeated_word_run 8`).
+    /// `severe_repeated_word_run 5`).
     static func judge(_ analysis: RepetitionAnalysis, text: String, limits t: RepetitionLimits) -> (message: String, detail: String)? {
         let a = analysis
         let sr4 = String(format: "%.2f", a.seqRepWords.count > 3 ? a.seqRepWords[3] : 0)

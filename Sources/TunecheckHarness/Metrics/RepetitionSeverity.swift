@@ -12,7 +12,7 @@ public enum RepetitionSeverity: String, Sendable, Equatable, CaseIterable, Codab
 }
 
 /// The verdict on one answer: its severity and, unless clean, the one-line message and the detail of the
-/// worst rule it breaks at that level (`rule: severe_repeated_word_run 8` for a severe answer).
+/// worst rule it breaks at that level (`rule: severe_repeated_word_run 5` for a severe answer).
 public struct RepetitionVerdict: Sendable, Equatable {
     public var severity: RepetitionSeverity
     public var message: String
