@@ -36,7 +36,7 @@ public struct CLIRunner {
         // Standard error goes to a file and standard output is read to the end before waiting, so a chatty
         // child can never block on a full pipe.
         let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("tunecheck-stderr-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: errorFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errorFile) }
         let errorHandle = try FileHandle(forWritingTo: errorFile)
         defer { try? errorHandle.close() }
