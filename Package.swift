@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "TunecheckTrainer",
             dependencies: [
-                "TunecheckEngine", "TunecheckHarness", "TunecheckJSON", "TunecheckTokenizers",
+                "TunecheckEngine", "TunecheckJSON", "TunecheckTokenizers",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),

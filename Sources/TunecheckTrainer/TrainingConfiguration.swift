@@ -1,5 +1,4 @@
 import Foundation
-import TunecheckHarness
 import TunecheckJSON
 import Yams
 
@@ -300,7 +299,7 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
         } catch let error as TrainerError {
             throw error
         } catch let error as DecodingError {
-            throw TrainerError.invalidConfig(path: path, reason: SuiteConfiguration.describe(error))
+            throw TrainerError.invalidConfig(path: path, reason: DecodingErrorText.describe(error))
         } catch {
             throw TrainerError.invalidConfig(path: path, reason: "not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }

@@ -1,6 +1,7 @@
 import Foundation
 import TunecheckTestSupport
 import Testing
+import TunecheckEngine
 @testable import TunecheckHarness
 
 /// The bundled demo (README's first command): the pretrained demo base passes its own suite, and a checkpoint of
@@ -14,10 +15,10 @@ import Testing
         var configuration = try SuiteConfiguration.load(suiteFile)
         configuration.suites = suites
         configuration.checkpoints = checkpoints
-        let evaluator = Evaluator(options: try EvaluationOptions(configuration: configuration))
-        try evaluator.prepare()
-        try evaluator.evaluateAll()
-        return evaluator.makeReport()
+        let session = EvaluationSession(settings: try SessionSettings(configuration: configuration))
+        try session.prepare()
+        try session.evaluateAll()
+        return session.makeReport()
     }
 
     @Test func bundledBasePassesItsOwnRepetitionAndGoldenChecks() throws {
@@ -49,7 +50,7 @@ import Testing
         // repeats) is flagged too.
         #expect(messages.count >= 1, "\(messages)")
         #expect(messages.contains { $0.contains("\"") }, "a failure quotes the repeated span: \(messages)")
-        #expect((collapsed.metric("severe_answers") ?? 0) >= 1)
+        #expect((collapsed.metric(.severeAnswers) ?? 0) >= 1)
         let flagged = report.answers.filter { $0.checkpoint != "base" && $0.flagged }
         #expect(flagged.count >= 2, "\(flagged.map(\.text))")
         #expect(flagged.contains { $0.severity == .severe })

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TunecheckEngine
 import TunecheckJSON
 @testable import TunecheckHarness
 
@@ -58,7 +59,7 @@ import TunecheckJSON
         let (suite, answers) = Self.run(Self.healthy + [Self.mildAnswer])
         #expect(suite.passed)
         #expect(suite.checks.count == 8 && suite.failureCount == 0 && suite.warningCount == 1)
-        #expect(suite.metric("mild_answers") == 1 && suite.metric("severe_answers") == 0 && suite.metric("flagged_answers") == 1)
+        #expect(suite.metric(.mildAnswers) == 1 && suite.metric(.severeAnswers) == 0 && suite.metric(.flaggedAnswers) == 1)
         let warned = try #require(suite.checks.last?.warning)
         #expect(warned.message == "mild repetition: repeated \"very important,\" ×4 (seq-rep-4 0.14)")
         #expect(warned.detail.hasPrefix("prompt: question 8\n"))

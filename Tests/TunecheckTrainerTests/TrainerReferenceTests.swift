@@ -129,7 +129,7 @@ struct TrainerReferenceTests {
             let expected = setup.reference.cases[name]!
             #expect(Self.relativelyClose(result.loss, expected.loss), "\(fixture) \(name) loss \(result.loss) vs \(expected.loss)")
             for (key, value) in result.metrics {
-                if let reference = expected.metrics?[key] {
+                if let reference = expected.metrics?[key.rawValue] {
                     #expect(Self.relativelyClose(value, reference, 1e-4), "\(fixture) \(name) \(key) \(value) vs \(reference)")
                 }
             }

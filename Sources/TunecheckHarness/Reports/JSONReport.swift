@@ -1,11 +1,12 @@
 import Foundation
+import TunecheckEngine
 import TunecheckJSON
 
 /// The machine-readable report (`report.json`): everything the evaluation produced, keys in a fixed order,
 /// timestamps in ISO-8601 UTC, `null` for values that were not measured (and for non-finite numbers, which JSON
 /// cannot hold). Consumers should check `schema_version` (currently 1) and ignore keys they do not know.
 ///
-///     { "schema_version": 1, "tool": "tunecheck", "title", "passed", "started_at", "duration_seconds",
+///     { "schema_version": 1, "tool": "tunecheck", "tunecheck_version", "title", "passed", "started_at", "duration_seconds",
 ///       "settings": { key: value, … },
 ///       "totals": { "checkpoints", "suites", "tests", "passed", "failures", "errors", "skipped", "warnings" },
 ///       "checkpoints": [ { "name", "step", "passed", "preference_accuracy", "mean_margin", "repetition_score",
@@ -33,6 +34,7 @@ public enum JSONReport {
         var root = JSONObject()
         root.set("schema_version", .from(schemaVersion))
         root.set("tool", .string("tunecheck"))
+        root.set("tunecheck_version", .string(TunecheckVersion.current))
         root.set("title", .string(report.title))
         root.set("passed", .bool(report.passed))
         root.set("started_at", .string(ReportSupport.iso8601(report.startedAt)))

@@ -102,15 +102,7 @@ public enum TerminalSummary {
     }
 
     static func shortName(_ kind: SuiteKind) -> String {
-        switch kind {
-        case .preflight: return "pre"
-        case .repetition: return "rep"
-        case .preference: return "pref"
-        case .drift: return "drift"
-        case .weightDelta: return "Δw"
-        case .golden: return "gold"
-        case .fusedConsistency: return "fused"
-        }
+        SuiteRegistry.suite(kind)?.shortName ?? kind.rawValue
     }
 
     /// Control characters (escape sequences in model output) shown as `\u{1B}` so they cannot move the cursor

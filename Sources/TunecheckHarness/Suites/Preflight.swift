@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckEngine
 
 /// Before training: how hard will DPO have to push? The base model's log-prob gaps (chosen − rejected) on the
 /// pairs, summed and per token, their distribution, the fraction already preferred and the length ratio, and a
@@ -100,4 +101,24 @@ public struct PreflightAnalysis: Sendable, Equatable {
         for reason in reasons { lines.append("  - \(reason)") }
         return lines.joined(separator: "\n")
     }
+}
+
+/// The preflight check as a suite: once per session, on the base's scores of the pairs.
+public enum PreflightSuite: EvaluationSuite {
+    public static let kind = SuiteKind.preflight
+    public static let shortName = "pre"
+    public static let requirement = "a base model and pairs"
+    public static let isAboutInputs = true
+
+    public static func canRun(with inputs: SuiteInputs) -> Bool { inputs.base && inputs.pairs }
+    public static func applies(to subject: SubjectKind) -> Bool { subject == .base }
+
+    public static func run(in context: EvaluationContext) throws -> SuiteRun? {
+        guard let scores = try context.session.basePairScores(), let analysis = try context.session.preflight() else { return nil }
+        return SuiteRun(result: analysis.suiteResult(checkpoint: context.name, scores: scores))
+    }
+}
+
+extension SuiteKind {
+    public static let preflight = SuiteKind(declaring: "preflight")
 }
