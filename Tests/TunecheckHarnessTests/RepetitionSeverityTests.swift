@@ -110,6 +110,15 @@ import TunecheckJSON
         // Validated against the Jenkins XSD in ReportJUnitTests.generatedReportsValidateAgainstTheJenkinsSchema ("warning").
     }
 
+    /// `compare` labels a mild answer as mild, a severe one as repetitive, an empty one as empty.
+    @Test func sideBySideLabelsBySeverity() {
+        let (_, answers) = Self.run(Array(Self.healthy.prefix(1)) + [Self.mildAnswer, Self.severeAnswer, ""])
+        #expect(answers.map { SideBySide.label($0, terminal: true) }
+            == ["", "  [MILD REPETITION]", "  [REPETITIVE]", "[EMPTY: the model ended at once]"])
+        #expect(SideBySide.label(answers[1], terminal: false) == " ⚠️ mild repetition")
+        #expect(SideBySide.visible("a\u{1B}[2J\tb\r\nc") == "a\\u{1B}[2J b \nc")
+    }
+
     @Test func aSevereAnswerFailsTheCheckpoint() throws {
         let (suite, answers) = Self.run(Self.healthy + [Self.severeAnswer])
         #expect(!suite.passed && suite.failureCount == 1 && suite.warningCount == 0)
