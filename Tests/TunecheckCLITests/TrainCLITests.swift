@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 
 /// `tunecheck train` on the tiny default model: an absurd learning rate trips a guard, a sane DPO run improves

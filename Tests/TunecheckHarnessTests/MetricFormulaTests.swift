@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 import TunecheckEngine
 @testable import TunecheckHarness
@@ -75,14 +76,14 @@ struct MetricFormulaTests {
     }
 
     @Test func driftMatchesKLAndLogprobsFromFullRowsOfBothModels() throws {
-        let folder = ReportSample.repositoryRoot.appendingPathComponent("models/tiny-default")
+        let folder = TestPaths.repositoryRoot.appendingPathComponent("models/tiny-default")
         let base = try LanguageModel.load(folder: folder)
         let lora = try LoRAParameters(base: base.decoder, rank: 2, scale: 4, keys: nil, numLayers: nil, seed: 7)
         for module in lora.modules {
             for index in 0..<module.b.count { module.b.values[index] = Float((index * 37) % 11 - 5) * 4e-3 }
         }
         let tuned = base.replacingDecoder(lora.model)
-        let evalsets = ReportSample.repositoryRoot.appendingPathComponent("evalsets/default")
+        let evalsets = TestPaths.repositoryRoot.appendingPathComponent("evalsets/default")
         let texts = try EvalsetLoader.texts(evalsets.appendingPathComponent("texts.jsonl"))
         let pairs = try EvalsetLoader.pairs(evalsets.appendingPathComponent("pairs.jsonl"))
 

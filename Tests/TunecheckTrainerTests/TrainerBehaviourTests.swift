@@ -1,18 +1,12 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 @testable import TunecheckEngine
 @testable import TunecheckTrainer
 
 /// Schedules, accumulation and determinism of the training loop, on the bundled tiny model.
 struct TrainerBehaviourTests {
-    static let root: URL = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-        }
-        return URL(fileURLWithPath: ".")
-    }()
+    static let root = TestPaths.repositoryRoot
 
     static func configuration(_ folder: URL, _ adjust: (inout TrainingConfiguration) -> Void) -> TrainingConfiguration {
         var configuration = TrainingConfiguration()

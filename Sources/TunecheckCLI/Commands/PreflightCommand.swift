@@ -54,24 +54,7 @@ struct PreflightCommand: ParsableCommand {
         let analysis = PreflightAnalysis(scores: scores, thresholds: thresholds)
         print(analysis.describe())
         if let json {
-            var object = JSONObject()
-            object.set("verdict", .string(analysis.verdict.rawValue))
-            object.set("reasons", .array(analysis.reasons.map { .string($0) }))
-            var metrics = JSONObject()
-            for metric in analysis.metrics { metrics.set(metric.name, .from(metric.value)) }
-            object.set("metrics", .object(metrics))
-            object.set("pairs", .array(scores.map { score in
-                var entry = JSONObject()
-                entry.set("id", .string(score.id))
-                entry.set("gap_sum", .from(score.gapSum))
-                entry.set("gap_mean", .from(score.gapMean))
-                entry.set("chosen_logprob_sum", .from(score.chosen.sum))
-                entry.set("rejected_logprob_sum", .from(score.rejected.sum))
-                entry.set("chosen_tokens", .from(score.chosen.tokenLogprobs.count))
-                entry.set("rejected_tokens", .from(score.rejected.tokenLogprobs.count))
-                return .object(entry)
-            }))
-            try AtomicWrite.write(JSONWriter.data(.object(object)) + Data("\n".utf8), to: URL(fileURLWithPath: json))
+            try AtomicWrite.write(JSONWriter.data(analysis.json(scores: scores)) + Data("\n".utf8), to: URL(fileURLWithPath: json))
         }
         if failOn.fails(analysis.verdict) { throw ChecksFailed(summary: "preflight verdict: \(analysis.verdict.rawValue)") }
     }

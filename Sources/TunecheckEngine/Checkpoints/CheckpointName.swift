@@ -59,8 +59,12 @@ public enum CheckpointName: Sendable, Hashable {
     /// Parses a file or folder name (no path): `0000100_adapters.safetensors`, `0000100_adapters` (display form),
     /// `0000100_model`, `checkpoint-500`, `adapters.safetensors`, `model`. Nil for anything else.
     public init?(fileName: String) {
-        if fileName == "adapters.safetensors" {
+        if fileName == Self.latestAdapter.fileName {
             self = .latestAdapter
+            return
+        }
+        if fileName == Self.latestModel.fileName {
+            self = .latestModel
             return
         }
         if fileName.hasPrefix("checkpoint-") {

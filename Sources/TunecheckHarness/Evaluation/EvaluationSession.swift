@@ -111,9 +111,14 @@ public final class EvaluationSession: @unchecked Sendable {
     private var broken: [(name: String, step: Int?, reason: String)] = []
     private let startedAt = Date()
 
-    public init(settings: SessionSettings, reports: ReportSettings? = nil) {
+    /// The suites this session knows: the registry's, or more (a test, or a tool embedding the harness, can add
+    /// its own conformers without touching the registry).
+    public let registry: [any EvaluationSuite.Type]
+
+    public init(settings: SessionSettings, reports: ReportSettings? = nil, registry: [any EvaluationSuite.Type] = SuiteRegistry.all) {
         self.settings = settings
         self.reports = reports
+        self.registry = registry
     }
 
     // MARK: - Suites
@@ -122,7 +127,7 @@ public final class EvaluationSession: @unchecked Sendable {
     public var activeSuites: [any EvaluationSuite.Type] {
         let inputs = settings.inputs
         let requested = settings.suites.map(Set.init)
-        return SuiteRegistry.all.filter { suite in suite.canRun(with: inputs) && (requested?.contains(suite.kind) ?? true) }
+        return registry.filter { suite in suite.canRun(with: inputs) && (requested?.contains(suite.kind) ?? true) }
     }
 
     public var activeKinds: [SuiteKind] { activeSuites.map { $0.kind } }
@@ -135,7 +140,7 @@ public final class EvaluationSession: @unchecked Sendable {
         guard let requested = settings.suites else { return }
         let inputs = settings.inputs
         for kind in Set(requested).sorted() {
-            guard let suite = SuiteRegistry.suite(kind), !suite.canRun(with: inputs) else { continue }
+            guard let suite = registry.first(where: { $0.kind == kind }), !suite.canRun(with: inputs) else { continue }
             throw HarnessError.missingInput("suite '\(kind.rawValue)' needs \(suite.requirement)")
         }
     }

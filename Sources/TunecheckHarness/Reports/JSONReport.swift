@@ -8,18 +8,22 @@ import TunecheckJSON
 ///
 ///     { "schema_version": 1, "tool": "tunecheck", "tunecheck_version", "title", "passed", "started_at", "duration_seconds",
 ///       "settings": { key: value, … },
-///       "totals": { "checkpoints", "suites", "tests", "passed", "failures", "errors", "skipped" },
+///       "totals": { "checkpoints", "suites", "tests", "passed", "failures", "errors", "skipped", "warnings" },
 ///       "checkpoints": [ { "name", "step", "passed", "preference_accuracy", "mean_margin", "repetition_score",
 ///                          "relative_weight_delta" } ],
 ///       "suites": [ { "name" (as in junit.xml), "kind", "checkpoint", "passed", "started_at", "duration_seconds", "tests",
-///                     "failures", "errors", "skipped", "metrics": { name: value },
+///                     "failures", "errors", "skipped", "warnings", "metrics": { name: value },
 ///                     "checks": [ { "name", "status", "passed", "message"?, "detail"?, "reason"?,
-///                                   "duration_seconds", "metrics": { name: value } } ] } ],
-///       "answers": [ { "checkpoint", "prompt_id", "prompt", "text", "flagged", "highlights": [ { "start", "end",
-///                      "label" } ], "ids"? } ],
+///                                   "warning"?: { "message", "detail" }, "duration_seconds",
+///                                   "metrics": { name: value } } ] } ],
+///       "answers": [ { "checkpoint", "prompt_id", "prompt", "text", "flagged", "severity", "highlights": [ { "start",
+///                      "end", "label" } ], "ids"? } ],
 ///       "golden": [ { "checkpoint", "prompt_id", "matched", "similarity", "expected", "actual" } ] }
 ///
-/// `status` is one of `passed`, `failed`, `skipped`, `error`; `passed` is false only for `failed` and `error`.
+/// `status` is one of `passed`, `failed`, `skipped`, `error`; `passed` is false only for `failed` and `error`. A
+/// passing check may carry a `warning` (a mildly repetitive answer); `warnings` counts them (they are also counted
+/// as passed). An answer's `severity` is the repetition suite's verdict, `clean`, `mild` or `severe` (`null` when
+/// that suite did not judge it); `flagged` is true for `mild` and `severe`.
 /// Highlight offsets count Swift `Character`s (extended grapheme clusters) of `text`. Metric and setting names
 /// are object keys; a repeated name keeps its last value.
 public enum JSONReport {
@@ -44,6 +48,7 @@ public enum JSONReport {
         let failures = report.suites.map(\.failureCount).reduce(0, +)
         let errors = report.suites.map(\.errorCount).reduce(0, +)
         let skipped = report.suites.map(\.skippedCount).reduce(0, +)
+        let warnings = report.suites.map(\.warningCount).reduce(0, +)
         root.set("totals", .object(JSONObject([
             "checkpoints": .from(SuiteGrid(report).checkpoints.count),
             "suites": .from(report.suites.count),
@@ -52,6 +57,7 @@ public enum JSONReport {
             "failures": .from(failures),
             "errors": .from(errors),
             "skipped": .from(skipped),
+            "warnings": .from(warnings),
         ])))
 
         root.set("checkpoints", .array(report.checkpoints.map { checkpoint in
@@ -76,6 +82,7 @@ public enum JSONReport {
                 "prompt": .string(answer.prompt),
                 "text": .string(answer.text),
                 "flagged": .bool(answer.flagged),
+                "severity": answer.severity.map { .string($0.rawValue) } ?? .null,
                 "highlights": .array(answer.highlights.map { span in
                     .object(JSONObject(["start": .from(span.start), "end": .from(span.end), "label": .string(span.label)]))
                 }),
@@ -117,6 +124,7 @@ public enum JSONReport {
             "failures": .from(suite.failureCount),
             "errors": .from(suite.errorCount),
             "skipped": .from(suite.skippedCount),
+            "warnings": .from(suite.warningCount),
             "metrics": metrics(suite.metrics),
             "checks": .array(suite.checks.map(checkValue)),
         ]))
@@ -134,6 +142,9 @@ public enum JSONReport {
             object.set("detail", .string(detail))
         case let .skipped(reason):
             object.set("reason", .string(reason))
+        }
+        if let warning = check.passingWarning {
+            object.set("warning", .object(JSONObject(["message": .string(warning.message), "detail": .string(warning.detail)])))
         }
         object.set("duration_seconds", .from(check.durationSeconds))
         object.set("metrics", metrics(check.metrics))

@@ -17,22 +17,8 @@ public enum SideBySide {
 
     /// Model output as it can be shown in a terminal or a Markdown cell: control characters (a random or broken
     /// model emits BEL, ESC, backspace...) would ring, recolour or misalign the columns, so they are shown escaped
-    /// as `\u{7}`, as the HTML report does. Newlines stay; a tab becomes a space.
-    static func visible(_ text: String) -> String {
-        var result = ""
-        for scalar in text.unicodeScalars {
-            if scalar == "\n" {
-                result.unicodeScalars.append(scalar)
-            } else if scalar == "\t" {
-                result += " "
-            } else if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
-                result += "\\u{\(String(scalar.value, radix: 16, uppercase: true))}"
-            } else {
-                result.unicodeScalars.append(scalar)
-            }
-        }
-        return result
-    }
+    /// as `\u{7}` (`ControlCharacters`, as in every report). Line feeds stay; a tab or carriage return becomes a space.
+    static func visible(_ text: String) -> String { ControlCharacters.escape(text, whitespace: .keepLineFeeds) }
 
     public static func terminal(_ report: EvaluationReport, width terminalWidth: Int) -> String {
         let width = max(terminalWidth, 60)
@@ -84,10 +70,12 @@ public enum SideBySide {
     }
 
     /// What an answer is marked with: an empty answer (the model ended at once, or there is none) is shown as
-    /// empty, not as repetitive; a flagged non-empty answer as repetitive.
+    /// empty, not as repetitive; a mildly repetitive answer (a warning in `eval`) as mild; another flagged
+    /// non-empty answer as repetitive.
     static func label(_ answer: AnswerRecord?, terminal: Bool) -> String {
         guard let answer else { return "" }
         if answer.text.isEmpty { return terminal ? "[EMPTY: the model ended at once]" : "*(empty: the model ended at once)*" }
+        if answer.severity == .mild { return terminal ? "  [MILD REPETITION]" : " ⚠️ mild repetition" }
         if answer.flagged { return terminal ? "  [REPETITIVE]" : " ⚠️ repetitive" }
         return ""
     }

@@ -35,6 +35,21 @@ public struct Metric: Sendable, Equatable {
     }
 }
 
+/// Something a passing check wants a person to see (e.g. a mildly repetitive answer): shown in amber in the
+/// terminal and HTML, under `warning` in report.json, and in the JUnit test case's `system-out` (JUnit has no
+/// warning state; the test case passes).
+public struct CheckWarning: Sendable, Equatable {
+    /// One line.
+    public var message: String
+    /// The evidence: offending text, numbers.
+    public var detail: String
+
+    public init(message: String, detail: String = "") {
+        self.message = message
+        self.detail = detail
+    }
+}
+
 /// One check: a threshold on a metric, or one evalset item.
 public struct CheckResult: Sendable, Equatable {
     /// Short name, unique within its suite, e.g. `accuracy` or `prompt-3`.
@@ -42,12 +57,21 @@ public struct CheckResult: Sendable, Equatable {
     public var status: CheckStatus
     public var durationSeconds: Double
     public var metrics: [Metric]
+    /// A warning on a passing check; reports ignore it on other statuses.
+    public var warning: CheckWarning?
 
-    public init(name: String, status: CheckStatus, durationSeconds: Double = 0, metrics: [Metric] = []) {
+    public init(name: String, status: CheckStatus, durationSeconds: Double = 0, metrics: [Metric] = [], warning: CheckWarning? = nil) {
         self.name = name
         self.status = status
         self.durationSeconds = durationSeconds
         self.metrics = metrics
+        self.warning = warning
+    }
+
+    /// The warning when the check passed with one.
+    public var passingWarning: CheckWarning? {
+        if case .passed = status { return warning }
+        return nil
     }
 }
 
@@ -118,6 +142,8 @@ public struct SuiteResult: Sendable, Equatable {
     public var failureCount: Int { checks.filter { if case .failed = $0.status { return true }; return false }.count }
     public var errorCount: Int { checks.filter { if case .error = $0.status { return true }; return false }.count }
     public var skippedCount: Int { checks.filter { if case .skipped = $0.status { return true }; return false }.count }
+    /// Passing checks that carry a warning.
+    public var warningCount: Int { checks.filter { $0.passingWarning != nil }.count }
     public var passed: Bool { !checks.contains { $0.status.isFailure } }
 
     public func metric(_ name: MetricName) -> Double? { metrics.first { $0.name == name.rawValue }?.value }
