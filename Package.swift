@@ -102,11 +102,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TunecheckJSONTests",
-            dependencies: ["TunecheckJSON", "TunecheckTestSupport"]
-        ),
-        .testTarget(
-            name: "TunecheckJSONTests",
-            dependencies: ["TunecheckJSON", .product(name: "Yams", package: "Yams")]
+            dependencies: ["TunecheckJSON", "TunecheckTestSupport", .product(name: "Yams", package: "Yams")]
         ),
         .testTarget(
             name: "TunecheckTokenizersTests",

@@ -54,6 +54,11 @@ public struct JSONParser {
     private var depth = 0
     private static let maximumDepth = 512
 
+    /// Why `bytes` are not valid JSON, as " (what at byte N)", or "" when they are (for one-line messages).
+    public static func problem(in bytes: [UInt8]) -> String {
+        do { _ = try parse(bytes); return "" } catch { return " (\(error))" }
+    }
+
     public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
         var parser = JSONParser(bytes: bytes)
         // Skip a UTF-8 byte order mark at the start of the file.

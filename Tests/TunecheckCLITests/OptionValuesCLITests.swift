@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TunecheckTestSupport
 
 /// Options over closed sets: a bad value exits 2 before any work, naming the allowed values; help lists them.
 struct OptionValuesCLITests {
