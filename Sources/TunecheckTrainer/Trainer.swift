@@ -145,6 +145,23 @@ public final class Trainer {
 
     public func run() throws -> TrainingSummary {
         try prepare()
+        do {
+            return try train()
+        } catch {
+            // The run record says how the run ended, also when an error ended it (a killed run keeps "running").
+            if FileManager.default.fileExists(atPath: outputFolder.appendingPathComponent("run.json").path) {
+                record.status = .failed
+                record.failure = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+                record.updatedAt = Date()
+                try? writeMetrics()
+                try? record.write(to: outputFolder)
+            }
+            throw error
+        }
+    }
+
+    /// The loop, after `prepare`.
+    private func train() throws -> TrainingSummary {
         let config = configuration
         let rules = config.guards.rules
         record = RunRecord(configuration: config)
