@@ -6,13 +6,21 @@ import PackageDescription
 // Targets, bottom up:
 //   CBLAS                 OpenBLAS' cblas.h as a Swift module (libopenblas-dev)
 //   CKernels              C kernels with run-time AVX-512 dispatch (bfloat16 weights)
-//   TunecheckJSON         a JSON parser/writer that keeps strings byte-exact and keys in order
+//   TunecheckJSON         a JSON parser/writer that keeps strings byte-exact and keys in order; the settings helper
 //   TunecheckTokenizers   tokenizer.json: normalizers, pre-tokenizers, BPE, decoders, post-processors
-//   TunecheckEngine       safetensors, config.json, transformer forward passes, scoring, generation
+//   TunecheckEngine       safetensors, config.json, transformer forward passes, scoring, generation, adapters,
+//                         DPO rewards, checkpoint and metric names
 //   TunecheckTemplates    the Jinja subset of chat templates (Llama 3, Qwen2.5, Mistral, Phi-3, Granite)
-//   TunecheckHarness      evalsets, suites, golden outputs, reports (JUnit via libxml2, JSON, HTML)
-//   TunecheckTrainer      LoRA / full SFT and DPO on the engine's backward passes; evaluates every checkpoint
-//   TunecheckCLI          the `tunecheck` executable, a thin layer over the libraries
+//   TunecheckHarness      the evaluation session that eval, watch and train share; suites behind one protocol and
+//                         registry; evalsets, golden outputs, reports (JUnit via libxml2, JSON, HTML)
+//   TunecheckTrainer      LoRA / full SFT and DPO on the engine's backward passes; hands each checkpoint to a
+//                         training callback (it does not depend on the harness)
+//   TunecheckCLI          the `tunecheck` executable, a thin layer over the libraries; wires the harness-backed
+//                         training callback into the trainer
+//
+// Tests mirror the modules (`Tests/<Target>Tests`, plus TunecheckJSONTests). They share TunecheckTestSupport
+// (Tests/TunecheckTestSupport, not a product): the repository-root locator, the shared-fixtures lookup
+// (`TUNECHECK_SHARED_FIXTURES`, skipped with a reason when ../shared is absent) and the CLI runner.
 let package = Package(
     name: "tunecheck",
     platforms: [.macOS(.v13)],
@@ -55,7 +63,8 @@ let package = Package(
             dependencies: ["TunecheckJSON"]
         ),
         .target(
-            name: "TunecheckTemplates"
+            name: "TunecheckTemplates",
+            dependencies: ["TunecheckJSON"]
         ),
         .target(
             name: "TunecheckEngine",
@@ -71,7 +80,7 @@ let package = Package(
         .target(
             name: "TunecheckTrainer",
             dependencies: [
-                "TunecheckEngine", "TunecheckHarness", "TunecheckJSON", "TunecheckTokenizers",
+                "TunecheckEngine", "TunecheckJSON", "TunecheckTokenizers",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -86,29 +95,38 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(
+            name: "TunecheckTestSupport",
+            dependencies: ["TunecheckJSON"],
+            path: "Tests/TunecheckTestSupport"
+        ),
+        .testTarget(
+            name: "TunecheckJSONTests",
+            dependencies: ["TunecheckJSON", "TunecheckTestSupport", .product(name: "Yams", package: "Yams")]
+        ),
         .testTarget(
             name: "TunecheckTokenizersTests",
-            dependencies: ["TunecheckTokenizers", "TunecheckJSON"]
+            dependencies: ["TunecheckTokenizers", "TunecheckJSON", "TunecheckTestSupport"]
         ),
         .testTarget(
             name: "TunecheckTemplatesTests",
-            dependencies: ["TunecheckTemplates"]
+            dependencies: ["TunecheckTemplates", "TunecheckTestSupport"]
         ),
         .testTarget(
             name: "TunecheckEngineTests",
-            dependencies: ["TunecheckEngine"]
+            dependencies: ["TunecheckEngine", "TunecheckTestSupport"]
         ),
         .testTarget(
             name: "TunecheckHarnessTests",
-            dependencies: ["TunecheckHarness", "TunecheckEngine", "TunecheckJSON", "CLibXML2"]
+            dependencies: ["TunecheckHarness", "TunecheckEngine", "TunecheckJSON", "CLibXML2", "TunecheckTestSupport"]
         ),
         .testTarget(
             name: "TunecheckTrainerTests",
-            dependencies: ["TunecheckTrainer", "TunecheckEngine", "TunecheckHarness"]
+            dependencies: ["TunecheckTrainer", "TunecheckEngine", "TunecheckHarness", "TunecheckTestSupport"]
         ),
         .testTarget(
             name: "TunecheckCLITests",
-            dependencies: ["TunecheckCLI", "TunecheckEngine", "TunecheckHarness", "TunecheckJSON", "CLibXML2"]
+            dependencies: ["TunecheckCLI", "TunecheckEngine", "TunecheckHarness", "TunecheckJSON", "CLibXML2", "TunecheckTestSupport"]
         ),
     ]
 )

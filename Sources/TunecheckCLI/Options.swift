@@ -19,8 +19,7 @@ struct ModelOptions: ParsableArguments {
     func loadLanguageModel() throws -> LanguageModel {
         let base = try LanguageModel.load(folder: modelURL)
         guard let adapter else { return base }
-        let loaded = try Adapter.load(path: URL(fileURLWithPath: adapter))
-        return base.replacingDecoder(try loaded.attach(to: base.decoder))
+        return try base.applyingAdapter(at: URL(fileURLWithPath: adapter)).model
     }
 }
 

@@ -51,10 +51,6 @@ struct Tunecheck: ParsableCommand {
     }
 }
 
-enum TunecheckVersion {
-    static let current = "0.1.0"
-}
-
 /// Thrown by commands whose checks ran and failed (exit code 1).
 struct ChecksFailed: Error {
     let summary: String

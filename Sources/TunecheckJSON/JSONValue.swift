@@ -54,8 +54,7 @@ public struct JSONParser {
     private var depth = 0
     private static let maximumDepth = 512
 
-    /// Why `bytes` are not valid JSON, as " (what at byte N)", or "" when they are (for messages from readers
-    /// that parse with Foundation, whose errors do not say what or where).
+    /// Why `bytes` are not valid JSON, as " (what at byte N)", or "" when they are (for one-line messages).
     public static func problem(in bytes: [UInt8]) -> String {
         do { _ = try parse(bytes); return "" } catch { return " (\(error))" }
     }
@@ -160,7 +159,7 @@ public struct JSONParser {
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let text = String(decoding: bytes[start..<index], as: UTF8.self)
+                guard let text = String(validating: bytes[start..<index], as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
                 index += 1
                 return text
             }
@@ -172,8 +171,9 @@ public struct JSONParser {
         while index < bytes.count {
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
+                guard let text = String(validating: buffer, as: UTF8.self) else { throw error("invalid UTF-8 in a string") }
                 index += 1
-                return String(decoding: buffer, as: UTF8.self)
+                return text
             }
             if byte < 0x20 { throw error("control character in string") }
             guard byte == UInt8(ascii: "\\") else { buffer.append(byte); index += 1; continue }

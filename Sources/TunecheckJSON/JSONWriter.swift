@@ -15,6 +15,45 @@ public enum JSONWriter {
         String(decoding: data(value), as: UTF8.self)
     }
 
+    /// Indented JSON laid out as Python's `json.dump(value, indent=2)` (`"key": value`, one member per line, empty
+    /// containers as `{}` / `[]`), for files people read or that transformers writes that way (shard indexes).
+    public static func prettyData(_ value: JSONValue, indent: Int = 2) -> Data {
+        var output: [UInt8] = []
+        writePretty(value, depth: 0, indent: indent, into: &output)
+        return Data(output)
+    }
+
+    static func writePretty(_ value: JSONValue, depth: Int, indent: Int, into output: inout [UInt8]) {
+        func newline(_ level: Int) {
+            output.append(0x0A)
+            output += [UInt8](repeating: UInt8(ascii: " "), count: level * indent)
+        }
+        switch value {
+        case .array(let elements) where !elements.isEmpty:
+            output.append(UInt8(ascii: "["))
+            for (index, element) in elements.enumerated() {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                newline(depth + 1)
+                writePretty(element, depth: depth + 1, indent: indent, into: &output)
+            }
+            newline(depth)
+            output.append(UInt8(ascii: "]"))
+        case .object(let object) where !object.keys.isEmpty:
+            output.append(UInt8(ascii: "{"))
+            for index in object.keys.indices {
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                newline(depth + 1)
+                writeString(object.keys[index], into: &output)
+                output += [UInt8(ascii: ":"), UInt8(ascii: " ")]
+                writePretty(object.values[index], depth: depth + 1, indent: indent, into: &output)
+            }
+            newline(depth)
+            output.append(UInt8(ascii: "}"))
+        default:
+            write(value, into: &output)
+        }
+    }
+
     static func write(_ value: JSONValue, into output: inout [UInt8]) {
         switch value {
         case .null: output += Array("null".utf8)

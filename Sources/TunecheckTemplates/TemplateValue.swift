@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// A value inside a running template. Semantics follow the Python objects Jinja would see in transformers
 /// (str, int, float, bool, None, list, dict, `jinja2.Undefined`, namespace, callables), because the rendered
@@ -119,9 +120,7 @@ extension TemplateValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral
 }
 
 extension TemplateValue {
-    /// Converts JSON-like Foundation values (as produced by `JSONSerialization`) into template values.
-    /// Dictionary key order follows the sorted keys because Foundation dictionaries are unordered; use
-    /// `init(jsonData:)` when order matters.
+    /// Parses JSON text into template values, keeping object key order.
     public init(jsonData: Data) throws {
         self = try JSONOrderedDecoder.decode(jsonData)
     }
@@ -208,106 +207,28 @@ struct CallFailure: Error {
     var unsupported = false
 }
 
-/// Minimal JSON decoder that keeps object key order (JSONSerialization does not).
+/// JSON text as template values, through the project's one JSON parser (which keeps object key order, as Python's
+/// dict does and `tojson` / `items()` need).
 enum JSONOrderedDecoder {
     static func decode(_ data: Data) throws -> TemplateValue {
-        let scalars = Array((String(data: data, encoding: .utf8) ?? "").unicodeScalars)
-        var i = 0
-        let v = try value(scalars, &i)
-        skip(scalars, &i)
-        guard i == scalars.count else { throw CallFailure(message: "trailing characters in JSON") }
-        return v
+        let root: JSONValue
+        do { root = try JSONParser.parse([UInt8](data)) } catch { throw CallFailure(message: "invalid JSON: \(error)") }
+        return convert(root)
     }
 
-    private static func skip(_ s: [Unicode.Scalar], _ i: inout Int) {
-        while i < s.count, s[i] == " " || s[i] == "\n" || s[i] == "\t" || s[i] == "\r" { i += 1 }
-    }
-
-    private static func value(_ s: [Unicode.Scalar], _ i: inout Int) throws -> TemplateValue {
-        skip(s, &i)
-        guard i < s.count else { throw CallFailure(message: "unexpected end of JSON") }
-        switch s[i] {
-        case "{":
-            i += 1
-            var dict = TemplateDictionary()
-            skip(s, &i)
-            if i < s.count, s[i] == "}" { i += 1; return .dictionary(dict) }
-            while true {
-                skip(s, &i)
-                guard case let .string(key) = try value(s, &i) else { throw CallFailure(message: "JSON object key must be a string") }
-                skip(s, &i)
-                guard i < s.count, s[i] == ":" else { throw CallFailure(message: "expected ':' in JSON") }
-                i += 1
-                dict[key] = try value(s, &i)
-                skip(s, &i)
-                guard i < s.count else { throw CallFailure(message: "unexpected end of JSON") }
-                if s[i] == "," { i += 1; continue }
-                if s[i] == "}" { i += 1; return .dictionary(dict) }
-                throw CallFailure(message: "expected ',' or '}' in JSON")
-            }
-        case "[":
-            i += 1
-            var items: [TemplateValue] = []
-            skip(s, &i)
-            if i < s.count, s[i] == "]" { i += 1; return .array(items) }
-            while true {
-                items.append(try value(s, &i))
-                skip(s, &i)
-                guard i < s.count else { throw CallFailure(message: "unexpected end of JSON") }
-                if s[i] == "," { i += 1; continue }
-                if s[i] == "]" { i += 1; return .array(items) }
-                throw CallFailure(message: "expected ',' or ']' in JSON")
-            }
-        case "\"":
-            i += 1
-            var out = String.UnicodeScalarView()
-            while i < s.count, s[i] != "\"" {
-                if s[i] == "\\" {
-                    i += 1
-                    guard i < s.count else { break }
-                    switch s[i] {
-                    case "n": out.append("\n")
-                    case "t": out.append("\t")
-                    case "r": out.append("\r")
-                    case "b": out.append("\u{08}")
-                    case "f": out.append("\u{0C}")
-                    case "u":
-                        func hex4(_ at: Int) -> UInt32? {
-                            guard at + 4 <= s.count else { return nil }
-                            return UInt32(String(String.UnicodeScalarView(s[at..<at + 4])), radix: 16)
-                        }
-                        guard var code = hex4(i + 1) else { throw CallFailure(message: "bad \\u escape in JSON") }
-                        i += 4
-                        if (0xD800..<0xDC00).contains(code), i + 2 < s.count, s[i + 1] == "\\", s[i + 2] == "u",
-                           let low = hex4(i + 3), (0xDC00..<0xE000).contains(low) {
-                            code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                            i += 6
-                        }
-                        out.append(Unicode.Scalar(code) ?? "\u{FFFD}")
-                    default: out.append(s[i])
-                    }
-                    i += 1
-                } else {
-                    out.append(s[i])
-                    i += 1
-                }
-            }
-            i += 1
-            return .string(String(out))
-        default:
-            var j = i
-            while j < s.count, !",]} \n\t\r".unicodeScalars.contains(s[j]) { j += 1 }
-            let word = String(String.UnicodeScalarView(s[i..<j]))
-            i = j
-            switch word {
-            case "true": return .bool(true)
-            case "false": return .bool(false)
-            case "null": return .none
-            default:
-                if let n = Int(word) { return .int(n) }
-                if let d = Double(word) { return .double(d) }
-                throw CallFailure(message: "invalid JSON literal '\(word)'")
-            }
+    static func convert(_ value: JSONValue) -> TemplateValue {
+        switch value {
+        case .null: return .none
+        case .bool(let flag): return .bool(flag)
+        case let .number(number, isInteger):
+            if isInteger, let integer = Int(exactly: number) { return .int(integer) }
+            return .double(number)
+        case .string(let text): return .string(text)
+        case .array(let items): return .array(items.map(convert))
+        case .object(let object):
+            var dictionary = TemplateDictionary()
+            for (key, member) in zip(object.keys, object.values) { dictionary[key] = convert(member) }
+            return .dictionary(dictionary)
         }
     }
 }

@@ -54,7 +54,7 @@ public enum DPOLoss {
         /// ∂L/∂π_c and ∂L/∂π_r per pair.
         public var dChosen: [Double]
         public var dRejected: [Double]
-        public var metrics: [(String, Double)]
+        public var metrics: [(MetricName, Double)]
 
         public static func == (lhs: Result, rhs: Result) -> Bool {
             lhs.loss == rhs.loss && lhs.dChosen == rhs.dChosen && lhs.dRejected == rhs.dRejected
@@ -67,7 +67,7 @@ public enum DPOLoss {
         var loss = 0.0
         var dChosen: [Double] = []
         var dRejected: [Double] = []
-        var chosenRewards = 0.0, rejectedRewards = 0.0, correct = 0.0, chosenLogps = 0.0, rejectedLogps = 0.0
+        var rewards: [ImplicitReward] = []
         for pair in pairs {
             let h = (pair.policyChosen - pair.policyRejected) - (pair.referenceChosen - pair.referenceRejected)
             var value = 0.0
@@ -91,19 +91,12 @@ public enum DPOLoss {
             dChosen.append(dh / count)
             dRejected.append(-dh / count)
             // TRL computes the reward metrics from summed log-probs whatever the loss type.
-            let chosenReward = beta * (pair.summed.policyChosen - pair.summed.referenceChosen)
-            let rejectedReward = beta * (pair.summed.policyRejected - pair.summed.referenceRejected)
-            chosenRewards += chosenReward
-            rejectedRewards += rejectedReward
-            if chosenReward > rejectedReward { correct += 1 }
-            chosenLogps += pair.summed.policyChosen
-            rejectedLogps += pair.summed.policyRejected
+            rewards.append(ImplicitReward(policyChosen: pair.summed.policyChosen, policyRejected: pair.summed.policyRejected,
+                                          referenceChosen: pair.summed.referenceChosen, referenceRejected: pair.summed.referenceRejected,
+                                          beta: beta))
         }
-        let metrics: [(String, Double)] = [
-            ("rewards/chosen", chosenRewards / count), ("rewards/rejected", rejectedRewards / count),
-            ("rewards/accuracies", correct / count), ("rewards/margins", (chosenRewards - rejectedRewards) / count),
-            ("logps/chosen", chosenLogps / count), ("logps/rejected", rejectedLogps / count),
-        ]
+        let metrics = RewardSummary(rewards: rewards, policyChosen: pairs.map(\.summed.policyChosen),
+                                    policyRejected: pairs.map(\.summed.policyRejected)).metrics
         return Result(loss: loss, dChosen: dChosen, dRejected: dRejected, metrics: metrics)
     }
 }

@@ -1,17 +1,20 @@
 import Foundation
 import TunecheckEngine
-import TunecheckHarness
 import TunecheckJSON
 
 /// What a finished (or stopped) run reports.
 public struct TrainingSummary: Sendable {
     public var steps: Int
     public var finalLoss: Double
+    /// The numbered checkpoints written, as paths.
     public var checkpoints: [String]
     public var bestCheckpoint: String?
-    public var stoppedBy: TrainerError?
+    /// The guard that stopped the run, if one did.
+    public var stop: GuardTrip?
     public var outputFolder: URL
-    public var reportFolder: URL?
+    public var record: RunRecord
+
+    public var stoppedBy: TrainerError? { stop?.error }
 }
 
 /// Events for the terminal: progress per step, and lines worth printing.
@@ -21,25 +24,30 @@ public protocol TrainingObserver: AnyObject {
 }
 
 /// LoRA (or full-parameter) SFT and DPO on the shared engine. Saves checkpoints like mlx_lm (numbered
-/// `NNNNNNN_adapters.safetensors`, `adapters.safetensors`, `adapter_config.json`, all written atomically),
-/// evaluates each one as it is written when an `eval_suite` is set, and stops when a guard trips.
+/// `NNNNNNN_adapters.safetensors`, `adapters.safetensors`, `adapter_config.json`; full fine-tuning writes
+/// `NNNNNNN_model/` folders; names from `CheckpointName`), all atomically; records the run in `run.json` and each
+/// step in `metrics.jsonl`; hands each checkpoint to the `callback` (which evaluates it when the CLI wires in the
+/// run's eval suite) and stops when a guard trips.
 public final class Trainer {
     public let configuration: TrainingConfiguration
     public weak var observer: TrainingObserver?
+    /// Called after each checkpoint is written (mlx_lm's `TrainingCallback`).
+    public var callback: TrainingCallback?
 
     private var base: LanguageModel!
     private var parameters: TrainableParameters!
     private var lora: LoRAParameters? { parameters as? LoRAParameters }
     private var sftExamples: [SFTExample] = []
     private var dpoExamples: [DPOExample] = []
-    private var evaluator: Evaluator?
-    private var reportFolder: URL?
     private var metricsLines: [JSONObject] = []
-    private var savedCheckpoints: [String] = []
+    private var feedback: [String: CheckpointFeedback] = [:]
+    private var savedPaths: [String] = []
     private var firstStep = 1
+    private var record: RunRecord
 
     public init(configuration: TrainingConfiguration) {
         self.configuration = configuration
+        record = RunRecord(configuration: configuration)
     }
 
     var outputFolder: URL { URL(fileURLWithPath: configuration.adapterPath) }
@@ -75,37 +83,20 @@ public final class Trainer {
         if config.mode == .dpo { try prepareReference() }
         try FileManager.default.createDirectory(at: outputFolder, withIntermediateDirectories: true)
         if config.fineTuneType == .lora { try writeAdapterConfig() }
-        if let suite = config.evalSuite {
-            var suiteConfiguration = try SuiteConfiguration.load(URL(fileURLWithPath: suite))
-            suiteConfiguration.base = config.model
-            suiteConfiguration.checkpoints = []
-            var options = try EvaluationOptions(configuration: suiteConfiguration)
-            options.updateGolden = false
-            options.checkpointsArriveLater = true
-            if options.suites == nil {
-                // Golden outputs are kept per named checkpoint; a run's numbered checkpoints have none, so the golden
-                // suite runs only when the suite file asks for it by name.
-                options.suites = Evaluator(options: options).activeSuites.subtracting([.golden])
-            }
-            let evaluator = Evaluator(options: options)
-            try evaluator.prepare()
-            self.evaluator = evaluator
-            reportFolder = outputFolder.appendingPathComponent("eval")
-        }
     }
 
     /// The step stored in a checkpoint's metadata (`{"step": "N"}`), when there is one.
     static func savedStep(_ path: String) throws -> Int? {
         let url = URL(fileURLWithPath: path)
-        let file = try SafeTensorsFile(url: url.pathExtension == "safetensors" ? url : url.appendingPathComponent("adapters.safetensors"))
+        let file = try SafeTensorsFile(url: url.pathExtension == "safetensors" ? url : url.appendingPathComponent(CheckpointName.latestAdapter.fileName))
         return file.metadata?["step"].flatMap(Int.init)
     }
 
     /// Reference log-probs: the base with the adapter off, computed once (or read from a file).
     func prepareReference() throws {
         let config = configuration
-        if config.reference != "base" {
-            let values = try TrainingData.referenceLogprobs(URL(fileURLWithPath: config.reference), count: dpoExamples.count)
+        if case .file(let referencePath) = config.reference {
+            let values = try TrainingData.referenceLogprobs(URL(fileURLWithPath: referencePath), count: dpoExamples.count)
             for index in dpoExamples.indices {
                 let value = values[index]
                 dpoExamples[index].reference = (value.chosenSum, value.chosenSum / Double(dpoExamples[index].chosen.responseLength),
@@ -114,17 +105,13 @@ public final class Trainer {
             return
         }
         observer?.message("computing reference log-probs with the base model (\(dpoExamples.count) pairs)")
-        let scorer = Scorer(model: base.decoder)
-        let sequences = dpoExamples.flatMap { [$0.chosen.ids, $0.rejected.ids] }
-        let scores = try scorer.score(sequences)
+        let scores = try Scorer(model: base.decoder).scorePairs(dpoExamples.map { PreferencePairTokens(chosen: $0.chosen, rejected: $0.rejected) })
         var lines: [JSONObject] = []
-        for index in dpoExamples.indices {
-            let chosen = SpanScore(sequenceLogprobs: scores[2 * index], promptLength: dpoExamples[index].chosen.promptLength)
-            let rejected = SpanScore(sequenceLogprobs: scores[2 * index + 1], promptLength: dpoExamples[index].rejected.promptLength)
-            dpoExamples[index].reference = (chosen.sum, chosen.mean, rejected.sum, rejected.mean)
+        for (index, pair) in scores.enumerated() {
+            dpoExamples[index].reference = (pair.chosen.sum, pair.chosen.mean, pair.rejected.sum, pair.rejected.mean)
             var line = JSONObject()
-            line.set("reference_chosen_logps", .from(chosen.sum))
-            line.set("reference_rejected_logps", .from(rejected.sum))
+            line.set("reference_chosen_logps", .from(pair.chosen.sum))
+            line.set("reference_rejected_logps", .from(pair.rejected.sum))
             lines.append(line)
         }
         if let output = config.referenceOutput {
@@ -158,8 +145,29 @@ public final class Trainer {
 
     public func run() throws -> TrainingSummary {
         try prepare()
+        do {
+            return try train()
+        } catch {
+            // The run record says how the run ended, also when an error ended it (a killed run keeps "running").
+            if FileManager.default.fileExists(atPath: outputFolder.appendingPathComponent("run.json").path) {
+                record.status = .failed
+                record.failure = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+                record.updatedAt = Date()
+                try? writeMetrics()
+                try? record.write(to: outputFolder)
+            }
+            throw error
+        }
+    }
+
+    /// The loop, after `prepare`.
+    private func train() throws -> TrainingSummary {
         let config = configuration
-        let optimizer = Optimizer(name: config.optimizer, settings: config.optimizerConfig[config.optimizer.rawValue], tensors: parameters.tensors)
+        let rules = config.guards.rules
+        record = RunRecord(configuration: config)
+        try record.write(to: outputFolder)
+        try callback?.trainingWillStart(record)
+        let optimizer = Optimizer(name: config.optimizer, settings: config.optimizerConfig[config.optimizer], tensors: parameters.tensors)
         var order = Array(0..<exampleCount)
         var generator = SeededGenerator(seed: config.seed &+ 0x5EED)
         if config.shuffle { order.shuffle(using: &generator) }
@@ -177,86 +185,87 @@ public final class Trainer {
             return batch
         }
         let pass = TrainingPass(model: parameters.model)
-        var windowLoss = 0.0, windowSteps = 0, windowTokens = 0
-        var windowMetrics: [String: Double] = [:]
-        var lastLoss = Double.nan
-        let started = Date()
+        var windowTokens = 0
         var windowStart = Date()
-        var stoppedBy: TrainerError?
+        var lastLoss = Double.nan
+        var stop: GuardTrip?
         var step = firstStep
         let lastStep = firstStep + config.iters - 1
-        stepLoop: while step <= lastStep {
+        while step <= lastStep {
             parameters.zeroGradients()
             var stepLoss = 0.0
-            var stepMetrics: [String: Double] = [:]
+            var stepTokens = 0
+            var stepMetrics: [MetricName: Double] = [:]
             for _ in 0..<config.gradAccumulationSteps {
                 let batch = nextBatch()
                 let (loss, tokens, metrics) = try microStep(batch, pass: pass, weight: 1.0 / Double(config.gradAccumulationSteps))
                 stepLoss += loss / Double(config.gradAccumulationSteps)
-                windowTokens += tokens
+                stepTokens += tokens
                 for (key, value) in metrics { stepMetrics[key, default: 0] += value / Double(config.gradAccumulationSteps) }
             }
+            windowTokens += stepTokens
             let gradientNorm = config.maxGradNorm.map { clipGradientNorm(parameters, maximum: $0) } ?? parameters.gradientNorm()
-            if config.guards.nonFinite && (!stepLoss.isFinite || !gradientNorm.isFinite) {
-                stoppedBy = .guardTripped(guardName: "non-finite", checkpoint: "step \(step)",
-                                          reason: "loss \(stepLoss), gradient norm \(gradientNorm); nothing was saved from this step")
-                break stepLoop
+            let observation = StepObservation(step: step, stepsDone: step - firstStep + 1, loss: stepLoss, gradientNorm: gradientNorm,
+                                              metrics: stepMetrics)
+            if let trip = rules.lazy.compactMap({ $0 == .nonFinite ? $0.check(observation) : nil }).first {
+                // Nothing of this step is applied or saved.
+                stop = trip
+                try recordStep(step, loss: stepLoss, rate: nil, gradientNorm: gradientNorm, tokens: stepTokens, metrics: stepMetrics,
+                               throughput: nil, flush: true)
+                break
             }
             let rate = config.lrSchedule.rate(at: step - 1, base: config.learningRate)
             optimizer.update(parameters.tensors, rate: rate)
             lastLoss = stepLoss
-            windowLoss += stepLoss
-            windowSteps += 1
-            for (key, value) in stepMetrics { windowMetrics[key, default: 0] += value }
-            windowMetrics["grad_norm", default: 0] += gradientNorm
             let elapsed = Date().timeIntervalSince(windowStart)
-            observer?.step(step - firstStep + 1, of: config.iters, loss: stepLoss, learningRate: rate,
-                           tokensPerSecond: elapsed > 0 ? Double(windowTokens) / elapsed : 0)
+            let throughput = elapsed > 0 ? Double(windowTokens) / elapsed : 0
+            observer?.step(step - firstStep + 1, of: config.iters, loss: stepLoss, learningRate: rate, tokensPerSecond: throughput)
 
-            // Early guards on the training signal itself.
-            if let floor = config.guards.minLoss, step - firstStep < config.guards.earlyWindowSteps, stepLoss < floor {
-                stoppedBy = .guardTripped(guardName: "min-loss", checkpoint: "step \(step)",
-                                          reason: String(format: "loss %.5f fell below %.3g within the first %d steps: the run found a shortcut (likely a collapsing or exploding update)", stepLoss, floor, config.guards.earlyWindowSteps))
-            }
-            if config.mode == .dpo, let bound = config.guards.maxMargin, let margin = stepMetrics["rewards/margins"], margin > bound {
-                stoppedBy = .guardTripped(guardName: "max-margin", checkpoint: "step \(step)",
-                                          reason: String(format: "reward margin %.3f exceeds %.3g (margin explosion)", margin, bound))
-            }
+            // Guards on the training signal itself.
+            if stop == nil { stop = rules.lazy.compactMap { $0.check(observation) }.first }
 
-            if step % config.stepsPerReport == 0 || step == lastStep || stoppedBy != nil {
-                var line = JSONObject()
-                line.set("step", .from(step))
-                line.set("loss", .from(windowLoss / Double(windowSteps)))
-                line.set("learning_rate", .from(rate))
-                line.set("tokens_per_s", .from(elapsed > 0 ? Double(windowTokens) / elapsed : 0))
-                for key in windowMetrics.keys.sorted() { line.set(key, .from(windowMetrics[key]! / Double(windowSteps))) }
-                metricsLines.append(line)
-                try JSONLines.write(metricsLines, to: outputFolder.appendingPathComponent("metrics.jsonl"))
-                windowLoss = 0; windowSteps = 0; windowTokens = 0; windowMetrics = [:]
+            let reportNow = step % config.stepsPerReport == 0 || step == lastStep || stop != nil
+            let saveNow = step % config.saveEvery == 0 || step == lastStep || stop != nil
+            try recordStep(step, loss: stepLoss, rate: rate, gradientNorm: gradientNorm, tokens: stepTokens, metrics: stepMetrics,
+                           throughput: reportNow ? throughput : nil, flush: reportNow || saveNow)
+            if reportNow {
+                windowTokens = 0
                 windowStart = Date()
             }
-            if step % config.saveEvery == 0 || step == lastStep || stoppedBy != nil {
-                let name = try saveCheckpoint(step: step)
-                if let tripped = try evaluateCheckpoint(name: name, step: step, loss: stepLoss), stoppedBy == nil {
-                    stoppedBy = tripped
+            record.steps = step - firstStep + 1
+            record.finalLoss = lastLoss
+            if saveNow {
+                let saved = try saveCheckpoint(step: step, loss: stepLoss, metrics: stepMetrics)
+                let answer = try callback?.checkpointSaved(saved)
+                if let answer { report(answer, for: saved) }
+                let observation = CheckpointObservation(step: step, stepsDone: step - firstStep + 1, checkpoint: saved.name.displayName,
+                                                        feedback: answer, relativeDelta: { [lora] in lora.map(Self.relativeDelta) })
+                if stop == nil { stop = rules.lazy.compactMap { $0.check(observation) }.first }
+                if stop == nil, let request = answer?.stopRequest {
+                    observer?.message("stopping at \(saved.name.displayName): \(request)")
+                    break
                 }
-                if stoppedBy == nil, let tripped = noLearningGuard(step: step, checkpoint: name) {
-                    stoppedBy = tripped
-                }
+                record.bestCheckpoint = bestCheckpoint()
+                record.stop = stop
+                record.updatedAt = Date()
+                try record.write(to: outputFolder)
             }
-            if stoppedBy != nil { break }
+            if stop != nil { break }
             step += 1
         }
-        let best = bestCheckpoint()
-        try writeRunSummary(steps: step - firstStep + (stoppedBy == nil ? 0 : 1), loss: lastLoss, best: best, stoppedBy: stoppedBy,
-                            seconds: Date().timeIntervalSince(started))
-        return TrainingSummary(steps: min(step, lastStep) - firstStep + 1, finalLoss: lastLoss, checkpoints: savedCheckpoints,
-                               bestCheckpoint: best, stoppedBy: stoppedBy, outputFolder: outputFolder, reportFolder: reportFolder)
+        record.status = stop == nil ? .finished : .stopped
+        record.stop = stop
+        record.bestCheckpoint = bestCheckpoint()
+        record.updatedAt = Date()
+        try writeMetrics()
+        try record.write(to: outputFolder)
+        return TrainingSummary(steps: record.steps, finalLoss: lastLoss, checkpoints: savedPaths,
+                               bestCheckpoint: record.bestCheckpoint, stop: stop, outputFolder: outputFolder, record: record)
     }
 
     /// Forward + backward of one micro-batch; gradients accumulate scaled by `weight`. Returns the loss, the number
     /// of trained tokens and the batch metrics.
-    func microStep(_ batch: [Int], pass: TrainingPass, weight: Double) throws -> (Double, Int, [String: Double]) {
+    func microStep(_ batch: [Int], pass: TrainingPass, weight: Double) throws -> (Double, Int, [MetricName: Double]) {
         switch configuration.mode {
         case .sft:
             let examples = batch.map { sftExamples[$0] }
@@ -276,125 +285,87 @@ public final class Trainer {
         }
     }
 
+    // MARK: - The run's records
+
+    /// Adds the step's line to metrics.jsonl (each step's own values; `tokens_per_s` on report steps, over the
+    /// window since the last report) and rewrites the file (atomically) when `flush`.
+    func recordStep(_ step: Int, loss: Double, rate: Double?, gradientNorm: Double, tokens: Int, metrics: [MetricName: Double],
+                    throughput: Double?, flush: Bool) throws {
+        var line = JSONObject()
+        line.set(MetricName.loss.rawValue, .from(loss))
+        line.set("step", .from(step))
+        line.set(MetricName.learningRate.rawValue, rate.map { .from($0) } ?? .null)
+        line.set(MetricName.gradientNorm.rawValue, .from(gradientNorm))
+        line.set("tokens", .from(tokens))
+        if let throughput { line.set(MetricName.tokensPerSecond.rawValue, .from(throughput)) }
+        for key in metrics.keys.sorted() { line.set(key.rawValue, .from(metrics[key]!)) }
+        // "step" first, as readers expect.
+        var ordered = JSONObject()
+        ordered.set("step", .from(step))
+        for (key, value) in zip(line.keys, line.values) where key != "step" { ordered.set(key, value) }
+        metricsLines.append(ordered)
+        if flush { try writeMetrics() }
+    }
+
+    func writeMetrics() throws {
+        try JSONLines.write(metricsLines, to: outputFolder.appendingPathComponent("metrics.jsonl"))
+    }
+
     // MARK: - Checkpoints
 
-    /// Writes the step's checkpoint atomically; returns its display name.
-    func saveCheckpoint(step: Int) throws -> String {
-        let stepName = String(format: "%07d", step)
+    /// Writes the step's checkpoint atomically (and the "latest" copy beside it).
+    func saveCheckpoint(step: Int, loss: Double, metrics: [MetricName: Double]) throws -> SavedCheckpoint {
+        let name: CheckpointName
+        let metadata = ["step": "\(step)"]
         switch configuration.fineTuneType {
         case .lora:
-            guard let lora else { return stepName }
-            let numbered = outputFolder.appendingPathComponent("\(stepName)_adapters.safetensors")
-            try lora.write(to: numbered, metadata: ["step": "\(step)", "format": "mlx"])
-            try lora.write(to: outputFolder.appendingPathComponent("adapters.safetensors"), metadata: ["step": "\(step)", "format": "mlx"])
-            savedCheckpoints.append(numbered.path)
-            observer?.message("saved \(numbered.lastPathComponent)")
-            return "\(stepName)_adapters"
+            guard let lora else { throw TrainerError.failed("LoRA training without LoRA parameters") }
+            name = .numberedAdapter(step: step)
+            try lora.write(to: outputFolder.appendingPathComponent(name.fileName), metadata: metadata.merging(["format": "mlx"]) { a, _ in a })
+            try lora.write(to: outputFolder.appendingPathComponent(CheckpointName.latestAdapter.fileName),
+                           metadata: metadata.merging(["format": "mlx"]) { a, _ in a })
+            observer?.message("saved \(name.fileName)")
         case .full:
-            guard let full = parameters as? FullParameters else { return stepName }
-            let folder = outputFolder.appendingPathComponent("\(stepName)_model")
-            try ModelFolderWriter.write(folder: folder, baseFolder: URL(fileURLWithPath: configuration.model), tensors: full.tensorsToWrite(),
-                                        metadata: ["step": "\(step)"], replacing: true)
-            try ModelFolderWriter.write(folder: outputFolder.appendingPathComponent("model"), baseFolder: URL(fileURLWithPath: configuration.model),
-                                        tensors: full.tensorsToWrite(), metadata: ["step": "\(step)"], replacing: true)
-            savedCheckpoints.append(folder.path)
-            observer?.message("saved \(folder.lastPathComponent)/")
-            return "\(stepName)_model"
-        }
-    }
-
-    /// Runs the eval suite on the checkpoint just written; returns a tripped guard, if any.
-    func evaluateCheckpoint(name: String, step: Int, loss: Double) throws -> TrainerError? {
-        guard let evaluator, let reportFolder, let path = savedCheckpoints.last else { return nil }
-        var spec = try CheckpointSpec.from(path: path)
-        spec.step = step
-        observer?.message("evaluating \(name)")
-        let evaluation = try evaluator.evaluate(spec, trainingLoss: loss)
-        let report = evaluator.makeReport()
-        let checkpointFolder = reportFolder.appendingPathComponent(name)
-        let perCheckpoint = EvaluationReport(title: "\(report.title): \(name)", startedAt: report.startedAt, durationSeconds: report.durationSeconds,
-                                             settings: report.settings, suites: evaluation.suites, checkpoints: [evaluation.summary],
-                                             answers: evaluation.answers, golden: evaluation.golden)
-        try ReportWriter.write(perCheckpoint, to: checkpointFolder, formats: [.junit, .json])
-        try ReportWriter.write(report, to: reportFolder, formats: [.junit, .json, .html])
-        for suite in evaluation.suites where !suite.passed {
-            let failure = suite.checks.first { $0.status.isFailure }
-            if case let .failed(message, _) = failure?.status {
-                observer?.message("  \(suite.kind.rawValue) failed on \(name): \(message)")
+            guard let full = parameters as? FullParameters else { throw TrainerError.failed("full fine-tuning without full parameters") }
+            name = .numberedModel(step: step)
+            for folder in [name, .latestModel] {
+                try ModelFolderWriter.write(folder: outputFolder.appendingPathComponent(folder.fileName), baseFolder: URL(fileURLWithPath: configuration.model),
+                                            tensors: full.tensorsToWrite(), metadata: metadata, replacing: true)
             }
+            observer?.message("saved \(name.fileName)/")
         }
-        if configuration.guards.repetition, let repetition = evaluation.suites.first(where: { $0.kind == .repetition }), !repetition.passed {
-            let message: String
-            if case let .failed(text, _) = repetition.checks.first(where: { $0.status.isFailure })?.status { message = text } else { message = "repetition suite failed" }
-            return .guardTripped(guardName: "repetition", checkpoint: name, reason: "the checkpoint's answers collapse into repetition: \(message)")
-        }
-        return nil
+        let url = outputFolder.appendingPathComponent(name.fileName)
+        savedPaths.append(url.path)
+        record.checkpoints.append(RunRecord.CheckpointRecord(name: name.displayName, step: step, loss: loss, passed: nil, metrics: [:]))
+        return SavedCheckpoint(step: step, name: name, url: url, loss: loss, stepMetrics: metrics)
     }
 
-    /// LoRA only: ‖ΔW‖/‖W‖ over adapted weights, from r×r Gram products (no dense ΔW).
-    func noLearningGuard(step: Int, checkpoint: String) -> TrainerError? {
-        guard let lora, let after = configuration.guards.noLearningAfterSteps, step - firstStep + 1 >= after else { return nil }
-        let relative = Self.relativeDelta(lora)
-        guard relative < configuration.guards.noLearningBelow else { return nil }
-        return .guardTripped(guardName: "no-learning", checkpoint: checkpoint,
-                             reason: String(format: "after %d steps the weights moved by %.2e relative (below %.0e): the learning rate is too low or the data carries no signal", step - firstStep + 1, relative, configuration.guards.noLearningBelow))
+    /// Keeps what the callback found and prints its failures.
+    func report(_ answer: CheckpointFeedback, for saved: SavedCheckpoint) {
+        let name = saved.name.displayName
+        feedback[name] = answer
+        if let index = record.checkpoints.lastIndex(where: { $0.name == name }) {
+            record.checkpoints[index].passed = answer.passed
+            record.checkpoints[index].metrics = answer.metrics
+        }
+        for failure in answer.failures { observer?.message("  \(failure)") }
     }
 
+    /// LoRA only: ‖ΔW‖/‖W‖ over adapted weights, from r×r Gram products (no dense ΔW), as `delta` computes it.
     static func relativeDelta(_ lora: LoRAParameters) -> Double {
-        var deltaSquared = 0.0
-        var weightSquared = 0.0
-        let byName = Dictionary(uniqueKeysWithValues: lora.model.weights.layers.flatMap(\.linears).map { ($0.name, $0) })
-        for module in lora.modules {
-            let r = module.rank
-            let inFeatures = module.a.shape[0], outFeatures = module.b.shape[1]
-            // ‖s·A·B‖² = s²·Σᵢⱼ (AᵀA)ᵢⱼ (BBᵀ)ᵢⱼ with A (in, r), B (r, out).
-            var gramA = [Double](repeating: 0, count: r * r)
-            var gramB = [Double](repeating: 0, count: r * r)
-            for i in 0..<r {
-                for j in 0..<r {
-                    var a = 0.0
-                    for row in 0..<inFeatures { a += Double(module.a.values[row * r + i]) * Double(module.a.values[row * r + j]) }
-                    gramA[i * r + j] = a
-                    var b = 0.0
-                    for column in 0..<outFeatures { b += Double(module.b.values[i * outFeatures + column]) * Double(module.b.values[j * outFeatures + column]) }
-                    gramB[i * r + j] = b
-                }
-            }
-            let scale = Double(module.scale)
-            deltaSquared += scale * scale * zip(gramA, gramB).reduce(0) { $0 + $1.0 * $1.1 }
-            if let linear = byName[module.name] {
-                let count = linear.inFeatures * linear.outFeatures
-                for index in 0..<count { weightSquared += Double(linear.weight[index]) * Double(linear.weight[index]) }
-            }
-        }
-        return weightSquared > 0 ? (deltaSquared / weightSquared).squareRoot() : 0
+        DeltaSummary(layer: nil, tensors: WeightDelta.adaptedTensors(of: lora.model, includeMaxAbs: false)).relative
     }
 
+    /// The best evaluated checkpoint by `best_metric` among those that passed (a collapsed checkpoint may well
+    /// score highest); without evaluations, the last one saved.
     func bestCheckpoint() -> String? {
-        guard let evaluator else { return savedCheckpoints.last.map { URL(fileURLWithPath: $0).lastPathComponent } }
-        let metric = configuration.bestMetric
-        let minimise = metric.hasPrefix("-")
-        let name = minimise ? String(metric.dropFirst()) : metric
-        // Only checkpoints that passed every suite can be "best": a collapsed checkpoint may well score highest.
-        let report = evaluator.makeReport()
-        let passing = Set(report.checkpoints.filter(\.passed).map(\.name))
+        guard !feedback.isEmpty else { return record.checkpoints.last?.name }
+        let goal = configuration.bestMetric
         var best: (String, Double)?
-        for suite in report.suites where suite.checkpoint != "base" && passing.contains(suite.checkpoint) {
-            guard let value = suite.metric(name) else { continue }
-            if best == nil || (minimise ? value < best!.1 : value > best!.1) { best = (suite.checkpoint, value) }
+        for checkpoint in record.checkpoints {
+            guard let answer = feedback[checkpoint.name], answer.passed, let value = answer.metrics[goal.metric] else { continue }
+            if best == nil || goal.prefers(value, over: best!.1) { best = (checkpoint.name, value) }
         }
         return best?.0
-    }
-
-    func writeRunSummary(steps: Int, loss: Double, best: String?, stoppedBy: TrainerError?, seconds: Double) throws {
-        var object = JSONObject()
-        object.set("steps", .from(steps))
-        object.set("final_loss", .from(loss))
-        object.set("seconds", .from(seconds))
-        object.set("checkpoints", .array(savedCheckpoints.map { .string(URL(fileURLWithPath: $0).lastPathComponent) }))
-        object.set("best_checkpoint", best.map { .string($0) } ?? .null)
-        object.set("best_metric", .string(configuration.bestMetric))
-        object.set("stopped_by", stoppedBy.map { .string($0.errorDescription ?? "") } ?? .null)
-        try AtomicWrite.write(JSONWriter.data(.object(object)) + Data("\n".utf8), to: outputFolder.appendingPathComponent("run.json"))
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import TunecheckHarness
+import TunecheckEngine
 import TunecheckJSON
 import Yams
 
@@ -21,7 +21,7 @@ public enum TrainerError: Error, LocalizedError, Equatable {
 }
 
 /// `lora_parameters` as mlx_lm writes them.
-public struct LoRASettings: Sendable, Equatable, Codable {
+public struct LoRASettings: Sendable, Equatable, SettingsCodable {
     public var rank: Int = 8
     /// The multiplier of `x·A·B` (mlx_lm's `scale`, not alpha/r).
     public var scale: Double = 20
@@ -29,38 +29,26 @@ public struct LoRASettings: Sendable, Equatable, Codable {
     /// Module paths inside a block (`self_attn.q_proj`, ...); nil adapts every linear layer.
     public var keys: [String]?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case rank, scale, dropout, keys }
-
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        try TrainingConfiguration.checkKeys(decoder, CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        rank = try container.decodeIfPresent(Int.self, forKey: .rank) ?? rank
-        scale = try container.decodeIfPresent(Double.self, forKey: .scale) ?? scale
-        dropout = try container.decodeIfPresent(Double.self, forKey: .dropout) ?? dropout
-        keys = try container.decodeIfPresent([String].self, forKey: .keys)
+    public static var fields: [SettingsField<Self>] {
+        [.field("rank", \.rank), .field("scale", \.scale), .field("dropout", \.dropout), .field("keys", \.keys)]
     }
 }
 
 /// mlx_lm's `lr_schedule`: `{name: cosine_decay | linear_schedule | constant, arguments: [...], warmup: N, warmup_init: x}`.
-public struct LearningRateSchedule: Sendable, Equatable, Codable {
-    public var name: String = "constant"
+public struct LearningRateSchedule: Sendable, Equatable, SettingsCodable {
+    public enum Name: String, SettingsEnum { case constant, cosineDecay = "cosine_decay", linearSchedule = "linear_schedule" }
+
+    public var name: Name = .constant
     public var arguments: [Double] = []
     public var warmup: Int = 0
     public var warmupInit: Double = 0
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case name, arguments, warmup, warmupInit = "warmup_init" }
-
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        try TrainingConfiguration.checkKeys(decoder, CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        name = try container.decodeIfPresent(String.self, forKey: .name) ?? name
-        arguments = try container.decodeIfPresent([Double].self, forKey: .arguments) ?? []
-        warmup = try container.decodeIfPresent(Int.self, forKey: .warmup) ?? 0
-        warmupInit = try container.decodeIfPresent(Double.self, forKey: .warmupInit) ?? 0
+    public static var fields: [SettingsField<Self>] {
+        [.field("name", \.name), .field("arguments", \.arguments), .field("warmup", \.warmup), .field("warmup_init", \.warmupInit)]
     }
 
     /// The learning rate at optimizer step `step` (0-based), given the base rate.
@@ -70,30 +58,28 @@ public struct LearningRateSchedule: Sendable, Equatable, Codable {
         }
         let t = Double(step - warmup)
         switch name {
-        case "cosine_decay":
+        case .cosineDecay:
             let initial = arguments.first ?? base
             let decaySteps = max(arguments.count > 1 ? arguments[1] : 1, 1)
             let end = arguments.count > 2 ? arguments[2] : 0
             return end + (initial - end) * 0.5 * (1 + cos(Double.pi * min(t, decaySteps) / decaySteps))
-        case "linear_schedule":
+        case .linearSchedule:
             let initial = arguments.first ?? base
             let end = arguments.count > 1 ? arguments[1] : 0
             let steps = max(arguments.count > 2 ? arguments[2] : 1, 1)
             return initial + (end - initial) * min(t, steps) / steps
-        default:
+        case .constant:
             return base
         }
     }
 }
 
 /// One optimizer's settings in `optimizer_config` (mlx_lm's names); torch's defaults where absent.
-public struct OptimizerSettings: Sendable, Equatable, Codable {
+public struct OptimizerSettings: Sendable, Equatable, SettingsCodable {
     public var weightDecay: Double?
     public var betas: [Double]?
     public var eps: Double?
     public var momentum: Double?
-
-    enum CodingKeys: String, CodingKey, CaseIterable { case weightDecay = "weight_decay", betas, eps, momentum }
 
     public init(weightDecay: Double? = nil, betas: [Double]? = nil, eps: Double? = nil, momentum: Double? = nil) {
         self.weightDecay = weightDecay
@@ -102,19 +88,65 @@ public struct OptimizerSettings: Sendable, Equatable, Codable {
         self.momentum = momentum
     }
 
+    public init() {}
+
+    public static var fields: [SettingsField<Self>] {
+        [.field("weight_decay", \.weightDecay), .field("betas", \.betas), .field("eps", \.eps), .field("momentum", \.momentum)]
+    }
+}
+
+/// `optimizer_config`, keyed by optimizer (mlx_lm's layout): `{adamw: {weight_decay: 0.01}}`.
+public struct OptimizerConfigs: Sendable, Equatable, SettingsCodable {
+    public var sgd: OptimizerSettings?
+    public var adam: OptimizerSettings?
+    public var adamw: OptimizerSettings?
+
+    public init() {}
+
+    public static var fields: [SettingsField<Self>] { [.field("sgd", \.sgd), .field("adam", \.adam), .field("adamw", \.adamw)] }
+
+    public subscript(optimizer: TrainingConfiguration.OptimizerName) -> OptimizerSettings? {
+        get {
+            switch optimizer {
+            case .sgd: return sgd
+            case .adam: return adam
+            case .adamw: return adamw
+            }
+        }
+        set {
+            switch optimizer {
+            case .sgd: sgd = newValue
+            case .adam: adam = newValue
+            case .adamw: adamw = newValue
+            }
+        }
+    }
+}
+
+/// DPO's reference model: the base with the adapter off (computed once), or a JSONL file of precomputed
+/// `reference_chosen_logps` / `reference_rejected_logps`. Written `base` or a path in the settings file (a file
+/// that is itself named `base` is written `./base`).
+public enum ReferenceSource: Sendable, Equatable, Codable {
+    case base
+    case file(String)
+
     public init(from decoder: Decoder) throws {
-        try TrainingConfiguration.checkKeys(decoder, CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        weightDecay = try container.decodeIfPresent(Double.self, forKey: .weightDecay)
-        betas = try container.decodeIfPresent([Double].self, forKey: .betas)
-        eps = try container.decodeIfPresent(Double.self, forKey: .eps)
-        momentum = try container.decodeIfPresent(Double.self, forKey: .momentum)
+        let text = try decoder.singleValueContainer().decode(String.self)
+        self = text == "base" ? .base : .file(text)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .base: try container.encode("base")
+        case .file(let path): try container.encode(path)
+        }
     }
 }
 
 /// Guards that stop a run early, each with its default. A guard that trips ends the run with a message naming
 /// the guard and the checkpoint, and a non-zero exit.
-public struct GuardSettings: Sendable, Equatable, Codable {
+public struct GuardSettings: Sendable, Equatable, SettingsCodable {
     /// DPO: stop when the mean reward margin of a report window exceeds this (the motivating run: 0.2 → 18).
     public var maxMargin: Double? = 5
     /// Stop when the loss falls below this within the first `earlyWindowSteps` steps (a loss that collapses to 0
@@ -129,35 +161,23 @@ public struct GuardSettings: Sendable, Equatable, Codable {
     public var noLearningAfterSteps: Int? = 100
     public var noLearningBelow: Double = 1e-4
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case maxMargin = "max_margin", minLoss = "min_loss", earlyWindowSteps = "early_window_steps", repetition
-        case nonFinite = "non_finite", noLearningAfterSteps = "no_learning_after_steps", noLearningBelow = "no_learning_below"
-    }
-
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        try TrainingConfiguration.checkKeys(decoder, CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        if container.contains(.maxMargin) { maxMargin = try container.decodeIfPresent(Double.self, forKey: .maxMargin) }
-        if container.contains(.minLoss) { minLoss = try container.decodeIfPresent(Double.self, forKey: .minLoss) }
-        earlyWindowSteps = try container.decodeIfPresent(Int.self, forKey: .earlyWindowSteps) ?? earlyWindowSteps
-        repetition = try container.decodeIfPresent(Bool.self, forKey: .repetition) ?? repetition
-        nonFinite = try container.decodeIfPresent(Bool.self, forKey: .nonFinite) ?? nonFinite
-        if container.contains(.noLearningAfterSteps) {
-            noLearningAfterSteps = try container.decodeIfPresent(Int.self, forKey: .noLearningAfterSteps)
-        }
-        noLearningBelow = try container.decodeIfPresent(Double.self, forKey: .noLearningBelow) ?? noLearningBelow
+    /// The optional guards are on by default; `null` in the file turns one off.
+    public static var fields: [SettingsField<Self>] {
+        [.field("max_margin", \.maxMargin), .field("min_loss", \.minLoss), .field("early_window_steps", \.earlyWindowSteps),
+         .field("repetition", \.repetition), .field("non_finite", \.nonFinite),
+         .field("no_learning_after_steps", \.noLearningAfterSteps), .field("no_learning_below", \.noLearningBelow)]
     }
 }
 
 /// `tunecheck train --config FILE.yaml`: mlx_lm's LoRA config keys where they overlap, plus the DPO and harness
 /// settings. Unknown keys are an error.
-public struct TrainingConfiguration: Sendable, Equatable, Codable {
-    public enum Mode: String, Sendable, Codable { case sft, dpo }
-    public enum FineTuneType: String, Sendable, Codable { case lora, full }
-    public enum LossType: String, Sendable, Codable { case sigmoid, ipo, hinge }
-    public enum OptimizerName: String, Sendable, Codable { case sgd, adam, adamw }
+public struct TrainingConfiguration: Sendable, Equatable, SettingsCodable {
+    public enum Mode: String, SettingsEnum { case sft, dpo }
+    public enum FineTuneType: String, SettingsEnum { case lora, full }
+    public enum LossType: String, SettingsEnum { case sigmoid, ipo, hinge }
+    public enum OptimizerName: String, SettingsEnum { case sgd, adam, adamw }
 
     public var model: String = ""
     public var data: String = ""
@@ -179,7 +199,7 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
     public var lrSchedule = LearningRateSchedule()
     public var optimizer: OptimizerName = .adam
     /// Per optimizer, as mlx_lm: `{adamw: {weight_decay: 0.01, betas: [0.9, 0.999], eps: 1e-8}}`.
-    public var optimizerConfig: [String: OptimizerSettings] = [:]
+    public var optimizerConfig = OptimizerConfigs()
     public var maxGradNorm: Double?
     public var mode: Mode = .sft
     public var beta: Double = 0.1
@@ -187,7 +207,7 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
     public var normalizeByLength: Bool = false
     /// `base` (the base model with the adapter off, computed once) or a JSONL file of precomputed
     /// `reference_chosen_logps` / `reference_rejected_logps`, one line per training example.
-    public var reference: String = "base"
+    public var reference: ReferenceSource = .base
     /// Write the reference log-probs computed from the base here (like TRL's precomputed dataset).
     public var referenceOutput: String?
     public var evalSuite: String?
@@ -195,77 +215,29 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
     public var shuffle: Bool = true
     /// Append EOS to responses and SFT texts (mlx_lm and TRL do).
     public var appendEos: Bool = true
-    /// The metric that picks the best checkpoint (maximised; prefix `-` to minimise).
-    public var bestMetric: String = "rewards/accuracies"
+    /// The metric that picks the best checkpoint (maximised; prefix `-` to minimise in the file).
+    public var bestMetric = MetricGoal(.rewardsAccuracies)
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case model, data, fineTuneType = "fine_tune_type", numLayers = "num_layers", lora = "lora_parameters"
-        case learningRate = "learning_rate", iters, batchSize = "batch_size", gradAccumulationSteps = "grad_accumulation_steps"
-        case saveEvery = "save_every", stepsPerReport = "steps_per_report", stepsPerEval = "steps_per_eval"
-        case adapterPath = "adapter_path", resumeAdapterFile = "resume_adapter_file", seed, maxSeqLength = "max_seq_length"
-        case maskPrompt = "mask_prompt", lrSchedule = "lr_schedule", optimizer, optimizerConfig = "optimizer_config"
-        case maxGradNorm = "max_grad_norm", mode, beta, lossType = "loss_type", normalizeByLength = "normalize_by_length"
-        case reference, referenceOutput = "reference_output", evalSuite = "eval_suite", guards, shuffle, appendEos = "append_eos"
-        case bestMetric = "best_metric"
+    public static var fields: [SettingsField<Self>] {
+        [.required("model", \.model), .required("data", \.data), .field("fine_tune_type", \.fineTuneType),
+         .field("num_layers", \.numLayers), .field("lora_parameters", \.lora), .field("learning_rate", \.learningRate),
+         .field("iters", \.iters), .field("batch_size", \.batchSize), .field("grad_accumulation_steps", \.gradAccumulationSteps),
+         .field("save_every", \.saveEvery), .field("steps_per_report", \.stepsPerReport), .field("steps_per_eval", \.stepsPerEval),
+         .field("adapter_path", \.adapterPath), .field("resume_adapter_file", \.resumeAdapterFile), .field("seed", \.seed),
+         .field("max_seq_length", \.maxSeqLength), .field("mask_prompt", \.maskPrompt), .field("lr_schedule", \.lrSchedule),
+         .field("optimizer", \.optimizer), .field("optimizer_config", \.optimizerConfig), .field("max_grad_norm", \.maxGradNorm),
+         .field("mode", \.mode), .field("beta", \.beta), .field("loss_type", \.lossType),
+         .field("normalize_by_length", \.normalizeByLength), .field("reference", \.reference),
+         .field("reference_output", \.referenceOutput), .field("eval_suite", \.evalSuite), .field("guards", \.guards),
+         .field("shuffle", \.shuffle), .field("append_eos", \.appendEos), .field("best_metric", \.bestMetric)]
     }
 
     /// mlx_lm keys that are accepted and have no effect here (they concern its own runtime), so an mlx_lm config
     /// loads as is.
-    static let ignoredMLXKeys = ["train", "test", "test_batches", "val_batches", "grad_checkpoint", "report_to", "project_name",
+    public static let ignoredKeys = ["train", "test", "test_batches", "val_batches", "grad_checkpoint", "report_to", "project_name",
                                  "wandb", "config", "trust_remote_code", "clear_cache_threshold", "lora_layers"]
 
     public init() {}
-
-    public init(from decoder: Decoder) throws {
-        try Self.checkKeys(decoder, CodingKeys.allCases.map(\.rawValue) + Self.ignoredMLXKeys)
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        model = try c.decode(String.self, forKey: .model)
-        data = try c.decode(String.self, forKey: .data)
-        fineTuneType = try c.decodeIfPresent(FineTuneType.self, forKey: .fineTuneType) ?? fineTuneType
-        numLayers = try c.decodeIfPresent(Int.self, forKey: .numLayers) ?? numLayers
-        lora = try c.decodeIfPresent(LoRASettings.self, forKey: .lora) ?? lora
-        learningRate = try c.decodeIfPresent(Double.self, forKey: .learningRate) ?? learningRate
-        iters = try c.decodeIfPresent(Int.self, forKey: .iters) ?? iters
-        batchSize = try c.decodeIfPresent(Int.self, forKey: .batchSize) ?? batchSize
-        gradAccumulationSteps = try c.decodeIfPresent(Int.self, forKey: .gradAccumulationSteps) ?? gradAccumulationSteps
-        saveEvery = try c.decodeIfPresent(Int.self, forKey: .saveEvery) ?? saveEvery
-        stepsPerReport = try c.decodeIfPresent(Int.self, forKey: .stepsPerReport) ?? stepsPerReport
-        stepsPerEval = try c.decodeIfPresent(Int.self, forKey: .stepsPerEval) ?? stepsPerEval
-        adapterPath = try c.decodeIfPresent(String.self, forKey: .adapterPath) ?? adapterPath
-        resumeAdapterFile = try c.decodeIfPresent(String.self, forKey: .resumeAdapterFile)
-        seed = try c.decodeIfPresent(UInt64.self, forKey: .seed) ?? seed
-        maxSeqLength = try c.decodeIfPresent(Int.self, forKey: .maxSeqLength) ?? maxSeqLength
-        maskPrompt = try c.decodeIfPresent(Bool.self, forKey: .maskPrompt) ?? maskPrompt
-        lrSchedule = try c.decodeIfPresent(LearningRateSchedule.self, forKey: .lrSchedule) ?? lrSchedule
-        optimizer = try c.decodeIfPresent(OptimizerName.self, forKey: .optimizer) ?? optimizer
-        optimizerConfig = try c.decodeIfPresent([String: OptimizerSettings].self, forKey: .optimizerConfig) ?? [:]
-        maxGradNorm = try c.decodeIfPresent(Double.self, forKey: .maxGradNorm)
-        mode = try c.decodeIfPresent(Mode.self, forKey: .mode) ?? mode
-        beta = try c.decodeIfPresent(Double.self, forKey: .beta) ?? beta
-        lossType = try c.decodeIfPresent(LossType.self, forKey: .lossType) ?? lossType
-        normalizeByLength = try c.decodeIfPresent(Bool.self, forKey: .normalizeByLength) ?? normalizeByLength
-        reference = try c.decodeIfPresent(String.self, forKey: .reference) ?? reference
-        referenceOutput = try c.decodeIfPresent(String.self, forKey: .referenceOutput)
-        evalSuite = try c.decodeIfPresent(String.self, forKey: .evalSuite)
-        guards = try c.decodeIfPresent(GuardSettings.self, forKey: .guards) ?? guards
-        shuffle = try c.decodeIfPresent(Bool.self, forKey: .shuffle) ?? shuffle
-        appendEos = try c.decodeIfPresent(Bool.self, forKey: .appendEos) ?? appendEos
-        bestMetric = try c.decodeIfPresent(String.self, forKey: .bestMetric) ?? bestMetric
-    }
-
-    static func checkKeys(_ decoder: Decoder, _ allowed: [String]) throws {
-        struct AnyKey: CodingKey {
-            var stringValue: String
-            var intValue: Int? { nil }
-            init?(stringValue: String) { self.stringValue = stringValue }
-            init?(intValue: Int) { return nil }
-        }
-        let container = try decoder.container(keyedBy: AnyKey.self)
-        for key in container.allKeys where !allowed.contains(key.stringValue) {
-            throw DecodingError.dataCorruptedError(forKey: key, in: container,
-                                                   debugDescription: "unknown key '\(key.stringValue)'")
-        }
-    }
 
     /// Reads a YAML (or JSON) config; relative paths are resolved against the config's folder. `overrides` are
     /// `key=value` pairs (YAML values) applied on top, as from the command line.
@@ -300,7 +272,7 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
         } catch let error as TrainerError {
             throw error
         } catch let error as DecodingError {
-            throw TrainerError.invalidConfig(path: path, reason: SuiteConfiguration.describe(error))
+            throw TrainerError.invalidConfig(path: path, reason: error.settingsMessage)
         } catch {
             throw TrainerError.invalidConfig(path: path, reason: "not valid YAML: \(String(describing: error).split(separator: "\n").first ?? "")")
         }
@@ -312,7 +284,7 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
         configuration.resumeAdapterFile = configuration.resumeAdapterFile.map(resolve)
         configuration.evalSuite = configuration.evalSuite.map(resolve)
         configuration.referenceOutput = configuration.referenceOutput.map(resolve)
-        if configuration.reference != "base" { configuration.reference = resolve(configuration.reference) }
+        if case .file(let reference) = configuration.reference { configuration.reference = .file(resolve(reference)) }
         try configuration.validate(path: path)
         return configuration
     }
@@ -329,12 +301,9 @@ public struct TrainingConfiguration: Sendable, Equatable, Codable {
         guard lora.dropout == 0 else { throw fail("lora_parameters.dropout must be 0 (dropout is not implemented; training is deterministic)") }
         guard beta > 0 else { throw fail("beta must be positive") }
         if let maxGradNorm { guard maxGradNorm > 0 else { throw fail("max_grad_norm must be positive") } }
-        guard ["constant", "cosine_decay", "linear_schedule"].contains(lrSchedule.name) else {
-            throw fail("lr_schedule.name '\(lrSchedule.name)' is not supported (constant, cosine_decay, linear_schedule)")
-        }
         if mode == .dpo && fineTuneType == .full { throw fail("DPO with fine_tune_type full is not supported; use LoRA") }
-        for (name, settings) in optimizerConfig {
-            guard ["sgd", "adam", "adamw"].contains(name) else { throw fail("optimizer_config.\(name): unknown optimizer") }
+        for name in OptimizerName.allCases {
+            guard let settings = optimizerConfig[name] else { continue }
             if let betas = settings.betas, betas.count != 2 || betas.contains(where: { $0 < 0 || $0 >= 1 }) {
                 throw fail("optimizer_config.\(name).betas must be two numbers in [0, 1)")
             }

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 import TunecheckEngine
 
@@ -6,7 +7,7 @@ import TunecheckEngine
 /// tokenizer, so the text commands run on the bundled default model with a PEFT adapter made here (random factors,
 /// large enough to move log-probs by far more than the tolerances).
 struct AdapterCLITests {
-    static let fixtures = CLIRunner.repositoryRoot.appendingPathComponent("Tests/Fixtures")
+    static let fixtures = TestPaths.repositoryRoot.appendingPathComponent("Tests/Fixtures")
 
     /// A PEFT adapter for models/tiny-default on q_proj (64 → 64) and v_proj (64 → 32), r 4, alpha 8.
     static func makeDefaultModelAdapter(in folder: URL) throws -> URL {

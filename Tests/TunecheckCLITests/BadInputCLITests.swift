@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 
 /// Bad input gets one clear line on stderr naming the file and the problem, exit code 2, and no output file.

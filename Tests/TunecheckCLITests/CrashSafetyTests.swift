@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 import TunecheckEngine
 import TunecheckJSON
@@ -14,7 +15,7 @@ import Glibc
 @Suite(.serialized)
 struct CrashSafetyTests {
     static let runsPerCommand = Int(ProcessInfo.processInfo.environment["TUNECHECK_CRASH_RUNS"] ?? "") ?? 20
-    static let fixtures = CLIRunner.repositoryRoot.appendingPathComponent("Tests/Fixtures")
+    static let fixtures = TestPaths.repositoryRoot.appendingPathComponent("Tests/Fixtures")
 
     /// Starts the CLI, kills it with SIGKILL after `delay` seconds (unless it finished), and says whether it was killed.
     static func runAndKill(_ arguments: [String], after delay: Double) throws -> Bool {
@@ -107,7 +108,7 @@ struct CrashSafetyTests {
         let url = folder.appendingPathComponent(resume == nil ? "train.yaml" : "resume.yaml")
         var text = """
         model: \(CLIRunner.defaultModel.path)
-        data: \(CLIRunner.repositoryRoot.appendingPathComponent("evalsets/default/texts.jsonl").path)
+        data: \(TestPaths.repositoryRoot.appendingPathComponent("evalsets/default/texts.jsonl").path)
         adapter_path: adapters
         iters: \(iters)
         save_every: 1
@@ -188,7 +189,7 @@ struct CrashSafetyTests {
     @Test func goldenUpdateKilledAtRandomLeavesOldOrNewFile() throws {
         let folder = try CLIRunner.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let prompts = CLIRunner.repositoryRoot.appendingPathComponent("evalsets/default/prompts.jsonl").path
+        let prompts = TestPaths.repositoryRoot.appendingPathComponent("evalsets/default/prompts.jsonl").path
         func arguments(_ golden: URL, maxTokens: Int) -> [String] {
             ["eval", "--base", CLIRunner.defaultModel.path, "--prompts", prompts, "--suites", "golden", "--golden-dir", golden.path,
              "--update-golden", "--max-tokens", "\(maxTokens)", "--report-dir", folder.appendingPathComponent("report").path]

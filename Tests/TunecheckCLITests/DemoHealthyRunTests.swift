@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 
 /// The issue's check on the demo data: a sane DPO run improves held-out preference accuracy (and passes the demo
@@ -7,13 +8,13 @@ struct DemoHealthyRunTests {
     @Test func gentleDPOImprovesHeldOutPreferenceAccuracy() throws {
         let folder = try CLIRunner.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let demo = CLIRunner.repositoryRoot.appendingPathComponent("evalsets/demo")
+        let demo = TestPaths.repositoryRoot.appendingPathComponent("evalsets/demo")
         let config = demo.appendingPathComponent("dpo-healthy.yaml")
         // Only the suites this check reads: the generation suites make a debug build slow and are covered elsewhere.
         let suite = folder.appendingPathComponent("suite.yaml")
         try """
         name: demo-healthy-test
-        base: \(CLIRunner.repositoryRoot.appendingPathComponent("models/demo-base").path)
+        base: \(TestPaths.repositoryRoot.appendingPathComponent("models/demo-base").path)
         evalsets: {pairs: \(demo.appendingPathComponent("pairs.heldout.jsonl").path)}
         suites: [preflight, preference]
         reports: {dir: \(folder.appendingPathComponent("unused").path)}

@@ -1,5 +1,6 @@
 import CLibXML2
 import Foundation
+import TunecheckTestSupport
 import Testing
 import TunecheckHarness
 
@@ -48,8 +49,7 @@ struct EvalCLITests {
         #expect(answers.filter { $0["checkpoint"] as? String == "base" && $0["flagged"] as? Bool == false }.count == 4)
     }
 
-    @Test(.enabled(if: FileManager.default.fileExists(atPath: EvalFixtures.schema.path),
-                   "../shared/schemas/junit-10.xsd is absent beside the clone"))
+    @Test(SharedFixtures.schemaRequired("JUnit from eval against the Jenkins schema"))
     func junitFromEvalValidatesAgainstTheSchema() throws {
         let folder = try CLIRunner.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -59,7 +59,8 @@ struct EvalCLITests {
             "--golden-dir", folder.appendingPathComponent("golden").path])
         #expect(result.status == 1, "stderr: \(result.standardError)")
         let junit = reports.appendingPathComponent("junit.xml")
-        try JUnitValidator.validate(xmlAt: junit, schemaAt: EvalFixtures.schema)
+        let schema = try #require(SharedFixtures.junitSchema)
+        try JUnitValidator.validate(xmlAt: junit, schemaAt: schema)
         let xml = try String(contentsOf: junit, encoding: .utf8)
         #expect(xml.contains("<failure"), "the collapsed checkpoint's failures are in the XML")
         #expect(xml.contains("tunecheck.collapsed.repetition"))
@@ -67,7 +68,7 @@ struct EvalCLITests {
         #expect(xml.contains("<error message=\"cannot compare the weights"), "weight delta reports an error for the collapsed folder")
         // The validator does reject what the schema forbids.
         let broken = Data(xml.replacingOccurrences(of: "<testsuites", with: "<testsuitez").replacingOccurrences(of: "</testsuites>", with: "</testsuitez>").utf8)
-        #expect(throws: JUnitError.self) { try JUnitValidator.validate(xml: broken, schemaAt: EvalFixtures.schema) }
+        #expect(throws: JUnitError.self) { try JUnitValidator.validate(xml: broken, schemaAt: schema) }
     }
 
     @Test func htmlReportParsesWithChartsAndEveryCheckpoint() throws {

@@ -1,14 +1,14 @@
 import Foundation
+import TunecheckTestSupport
 import TunecheckEngine
 import TunecheckJSON
 
 /// Checkpoints and evalsets built on the fly for the `eval`, `compare`, `watch` and `train` tests.
 enum EvalFixtures {
-    static let evalsets = CLIRunner.repositoryRoot.appendingPathComponent("evalsets/default")
+    static let evalsets = TestPaths.repositoryRoot.appendingPathComponent("evalsets/default")
     static let prompts = evalsets.appendingPathComponent("prompts.jsonl")
     static let pairs = evalsets.appendingPathComponent("pairs.jsonl")
     static let texts = evalsets.appendingPathComponent("texts.jsonl")
-    static let schema = CLIRunner.repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/schemas/junit-10.xsd")
 
     /// A collapsed checkpoint: a copy of `models/tiny-default` with `mlp_bias: true`, zero MLP biases, and a huge
     /// `down_proj.bias` v in the last block, added to the residual stream at every position. With v = c·E[T]/g

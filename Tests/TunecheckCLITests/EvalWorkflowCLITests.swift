@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 
 /// `eval` inputs and outputs: bad suite files, evalsets and checkpoints (exit 2, one line naming the file), atomic

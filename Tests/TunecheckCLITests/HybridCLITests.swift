@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 @testable import TunecheckEngine
 

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -48,7 +49,7 @@ struct MalformedInputCatalogTests {
 
 /// Snapshots of messages, keyed by case name, in one JSON file with sorted keys (so diffs are reviewable).
 final class SnapshotStore: @unchecked Sendable {
-    static let shared = SnapshotStore(url: CLIRunner.repositoryRoot.appendingPathComponent("Tests/Fixtures/snapshots/malformed-messages.json"))
+    static let shared = SnapshotStore(url: TestPaths.repositoryRoot.appendingPathComponent("Tests/Fixtures/snapshots/malformed-messages.json"))
     static let recording = ProcessInfo.processInfo.environment["TUNECHECK_RECORD_SNAPSHOTS"] == "1"
 
     let url: URL
@@ -95,7 +96,7 @@ struct MalformedCase: Sendable {
 }
 
 enum MalformedCatalog {
-    static let repository = CLIRunner.repositoryRoot
+    static let repository = TestPaths.repositoryRoot
     static let defaultModel = CLIRunner.defaultModel
     static let fixtures = repository.appendingPathComponent("Tests/Fixtures")
 

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 
 /// End-to-end: the `tunecheck` binary against transformers' numbers. The bundled default model carries its own
@@ -89,7 +90,7 @@ struct ScoreGenerateCLITests {
         #expect(other.standardOutput != first.standardOutput, "a different seed should sample differently")
     }
 
-    @Test(.enabled(if: CLIRunner.sharedAvailable, "../shared/fixtures is absent: shared pair reference skipped"))
+    @Test(SharedFixtures.required("shared pair reference"))
     func scorePairsAndResponsesMatchSharedReference() throws {
         struct Reference: Decodable {
             struct Pair: Decodable {
@@ -100,7 +101,7 @@ struct ScoreGenerateCLITests {
             }
             var pairs: [Pair]
         }
-        let model = CLIRunner.sharedFixtures.appendingPathComponent("models/llama-tiny")
+        let model = try #require(SharedFixtures.path("models/llama-tiny"))
         let reference = try JSONDecoder().decode(Reference.self, from: Data(contentsOf: model.appendingPathComponent("reference.json")))
         let folder = try CLIRunner.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -135,11 +136,11 @@ struct ScoreGenerateCLITests {
         }
     }
 
-    @Test(.enabled(if: CLIRunner.sharedAvailable, "../shared/fixtures is absent: shared tokenizer cases skipped"),
+    @Test(SharedFixtures.required("shared tokenizer cases"),
           arguments: ["bpe-bytelevel", "llama2-sp"])
     func tokenizeMatchesSharedCases(name: String) throws {
         struct Case: Decodable { var text: String; var ids: [Int]; var decoded: String }
-        let tokenizerFolder = CLIRunner.sharedFixtures.appendingPathComponent("tokenizers/\(name)")
+        let tokenizerFolder = try #require(SharedFixtures.path("tokenizers/\(name)"))
         let cases = try JSONDecoder().decode([Case].self, from: Data(contentsOf: tokenizerFolder.appendingPathComponent("tokenizer_cases.json")))
         let folder = try CLIRunner.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }

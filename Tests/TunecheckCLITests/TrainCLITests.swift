@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 
 /// `tunecheck train` on the tiny default model: an absurd learning rate trips a guard, a sane DPO run improves
@@ -113,8 +114,11 @@ struct TrainCLITests {
         #expect(margin > 0.05, "held-out rewards/margins \(margin)")
         #expect(gapDrift > 0.5, "held-out chosen − rejected gap grew by \(gapDrift) nats")
         let training = try Self.metricsLines(folder.appendingPathComponent("run/metrics.jsonl"))
+        // One line per step, each with its own loss, learning rate, gradient norm and TRL's reward metrics.
+        #expect(training.compactMap { $0["step"] as? Int } == Array(1...12))
+        #expect(training.allSatisfy { $0["rewards/margins"] is Double && $0["rewards/accuracies"] is Double && $0["grad_norm"] is Double })
         let losses = training.compactMap { $0["loss"] as? Double }
-        #expect(losses.count == 3 && losses.last! < losses.first!, "training loss fell: \(losses)")
+        #expect(losses.count == 12 && losses.suffix(4).reduce(0, +) < losses.prefix(4).reduce(0, +), "training loss fell: \(losses)")
     }
 
     @Test func resumeContinuesFromTheSavedStep() throws {

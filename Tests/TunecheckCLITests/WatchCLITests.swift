@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 
 /// `tunecheck watch` with checkpoints appearing while it runs, one of them written slowly (incomplete for about a

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 @testable import TunecheckEngine
 
@@ -106,9 +107,9 @@ struct DeltaTests {
     @Test func mismatchedModelsAreAClearError() throws {
         let base = FixturePaths.ownModel("llama-rope-llama3-old-schema")
         // Same tensor names, different sizes (vocab 512 vs 320).
-        #expect(throws: EngineError.tensorShapeMismatch(path: FixturePaths.repositoryRoot.appendingPathComponent("models/tiny-default/model.safetensors").path,
+        #expect(throws: EngineError.tensorShapeMismatch(path: TestPaths.repositoryRoot.appendingPathComponent("models/tiny-default/model.safetensors").path,
                                                         name: "lm_head.weight", expected: [320, 64], actual: [512, 64])) {
-            try WeightDelta.modelDelta(baseFolder: base, otherFolder: FixturePaths.repositoryRoot.appendingPathComponent("models/tiny-default"))
+            try WeightDelta.modelDelta(baseFolder: base, otherFolder: TestPaths.repositoryRoot.appendingPathComponent("models/tiny-default"))
         }
         // Different tensor names: Qwen3 has q_norm / k_norm that Llama has not.
         do {

@@ -1,30 +1,9 @@
 import Foundation
+import TunecheckTestSupport
 
-/// Where test fixtures live. The repository's own fixtures are under `Tests/Fixtures`; the shared reference
-/// fixtures are `../shared/fixtures` beside the clone (CI has them; a user's clone may not, and the tests that
-/// need them say they are skipped). `TUNECHECK_SHARED_FIXTURES` overrides the shared location.
+/// The engine tests' fixture folders, on top of `TestPaths` and `SharedFixtures` (TunecheckTestSupport).
 enum FixturePaths {
-    static let repositoryRoot: URL = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-        }
-        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-    }()
-
-    static let ownFixtures = repositoryRoot.appendingPathComponent("Tests/Fixtures")
-
-    static let sharedFixtures: URL = {
-        if let override = ProcessInfo.processInfo.environment["TUNECHECK_SHARED_FIXTURES"] {
-            return URL(fileURLWithPath: override)
-        }
-        return repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures")
-    }()
-
-    static var sharedAvailable: Bool {
-        FileManager.default.fileExists(atPath: sharedFixtures.appendingPathComponent("README.md").path)
-    }
+    static var ownFixtures: URL { TestPaths.ownFixtures }
 
     /// Model fixture folders (each with a `reference.json`) of our own.
     static var ownModelNames: [String] {
@@ -36,13 +15,10 @@ enum FixturePaths {
     }
 
     static func ownModel(_ name: String) -> URL { ownFixtures.appendingPathComponent("models").appendingPathComponent(name) }
-    static func sharedModel(_ name: String) -> URL { sharedFixtures.appendingPathComponent("models").appendingPathComponent(name) }
+    /// A shared reference model folder, nil when ../shared/fixtures is absent.
+    static func sharedModel(_ name: String) -> URL? { SharedFixtures.path("models/\(name)") }
 
-    static func temporaryDirectory(_ label: String) throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tunecheck-tests-\(label)-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    static func temporaryDirectory(_ label: String) throws -> URL { try TestPaths.temporaryDirectory("tests-\(label)") }
 }
 
 /// The subset of a fixture's `reference.json` the engine tests read.

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 @testable import TunecheckEngine
 
@@ -67,10 +68,10 @@ struct ReferenceModelTests {
         return largest
     }
 
-    @Test("Shared reference models match transformers", .enabled(if: FixturePaths.sharedAvailable, "../shared/fixtures is absent: shared reference checks skipped"),
+    @Test("Shared reference models match transformers", SharedFixtures.required("shared reference checks"),
           arguments: ["llama-tiny", "gpt2-tiny"])
     func sharedModel(name: String) throws {
-        let largest = try Self.checkAgainstReference(FixturePaths.sharedModel(name))
+        let largest = try Self.checkAgainstReference(try #require(FixturePaths.sharedModel(name)))
         print("reference \(name): max |Δlogprob| = \(largest)")
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 @testable import TunecheckEngine
 #if canImport(Glibc)
@@ -70,7 +71,7 @@ struct ResourceBoundsTests {
 
     /// The estimate from config.json covers the weights the architecture loads (norms and biases aside).
     @Test func parameterEstimateMatchesTheTinyModel() throws {
-        let folder = FixturePaths.repositoryRoot.appendingPathComponent("models/tiny-default")
+        let folder = TestPaths.repositoryRoot.appendingPathComponent("models/tiny-default")
         let (spec, _) = try ModelConfigLoader.loadSpec(configURL: folder.appendingPathComponent("config.json"))
         let store = try WeightStore(folder: folder)
         let stored = store.tensorNames.reduce(0) { $0 + (store.info($1)?.elementCount ?? 0) }

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 import TunecheckEngine
 @testable import TunecheckHarness
@@ -45,7 +46,7 @@ struct MetricFormulaTests {
         #expect(suite.checks.first { $0.name == "margin" }?.status == .passed)
         let pairA = suite.checks.first { $0.name == "pair a" }
         #expect(pairA?.metrics.first { $0.name == "margin" }.map { abs($0.value - 0.2) < 1e-12 } == true)
-        #expect(suite.metric("raw_accuracy_sum").map { abs($0 - 2.0 / 3) < 1e-12 } == true)
+        #expect(suite.metric(.rawAccuracySum).map { abs($0 - 2.0 / 3) < 1e-12 } == true)
 
         // β scales rewards and margins linearly, not accuracies.
         let hot = PreferenceMetrics(policy: policy, reference: reference, beta: 1)
@@ -55,7 +56,7 @@ struct MetricFormulaTests {
         let exploded = PreferenceSuite.run(checkpoint: "x", policy: [Self.pair("a", chosen: [-1], rejected: [-200])],
                                            reference: [Self.pair("a", chosen: [-50], rejected: [-50])], thresholds: PreferenceThresholds())
         // margin = 0.1·(49 + 150) = 19.9 > 5
-        #expect(exploded.metric("rewards/margins").map { abs($0 - 19.9) < 1e-9 } == true)
+        #expect(exploded.metric(.rewardsMargins).map { abs($0 - 19.9) < 1e-9 } == true)
         #expect(exploded.checks.first { $0.name == "margin" }?.status.isFailure == true)
     }
 
@@ -75,14 +76,14 @@ struct MetricFormulaTests {
     }
 
     @Test func driftMatchesKLAndLogprobsFromFullRowsOfBothModels() throws {
-        let folder = ReportSample.repositoryRoot.appendingPathComponent("models/tiny-default")
+        let folder = TestPaths.repositoryRoot.appendingPathComponent("models/tiny-default")
         let base = try LanguageModel.load(folder: folder)
         let lora = try LoRAParameters(base: base.decoder, rank: 2, scale: 4, keys: nil, numLayers: nil, seed: 7)
         for module in lora.modules {
             for index in 0..<module.b.count { module.b.values[index] = Float((index * 37) % 11 - 5) * 4e-3 }
         }
         let tuned = base.replacingDecoder(lora.model)
-        let evalsets = ReportSample.repositoryRoot.appendingPathComponent("evalsets/default")
+        let evalsets = TestPaths.repositoryRoot.appendingPathComponent("evalsets/default")
         let texts = try EvalsetLoader.texts(evalsets.appendingPathComponent("texts.jsonl"))
         let pairs = try EvalsetLoader.pairs(evalsets.appendingPathComponent("pairs.jsonl"))
 
@@ -121,7 +122,7 @@ struct MetricFormulaTests {
             #expect(abs(value - Self.numpyPercentile(kls, q)) < 1e-5, "\(label): \(value) vs \(Self.numpyPercentile(kls, q))")
         }
         #expect(abs(drift.sameTopFraction - Double(sameTop) / Double(kls.count)) < 1e-12)
-        #expect(suite.metric("text_kl_mean").map { abs($0 - meanKL) < 1e-5 } == true)
+        #expect(suite.metric(.textKLMean).map { abs($0 - meanKL) < 1e-5 } == true)
         #expect(suite.checks.first { $0.name == "text-kl" }?.status.isFailure == true, "KL above the limit fails")
 
         // Pair gaps: prompt with special tokens, response without, response positions only.
@@ -142,8 +143,8 @@ struct MetricFormulaTests {
             sumDrift += (after.sum - before.sum) / Double(pairs.count)
             meanDrift += (after.mean - before.mean) / Double(pairs.count)
         }
-        #expect(suite.metric("gap_sum_drift").map { abs($0 - sumDrift) < 1e-3 } == true, "\(String(describing: suite.metric("gap_sum_drift"))) vs \(sumDrift)")
-        #expect(suite.metric("gap_mean_drift").map { abs($0 - meanDrift) < 1e-4 } == true)
+        #expect(suite.metric(.gapSumDrift).map { abs($0 - sumDrift) < 1e-3 } == true, "\(String(describing: suite.metric(.gapSumDrift))) vs \(sumDrift)")
+        #expect(suite.metric(.gapMeanDrift).map { abs($0 - meanDrift) < 1e-4 } == true)
     }
 
     // MARK: - Preflight

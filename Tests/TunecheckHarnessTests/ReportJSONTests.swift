@@ -10,7 +10,7 @@ import TunecheckJSON
 
     @Test func topLevelKeysComeInAFixedOrder() throws {
         let root = try parsed(ReportSample.report())
-        #expect(root.keys == ["schema_version", "tool", "title", "passed", "started_at", "duration_seconds", "settings",
+        #expect(root.keys == ["schema_version", "tool", "tunecheck_version", "title", "passed", "started_at", "duration_seconds", "settings",
                               "totals", "checkpoints", "suites", "answers", "golden"])
         #expect(root["schema_version"]?.int == 1)
         #expect(root["passed"]?.bool == false)

@@ -1,5 +1,6 @@
 import CLibXML2
 import Foundation
+import TunecheckTestSupport
 import Testing
 @testable import TunecheckHarness
 
@@ -142,9 +143,10 @@ struct ParsedElement {
         #expect(properties.contains { $0["name"] == "weird <name> & \"quoted\".nan" && $0["value"] == "NaN" })
     }
 
-    @Test(.enabled(if: ReportSample.junitSchemaAvailable,
-                   "shared schemas not found (expected <repo>/../shared/schemas/junit-10.xsd or $TUNECHECK_SHARED_FIXTURES/../schemas)"))
+    @Test(SharedFixtures.schemaRequired("JUnit output against the Jenkins schema"))
     func generatedReportsValidateAgainstTheJenkinsSchema() throws {
+        let schema = try #require(SharedFixtures.junitSchema)
+        let (mildSuite, mildAnswers) = RepetitionSeverityTests.run(RepetitionSeverityTests.healthy + [RepetitionSeverityTests.mildAnswer])
         let directory = try ReportSample.temporaryDirectory("junit-xsd")
         defer { try? FileManager.default.removeItem(at: directory) }
         let reports: [(String, EvaluationReport)] = [
@@ -158,20 +160,23 @@ struct ParsedElement {
                     CheckResult(name: "s", status: .skipped(reason: "two\nlines")),
                 ]),
             ], checkpoints: [])),
+            // A passing test case whose system-out carries a mild-repetition warning.
+            ("warning", RepetitionSeverityTests.report(mildSuite, mildAnswers)),
         ]
         for (label, report) in reports {
             let url = directory.appendingPathComponent("\(label).xml")
             try JUnitReport.render(report).write(to: url)
             do {
-                try JUnitValidator.validate(xmlAt: url, schemaAt: ReportSample.junitSchema)
+                try JUnitValidator.validate(xmlAt: url, schemaAt: schema)
             } catch {
                 Issue.record("\(label): \((error as? LocalizedError)?.errorDescription ?? "\(error)")")
             }
         }
     }
 
-    @Test(.enabled(if: ReportSample.junitSchemaAvailable, "shared schemas not found"))
+    @Test(SharedFixtures.schemaRequired("the validator's own checks"))
     func validatorReportsSchemaProblemsWithLines() throws {
+        let schema = try #require(SharedFixtures.junitSchema)
         let bad = Data("""
         <?xml version="1.0"?>
         <testsuites>
@@ -182,14 +187,14 @@ struct ParsedElement {
         </testsuites>
         """.utf8)
         #expect {
-            try JUnitValidator.validate(xml: bad, named: "bad.xml", schemaAt: ReportSample.junitSchema)
+            try JUnitValidator.validate(xml: bad, named: "bad.xml", schemaAt: schema)
         } throws: { error in
             guard case let .invalid(path, problems) = error as? JUnitError else { return false }
             let text = (error as? LocalizedError)?.errorDescription ?? ""
             return path == "bad.xml" && problems.count >= 2 && text.contains("line 3") && text.contains("errors")
         }
         #expect(throws: JUnitError.self) {
-            try JUnitValidator.validate(xml: Data("<testsuites>".utf8), schemaAt: ReportSample.junitSchema)
+            try JUnitValidator.validate(xml: Data("<testsuites>".utf8), schemaAt: schema)
         }
         #expect(throws: JUnitError.self) {
             try JUnitValidator.validate(xml: Data("<testsuites/>".utf8), schemaAt: URL(fileURLWithPath: "/nonexistent/junit.xsd"))

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 @testable import TunecheckHarness
 
@@ -139,31 +140,7 @@ enum ReportSample {
 
     // MARK: Paths
 
-    static let repositoryRoot: URL = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-        }
-        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-    }()
-
-    /// `<shared>/schemas`: from `TUNECHECK_SHARED_FIXTURES` (`<shared>/fixtures`) or `<repo root>/../shared/schemas`.
-    static let sharedSchemas: URL = {
-        if let fixtures = ProcessInfo.processInfo.environment["TUNECHECK_SHARED_FIXTURES"], !fixtures.isEmpty {
-            return URL(fileURLWithPath: fixtures).deletingLastPathComponent().appendingPathComponent("schemas")
-        }
-        return repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/schemas")
-    }()
-
-    static var junitSchema: URL { sharedSchemas.appendingPathComponent("junit-10.xsd") }
-    static var junitSchemaAvailable: Bool { FileManager.default.fileExists(atPath: junitSchema.path) }
-
-    static func temporaryDirectory(_ label: String) throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tunecheck-report-\(label)-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    static func temporaryDirectory(_ label: String) throws -> URL { try TestPaths.temporaryDirectory("report-\(label)") }
 }
 
 @Test func reportSampleIsConsistent() {

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 @testable import TunecheckTemplates
 
@@ -13,9 +14,7 @@ struct FixtureCase: Sendable, CustomTestStringConvertible {
 }
 
 enum Fixtures {
-    static let directory: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/chat-templates")
+    static let directory = TestPaths.ownFixtures.appendingPathComponent("chat-templates")
 
     static func files() -> [URL] {
         ((try? FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)) ?? [])

@@ -1,35 +1,34 @@
 import Foundation
+import Testing
+import TunecheckTestSupport
 import TunecheckTokenizers
 
-/// Locations of the golden fixtures, derived from this file's path so tests run from any directory.
+/// Locations of the golden fixtures: the repository's own under `Tests/Fixtures/tokenizers`, the shared ones under
+/// `<shared fixtures>/tokenizers` (`SharedFixtures`; tests needing them take `Fixtures.sharedRequired`).
 enum Fixtures {
-    /// `<repo>/Tests/TunecheckTokenizersTests/FixtureSupport.swift` → `<repo>`.
-    static let repositoryRoot = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    /// The shared fixtures live beside the repository (`<repo>/../shared/fixtures`) and are never
-    /// copied into it; `TUNECHECK_SHARED_FIXTURES` overrides the location.
-    static let sharedRoot: URL = {
-        if let override = ProcessInfo.processInfo.environment["TUNECHECK_SHARED_FIXTURES"], !override.isEmpty {
-            return URL(fileURLWithPath: override)
-        }
-        return repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures")
-    }()
-
-    static let sharedTokenizers = sharedRoot.appendingPathComponent("tokenizers")
-    static let localTokenizers = repositoryRoot.appendingPathComponent("Tests/Fixtures/tokenizers")
+    /// `<shared fixtures>/tokenizers`, nil when ../shared/fixtures is absent.
+    static let sharedTokenizers = SharedFixtures.path("tokenizers")
+    static let localTokenizers = TestPaths.ownFixtures.appendingPathComponent("tokenizers")
 
     static let sharedTokenizerNames = ["bpe-bytelevel", "llama2-sp"]
     static let localTokenizerNames = ["llama3-bytelevel", "qwen2-bytelevel", "mistral-sp-legacy"]
 
+    /// Every shared tokenizer is present.
     static var sharedAvailable: Bool {
-        sharedTokenizerNames.allSatisfy {
+        guard let sharedTokenizers else { return false }
+        return sharedTokenizerNames.allSatisfy {
             FileManager.default.fileExists(atPath: sharedTokenizers.appendingPathComponent("\($0)/tokenizer.json").path)
         }
     }
 
+    /// The trait of tests that read the shared tokenizers.
+    static func sharedRequired(_ what: String) -> ConditionTrait { SharedFixtures.required(what, also: { sharedAvailable }) }
+
+    /// A tokenizer fixture folder; a shared one resolves only when ../shared/fixtures is present (tests reading it
+    /// carry `sharedRequired`).
     static func directory(_ name: String) -> URL {
-        sharedTokenizerNames.contains(name) ? sharedTokenizers.appendingPathComponent(name) : localTokenizers.appendingPathComponent(name)
+        guard sharedTokenizerNames.contains(name) else { return localTokenizers.appendingPathComponent(name) }
+        return (sharedTokenizers ?? SharedFixtures.location.appendingPathComponent("tokenizers")).appendingPathComponent(name)
     }
 
     struct Case: Decodable {

@@ -31,7 +31,7 @@ private func checkAllCases(of name: String, tokenizer: Tokenizer? = nil) throws 
 
 @Suite("Golden cases: shared fixtures")
 struct SharedGoldenCasesTests {
-    @Test(.enabled(if: Fixtures.sharedAvailable, "shared fixtures not found at <repo>/../shared/fixtures (set TUNECHECK_SHARED_FIXTURES)"),
+    @Test(Fixtures.sharedRequired("shared tokenizer fixtures"),
           arguments: Fixtures.sharedTokenizerNames)
     func matchesTransformers(name: String) throws {
         try checkAllCases(of: name)

@@ -5,7 +5,7 @@ import Testing
 /// The public surface other modules use: special-token ids, BOS behaviour, chat template, vocabulary.
 @Suite("Tokenizer API")
 struct TokenizerAPITests {
-    @Test(.enabled(if: Fixtures.sharedAvailable, "shared fixtures not found at <repo>/../shared/fixtures (set TUNECHECK_SHARED_FIXTURES)"))
+    @Test(Fixtures.sharedRequired("shared tokenizer fixtures"))
     func llama2SentencePiece() throws {
         let tokenizer = try Fixtures.tokenizer("llama2-sp")
         #expect(tokenizer.vocabularySize == 32000)
@@ -26,7 +26,7 @@ struct TokenizerAPITests {
         }
     }
 
-    @Test(.enabled(if: Fixtures.sharedAvailable, "shared fixtures not found at <repo>/../shared/fixtures (set TUNECHECK_SHARED_FIXTURES)"))
+    @Test(Fixtures.sharedRequired("shared tokenizer fixtures"))
     func gpt2ByteLevel() throws {
         let tokenizer = try Fixtures.tokenizer("bpe-bytelevel")
         #expect(tokenizer.vocabularySize == 1000)

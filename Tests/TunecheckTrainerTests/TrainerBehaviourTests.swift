@@ -1,18 +1,12 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 @testable import TunecheckEngine
 @testable import TunecheckTrainer
 
 /// Schedules, accumulation and determinism of the training loop, on the bundled tiny model.
 struct TrainerBehaviourTests {
-    static let root: URL = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-        }
-        return URL(fileURLWithPath: ".")
-    }()
+    static let root = TestPaths.repositoryRoot
 
     static func configuration(_ folder: URL, _ adjust: (inout TrainingConfiguration) -> Void) -> TrainingConfiguration {
         var configuration = TrainingConfiguration()
@@ -91,7 +85,7 @@ struct TrainerBehaviourTests {
 
     @Test func warmupThenCosineDecayFollowsTheFormula() {
         var schedule = LearningRateSchedule()
-        schedule.name = "cosine_decay"
+        schedule.name = .cosineDecay
         schedule.arguments = [1e-3, 100, 1e-5]
         schedule.warmup = 10
         schedule.warmupInit = 0

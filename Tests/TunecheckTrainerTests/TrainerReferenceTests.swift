@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckTestSupport
 import Testing
 @testable import TunecheckEngine
 @testable import TunecheckTrainer
@@ -13,14 +14,7 @@ import Testing
 struct TrainerReferenceTests {
     static let fixtures = ["llama-rope-llama3-old-schema", "gpt2-inner96", "qwen3", "phi3", "granite", "granite-hybrid-dense-rope", "granite-hybrid-moe-nope"]
 
-    static let root: URL = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
-        }
-        return URL(fileURLWithPath: ".")
-    }()
+    static let root = TestPaths.repositoryRoot
 
     struct Reference: Decodable {
         struct SFT: Decodable { var ids: [Int]; var prompt_len: Int }
@@ -135,7 +129,7 @@ struct TrainerReferenceTests {
             let expected = setup.reference.cases[name]!
             #expect(Self.relativelyClose(result.loss, expected.loss), "\(fixture) \(name) loss \(result.loss) vs \(expected.loss)")
             for (key, value) in result.metrics {
-                if let reference = expected.metrics?[key] {
+                if let reference = expected.metrics?[key.rawValue] {
                     #expect(Self.relativelyClose(value, reference, 1e-4), "\(fixture) \(name) \(key) \(value) vs \(reference)")
                 }
             }

@@ -35,8 +35,8 @@ struct BenchCommand: ParsableCommand {
     @Argument(help: "score, decode or train.")
     var task: Task
 
-    @Option(name: .long, help: "s15m, s110m, q05b, h110m, l3b or m7b.")
-    var shape: String?
+    @Option(name: .long, help: "A random-initialised benchmark shape.")
+    var shape: BenchShape?
 
     @Option(name: .long, help: ArgumentHelp("A model folder instead of a shape.", valueName: "dir"))
     var model: String?
@@ -53,8 +53,8 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "New tokens for decode.")
     var tokens = 64
 
-    @Option(name: .long, help: "sft or dpo, for train.")
-    var mode = "sft"
+    @Option(name: .long, help: "The training method, for train.")
+    var mode = TrainingConfiguration.Mode.sft
 
     @Flag(name: .customLong("bf16-weights"), help: "Round float32 linear weights to a bfloat16 copy (float32 sums; score and decode only). bf16 folders need no flag: they are read as stored.")
     var bf16Weights = false
@@ -67,8 +67,7 @@ struct BenchCommand: ParsableCommand {
 
     func validate() throws {
         guard (shape == nil) != (model == nil) else { throw ValidationError("give --shape or --model") }
-        if let shape, !ModelShape.all.contains(where: { $0.name == shape }) { throw ValidationError("--shape is one of \(ModelShape.all.map(\.name).joined(separator: ", "))") }
-        guard ["sft", "dpo"].contains(mode) else { throw ValidationError("--mode is sft or dpo") }
+        if let shape, shape.shape == nil { throw ValidationError("--shape \(shape.rawValue) has no ModelShape") }
         if bf16Weights && task == .train { throw ValidationError("--bf16-weights is for score and decode (training uses float32 weights)") }
         guard seq >= 2, prompt >= 1, tokens >= 1, repeats >= 1 else { throw ValidationError("sizes must be positive") }
     }
@@ -76,11 +75,11 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         let folder: URL
         var shapeName = "custom"
-        if let shape, let known = ModelShape.all.first(where: { $0.name == shape }) {
-            shapeName = shape
-            folder = URL(fileURLWithPath: cacheDir).appendingPathComponent(shape)
+        if let shape, let known = shape.shape {
+            shapeName = shape.rawValue
+            folder = URL(fileURLWithPath: cacheDir).appendingPathComponent(shape.rawValue)
             if !FileManager.default.fileExists(atPath: folder.appendingPathComponent("model.safetensors").path) {
-                FileHandle.standardError.write(Data("writing a random \(shape) model to \(folder.path)\n".utf8))
+                FileHandle.standardError.write(Data("writing a random \(shape.rawValue) model to \(folder.path)\n".utf8))
                 try RandomModel.write(known, to: folder)
             }
         } else {
@@ -141,11 +140,11 @@ struct BenchCommand: ParsableCommand {
             let lora = try LoRAParameters(base: decoder, rank: 8, scale: 20, keys: nil, numLayers: nil, seed: 1)
             let optimizer = Optimizer(name: .adamw, settings: nil, tensors: lora.tensors)
             let pass = TrainingPass(model: lora.model)
-            let sequences = (0..<(mode == "dpo" ? 2 * batchSize : batchSize)).map { _ in randomIds(seq) }
+            let sequences = (0..<(mode == .dpo ? 2 * batchSize : batchSize)).map { _ in randomIds(seq) }
             func step() throws {
                 lora.zeroGradients()
                 let logprobs = try pass.forward(sequences)
-                if mode == "sft" {
+                if mode == .sft {
                     let trained = sequences.map { [Bool](repeating: true, count: $0.count - 1) }
                     pass.backward(SFTLoss.evaluate(logprobs: logprobs, trained: trained).dLogprobs, into: lora.gradients)
                 } else {
@@ -168,7 +167,7 @@ struct BenchCommand: ParsableCommand {
             processed = sequences.count * seq
             // Forward 2·P·N, backward ≈ 2·P·N for input gradients (weight gradients are LoRA-only), plus attention ×3.
             flops = 4 * Double(linearParameters) * Double(processed) + 3 * ModelArithmetic.tokenMixingFlops(spec, length: seq) * Double(sequences.count)
-            extra = [("batch", .from(batchSize)), ("seq", .from(seq)), ("mode", .string(mode)), ("lora_rank", .from(8))]
+            extra = [("batch", .from(batchSize)), ("seq", .from(seq)), ("mode", .string(mode.rawValue)), ("lora_rank", .from(8))]
         }
         // Peak memory of the task itself, before the sgemm measurement's three 16 MB matrices.
         var usage = rusage()

@@ -8,15 +8,11 @@ struct ReportOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Folder for junit.xml, report.json and report.html (overrides the suite file's reports.dir).", valueName: "dir"))
     var reportDir: String?
 
-    @Option(name: .long, help: "Report formats, comma separated: junit,json,html.")
-    var format: String?
+    @Option(name: .long, help: "Report formats, comma separated (e.g. junit,json).")
+    var format: CommaSeparated<ReportFormat>?
 
-    func formats(default configured: [String]) throws -> Set<ReportFormat> {
-        let names = format.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } } ?? configured
-        return Set(try names.map { name in
-            guard let value = ReportFormat(rawValue: name) else { throw ValidationError("unknown report format '\(name)' (junit, json, html)") }
-            return value
-        })
+    func formats(default configured: [ReportFormat]) -> Set<ReportFormat> {
+        Set(format?.values ?? configured)
     }
 }
 
@@ -42,20 +38,13 @@ struct EvalCommand: ParsableCommand {
         """
     )
 
-    @Option(name: .long, help: ArgumentHelp("Suite file (YAML or JSON); flags below override it.", valueName: "file"))
-    var suite: String?
-
-    @Option(name: .long, help: ArgumentHelp("Base model folder.", valueName: "dir"))
-    var base: String?
+    @OptionGroup var inputs: EvaluationInputOptions
 
     @Option(name: .long, help: ArgumentHelp("A checkpoint (repeatable; globs like 'run/*_adapters.safetensors' are expanded).", valueName: "path"))
     var checkpoint: [String] = []
 
     @Option(name: .long, help: ArgumentHelp("A fused model folder (repeatable).", valueName: "dir"))
     var fused: [String] = []
-
-    @Option(name: .long, help: ArgumentHelp("Prompts evalset (JSONL {\"id\", \"prompt\"}).", valueName: "file"))
-    var prompts: String?
 
     @Option(name: .long, help: ArgumentHelp("Preference pairs (JSONL {\"id\", \"prompt\", \"chosen\", \"rejected\"}).", valueName: "file"))
     var pairs: String?
@@ -66,14 +55,8 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Answers produced elsewhere (JSONL {\"id\", \"prompt\", \"answer\", \"checkpoint\"?}).", valueName: "file"))
     var answers: String?
 
-    @Option(name: .long, help: "Suites to run, comma separated (repetition, preference, drift, weight-delta, golden, preflight, fused-consistency).")
-    var suites: String?
-
-    @Option(name: .long, help: "Most new tokens per generated answer.")
-    var maxTokens: Int?
-
-    @Option(name: .long, help: "Apply the model's chat template to prompts: auto or none.")
-    var chatTemplate: String?
+    @Option(name: .long, help: "Suites to run, comma separated (e.g. repetition,drift).")
+    var suites: CommaSeparated<SuiteKind>?
 
     @Option(name: .long, help: ArgumentHelp("Golden outputs folder.", valueName: "dir"))
     var goldenDir: String?
@@ -93,27 +76,13 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup var reportOptions: ReportOptions
 
     func run() throws {
-        var configuration = try suite.map { try SuiteConfiguration.load(URL(fileURLWithPath: $0)) } ?? SuiteConfiguration()
-        if suite == nil { configuration.reports.dir = "tunecheck-report" }
-        if let base { configuration.base = base }
+        var configuration = try inputs.configuration()
+        if inputs.suite == nil { configuration.reports.dir = "tunecheck-report" }
         if !checkpoint.isEmpty { configuration.checkpoints = checkpoint }
-        if let prompts { configuration.evalsets.prompts = prompts }
         if let pairs { configuration.evalsets.pairs = pairs }
         if let texts { configuration.evalsets.texts = texts }
         if let answers { configuration.evalsets.answers = answers }
-        if let suites {
-            configuration.suites = try suites.split(separator: ",").map { name in
-                guard let kind = SuiteKind(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                    throw ValidationError("unknown suite '\(name)' (\(SuiteKind.allCases.map(\.rawValue).joined(separator: ", ")))")
-                }
-                return kind
-            }
-        }
-        if let maxTokens { configuration.generation.maxTokens = maxTokens }
-        if let chatTemplate {
-            guard let mode = GenerationSettings.ChatTemplateMode(rawValue: chatTemplate) else { throw ValidationError("--chat-template is auto or none") }
-            configuration.generation.chatTemplate = mode
-        }
+        if let suites { configuration.suites = suites.values }
         if let goldenDir { configuration.goldenDir = goldenDir }
         if let beta { configuration.thresholds.preference.beta = beta }
         if let maxMargin { configuration.thresholds.preference.maxMargin = maxMargin }
@@ -123,37 +92,35 @@ struct EvalCommand: ParsableCommand {
             configuration.fused = fused.map { SuiteConfiguration.FusedModel(path: $0, adapter: adapterCheckpoints.count == 1 ? adapterCheckpoints[0] : nil) }
         }
         if let reportDir = reportOptions.reportDir { configuration.reports.dir = reportDir }
-        try configuration.validate(path: suite ?? "command line")
+        try configuration.validate(path: inputs.suite ?? "command line")
         guard configuration.base != nil || configuration.evalsets.answers != nil else {
             throw ValidationError("give --base DIR (or --answers FILE, or a --suite file naming a base)")
         }
-        let formats = try reportOptions.formats(default: configuration.reports.formats)
+        let formats = reportOptions.formats(default: configuration.reports.formats)
 
-        var options = try EvaluationOptions(configuration: configuration)
-        options.updateGolden = updateGolden
-        let evaluator = Evaluator(options: options)
-        let progress = ProgressLine("eval", total: max(options.checkpoints.count, 1), unit: "checkpoints")
-        evaluator.progress = { stage, _, _ in progress.update(0, detail: stage) }
-        try evaluator.prepare()
-        if let preflight = evaluator.preflight, preflight.verdict != .ok {
+        var settings = try SessionSettings(configuration: configuration)
+        settings.updateGolden = updateGolden
+        let session = EvaluationSession(settings: settings, reports: ReportSettings(directory: URL(fileURLWithPath: configuration.reports.dir), formats: formats))
+        let progress = ProgressLine("eval", total: max(settings.checkpoints.count, 1), unit: "checkpoints")
+        var current = 0
+        session.showProgress(on: progress) { current }
+        session.onNotice = { text in progress.finish(); printNotice(text) }
+        try session.prepare()
+        if let preflight = session.preflightRan, preflight.verdict != .ok {
             progress.finish()
             fflush(nil)  // all output streams
             FileHandle.standardError.write(Data((preflight.describe() + "\n").utf8))
         }
-        for (index, spec) in options.checkpoints.enumerated() {
-            evaluator.progress = { stage, _, _ in progress.update(index, detail: stage) }
-            try evaluator.evaluate(spec)
-            progress.update(index + 1)
+        try session.evaluateAll { index, _ in
+            current = index + 1
+            progress.update(current)
         }
         progress.finish()
-        let report = evaluator.makeReport()
-        let written = try ReportWriter.write(report, to: URL(fileURLWithPath: configuration.reports.dir), formats: formats)
-        print(TerminalSummary.render(report, width: terminalWidth(), colored: stdoutIsTerminal()))
+        let written = try session.writeReports()
+        print(TerminalSummary.render(session.makeReport(), width: terminalWidth(), colored: stdoutIsTerminal()))
         for url in written { print("report: \(url.path)") }
-        if !report.passed {
-            let failed = report.suites.filter { !$0.passed }.map { "\($0.kind.rawValue) [\($0.checkpoint)]" }
-            throw ChecksFailed(summary: "checks failed: \(failed.joined(separator: ", "))")
-        }
+        let failures = session.failures
+        if !failures.isEmpty { throw ChecksFailed(summary: failures.description) }
     }
 }
 

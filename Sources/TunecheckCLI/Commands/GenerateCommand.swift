@@ -80,7 +80,7 @@ struct GenerateCommand: ParsableCommand {
                                         seed: seed, stopTokenIds: model.stopTokenIds, ignoreEOS: ignoreEos)
         if let prompt {
             let result = try generator.generate(promptIds: model.tokenizer.encode(prompt), options: options)
-            let fields = try Self.fields(result, tokenizer: model.tokenizer, stopTokens: options.stopTokenIds)
+            let fields = try Self.fields(result, tokenizer: model.tokenizer)
             if json {
                 printJSON(fields)
             } else {
@@ -110,7 +110,7 @@ struct GenerateCommand: ParsableCommand {
             if let seed { options.seed = seed &+ UInt64(index) }
             let result = try generator.generate(promptIds: promptIds, options: options)
             var fields = record.fields
-            let generated = try Self.fields(result, tokenizer: model.tokenizer, stopTokens: options.stopTokenIds)
+            let generated = try Self.fields(result, tokenizer: model.tokenizer)
             for (key, value) in zip(generated.keys, generated.values) { fields.set(key, value) }
             lines.append(fields)
             progress.update(index + 1)
@@ -119,13 +119,11 @@ struct GenerateCommand: ParsableCommand {
         try JSONLines.write(lines, to: URL(fileURLWithPath: output))
     }
 
-    static func fields(_ result: GenerationResult, tokenizer: Tokenizer, stopTokens: Set<Int>) throws -> JSONObject {
-        var textIds = result.ids
-        if result.finishReason == .stopToken, let last = textIds.last, stopTokens.contains(last) { textIds.removeLast() }
+    static func fields(_ result: GenerationResult, tokenizer: Tokenizer) throws -> JSONObject {
         var fields = JSONObject()
         fields.set("prompt_ids", .from(result.promptIds))
         fields.set("ids", .from(result.ids))
-        fields.set("text", .string(try tokenizer.decode(textIds)))
+        fields.set("text", .string(try result.text(tokenizer: tokenizer)))
         fields.set("finish_reason", .string(result.finishReason.rawValue))
         return fields
     }

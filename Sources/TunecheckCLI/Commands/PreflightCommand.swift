@@ -33,14 +33,13 @@ struct PreflightCommand: ParsableCommand {
     @Option(name: .long, help: "Verdict likely-fail when the mean summed gap is below this.")
     var failBelow: Double = PreflightThresholds().failBelow
 
-    @Option(name: .long, help: "Exit 1 at this verdict or worse: fail, warn or never.")
-    var failOn: String = "fail"
+    @Option(name: .long, help: "Exit 1 at this verdict or worse (never: always exit 0).")
+    var failOn = PreflightFailOn.fail
 
     @Option(name: .long, help: ArgumentHelp("Also write the analysis and per-pair gaps as JSON.", valueName: "file"))
     var json: String?
 
     func validate() throws {
-        guard ["fail", "warn", "never"].contains(failOn) else { throw ValidationError("--fail-on is fail, warn or never") }
         guard failBelow <= warnBelow else { throw ValidationError("--fail-below must not be above --warn-below") }
         if let json { try validateOutputPath(json) }
     }
@@ -55,26 +54,8 @@ struct PreflightCommand: ParsableCommand {
         let analysis = PreflightAnalysis(scores: scores, thresholds: thresholds)
         print(analysis.describe())
         if let json {
-            var object = JSONObject()
-            object.set("verdict", .string(analysis.verdict.rawValue))
-            object.set("reasons", .array(analysis.reasons.map { .string($0) }))
-            var metrics = JSONObject()
-            for metric in analysis.metrics { metrics.set(metric.name, .from(metric.value)) }
-            object.set("metrics", .object(metrics))
-            object.set("pairs", .array(scores.map { score in
-                var entry = JSONObject()
-                entry.set("id", .string(score.id))
-                entry.set("gap_sum", .from(score.gapSum))
-                entry.set("gap_mean", .from(score.gapMean))
-                entry.set("chosen_logprob_sum", .from(score.chosen.sum))
-                entry.set("rejected_logprob_sum", .from(score.rejected.sum))
-                entry.set("chosen_tokens", .from(score.chosen.tokenLogprobs.count))
-                entry.set("rejected_tokens", .from(score.rejected.tokenLogprobs.count))
-                return .object(entry)
-            }))
-            try AtomicWrite.write(JSONWriter.data(.object(object)) + Data("\n".utf8), to: URL(fileURLWithPath: json))
+            try AtomicWrite.write(JSONWriter.data(analysis.json(scores: scores)) + Data("\n".utf8), to: URL(fileURLWithPath: json))
         }
-        let failing = failOn == "warn" ? analysis.verdict != .ok : failOn == "fail" ? analysis.verdict == .fail : false
-        if failing { throw ChecksFailed(summary: "preflight verdict: \(analysis.verdict.rawValue)") }
+        if failOn.fails(analysis.verdict) { throw ChecksFailed(summary: "preflight verdict: \(analysis.verdict.rawValue)") }
     }
 }

@@ -40,7 +40,7 @@ struct ScoreCommand: ParsableCommand {
     enum Request {
         case sequence(ids: [Int])
         case response(PromptResponseTokens)
-        case pair(chosen: PromptResponseTokens, rejected: PromptResponseTokens)
+        case pair(PreferencePairTokens)
     }
 
     func run() throws {
@@ -54,7 +54,7 @@ struct ScoreCommand: ParsableCommand {
             switch request {
             case .sequence(let ids): sequences.append(ids)
             case .response(let tokens): sequences.append(tokens.ids)
-            case let .pair(chosen, rejected): sequences += [chosen.ids, rejected.ids]
+            case .pair(let pair): sequences += [pair.chosen.ids, pair.rejected.ids]
             }
         }
         let scorer = Scorer(model: model.decoder, tokenBudget: tokenBudget)
@@ -79,13 +79,13 @@ struct ScoreCommand: ParsableCommand {
             case .response(let tokens):
                 Self.add(Self.fields(tokens, scores[next]), to: &fields)
                 next += 1
-            case let .pair(chosen, rejected):
-                let chosenSpan = SpanScore(sequenceLogprobs: scores[next], promptLength: chosen.promptLength)
-                let rejectedSpan = SpanScore(sequenceLogprobs: scores[next + 1], promptLength: rejected.promptLength)
-                fields.set("chosen", .object(Self.fields(chosen, scores[next])))
-                fields.set("rejected", .object(Self.fields(rejected, scores[next + 1])))
-                fields.set("gap_sum", .from(chosenSpan.sum - rejectedSpan.sum))
-                fields.set("gap_mean", .from(chosenSpan.mean - rejectedSpan.mean))
+            case .pair(let pair):
+                let spans = PairSpanScores(chosen: SpanScore(sequenceLogprobs: scores[next], promptLength: pair.chosen.promptLength),
+                                           rejected: SpanScore(sequenceLogprobs: scores[next + 1], promptLength: pair.rejected.promptLength))
+                fields.set("chosen", .object(Self.fields(pair.chosen, scores[next])))
+                fields.set("rejected", .object(Self.fields(pair.rejected, scores[next + 1])))
+                fields.set("gap_sum", .from(spans.gapSum))
+                fields.set("gap_mean", .from(spans.gapMean))
                 next += 2
             }
             output.append(fields)
@@ -98,11 +98,8 @@ struct ScoreCommand: ParsableCommand {
         func context() -> String { "\(path):\(record.line)" }
         if let prompt = record.string("prompt") {
             if let chosen = record.string("chosen"), let rejected = record.string("rejected") {
-                let chosenTokens = PromptResponseTokens(tokenizer: tokenizer, prompt: prompt, response: chosen, appendEOS: appendEos)
-                let rejectedTokens = PromptResponseTokens(tokenizer: tokenizer, prompt: prompt, response: rejected, appendEOS: appendEos)
-                try chosenTokens.validate(context: context() + " (chosen)")
-                try rejectedTokens.validate(context: context() + " (rejected)")
-                return .pair(chosen: chosenTokens, rejected: rejectedTokens)
+                return .pair(try PreferencePairTokens(tokenizer: tokenizer, prompt: prompt, chosen: chosen, rejected: rejected,
+                                                      appendEOS: appendEos, context: context()))
             }
             if let response = record.string("response") {
                 let tokens = PromptResponseTokens(tokenizer: tokenizer, prompt: prompt, response: response, appendEOS: appendEos)

@@ -8,11 +8,13 @@ struct WatchCommand: ParsableCommand {
         commandName: "watch",
         abstract: "Evaluate each new checkpoint another trainer writes into a folder, as it appears.",
         discussion: """
-        Watches DIR for mlx_lm numbered adapters (NNNNNNN_adapters.safetensors) and Hugging Face Trainer \
-        checkpoint-N folders, including those already there at start, and evaluates each exactly once, in step \
-        order, with the suite file's base, evalsets and thresholds. A file still being written is retried until \
-        complete, never reported as corrupt. The golden suite runs only when the suite file lists it in `suites` \
-        (numbered checkpoints have no golden outputs). Reports are rewritten after every checkpoint. With --once it \
+        Watches DIR for numbered checkpoints (mlx_lm's and tunecheck's NNNNNNN_adapters.safetensors, \
+        tunecheck's full fine-tuning NNNNNNN_model/ folders, Hugging Face Trainer checkpoint-N folders), \
+        including those already there at start, and evaluates each exactly once, in step order, with the suite \
+        file's base, evalsets and thresholds. A file still being written is retried until complete, never \
+        reported as corrupt. Unless the suite file lists its suites, golden outputs are checked only for \
+        checkpoints that have them (numbered checkpoints usually do not; each gets a notice). Reports are \
+        rewritten after every checkpoint. With --once it \
         evaluates what is there, reports files it cannot read as broken, and exits; otherwise it runs until interrupted or until --idle-exit seconds pass \
         without a new checkpoint. Exit codes as eval: 1 when any check failed.
 
@@ -47,58 +49,27 @@ struct WatchCommand: ParsableCommand {
         var configuration = try SuiteConfiguration.load(URL(fileURLWithPath: suite))
         configuration.checkpoints = []
         if let reportDir = reportOptions.reportDir { configuration.reports.dir = reportDir }
-        let formats = try reportOptions.formats(default: configuration.reports.formats)
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw HarnessError.checkpointNotFound(path: dir + " (not a folder)")
-        }
-        var options = try EvaluationOptions(configuration: configuration)
-        options.checkpointsArriveLater = true
-        if options.suites == nil {
-            // As in training runs: numbered checkpoints have no golden outputs, so the golden suite runs only when
-            // the suite file names it.
-            options.suites = Evaluator(options: options).activeSuites.subtracting([.golden])
-        }
-        let evaluator = Evaluator(options: options)
-        try evaluator.prepare()
-        let watcher = CheckpointWatcher(directory: URL(fileURLWithPath: dir), settleSeconds: once ? 0 : min(interval, 1))
+        let formats = reportOptions.formats(default: configuration.reports.formats)
+        var settings = try SessionSettings(configuration: configuration)
+        settings.checkpointsArriveLater = true
         let reportFolder = URL(fileURLWithPath: configuration.reports.dir)
-        var lastActivity = Date()
-        var failures: [String] = []
-        var evaluated = 0
+        let session = EvaluationSession(settings: settings, reports: ReportSettings(directory: reportFolder, formats: formats))
+        session.onNotice = printNotice
+        try session.prepare()
         print("watching \(dir) (reports in \(reportFolder.path))")
-        while true {
-            var events = watcher.poll()
-            if once {
-                // Without waiting for sizes to settle, one more scan sees the same files as stable.
-                // Nothing is waited for after that scan: what still cannot be read is broken.
-                events += watcher.poll(now: Date().addingTimeInterval(1), final: true)
+        let evaluated = try session.watch(WatchSettings(folder: URL(fileURLWithPath: dir), once: once, interval: interval, idleExit: idleExit)) { event in
+            switch event {
+            case .evaluated(let evaluation):
+                let failed = evaluation.failedSuites.map(\.kind.rawValue)
+                print("\(evaluation.summary.name): \(failed.isEmpty ? "passed" : "FAILED (\(failed.joined(separator: ", ")))")")
+            case let .broken(path, reason):
+                print("\(path): cannot evaluate: \(reason)")
             }
-            for event in events {
-                lastActivity = Date()
-                switch event {
-                case .ready(let spec):
-                    let evaluation = try evaluator.evaluate(spec)
-                    evaluated += 1
-                    let failed = evaluation.suites.filter { !$0.passed }.map(\.kind.rawValue)
-                    print("\(spec.name): \(failed.isEmpty ? "passed" : "FAILED (\(failed.joined(separator: ", ")))")")
-                    if !failed.isEmpty { failures.append(spec.name) }
-                    try ReportWriter.write(evaluator.makeReport(), to: reportFolder, formats: formats)
-                case let .broken(path, reason):
-                    print("\(path): cannot evaluate: \(reason)")
-                    failures.append(URL(fileURLWithPath: path).lastPathComponent)
-                }
-            }
-            if once { break }
-            if let idleExit, Date().timeIntervalSince(lastActivity) > idleExit { break }
-            Thread.sleep(forTimeInterval: interval)
         }
-        let report = evaluator.makeReport()
-        try ReportWriter.write(report, to: reportFolder, formats: formats)
-        print(TerminalSummary.render(report, width: terminalWidth(), colored: stdoutIsTerminal()))
+        try session.writeReports()
+        print(TerminalSummary.render(session.makeReport(), width: terminalWidth(), colored: stdoutIsTerminal()))
+        let failures = session.failures
         if evaluated == 0 && failures.isEmpty { print("no checkpoints found in \(dir)") }
-        if !failures.isEmpty || !report.passed {
-            throw ChecksFailed(summary: "checks failed for: \(Set(failures + report.suites.filter { !$0.passed }.map(\.checkpoint)).sorted().joined(separator: ", "))")
-        }
+        if !failures.isEmpty { throw ChecksFailed(summary: failures.description) }
     }
 }

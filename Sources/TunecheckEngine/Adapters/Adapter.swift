@@ -100,11 +100,10 @@ public final class Adapter: @unchecked Sendable {
         }
         let store = try WeightStore(files: [weightsURL])
         if config["peft_type"] != nil || weightsURL.lastPathComponent == "adapter_model.safetensors" {
-            let parsed = try PEFTAdapterConfig(json: config, keyOrder: orderedKeys(of: ["rank_pattern", "alpha_pattern"], in: configURL),
-                                               path: configURL.path)
+            let parsed = try PEFTAdapterConfig(json: config, path: configURL.path)
             let modules = try parsed.modules(in: store, weightsPath: weightsURL.path)
-            let layersToTransform = (config["layers_to_transform"] as? [Any])?.compactMap { SafeTensorsFile.exactInteger($0) }
-                ?? SafeTensorsFile.exactInteger(config["layers_to_transform"] ?? NSNull()).map { [$0] }
+            let layersToTransform = config["layers_to_transform"]?.array?.compactMap { SafeTensorsFile.exactInteger($0) }
+                ?? config["layers_to_transform"].flatMap { SafeTensorsFile.exactInteger($0) }.map { [$0] }
             return Adapter(format: .peft, weightsURL: weightsURL, configURL: configURL, modules: modules, configSummary: parsed.summary, store: store,
                            expectsModule: { layer, _, name in
                                parsed.targets(name) && (layersToTransform.map { $0.contains(layer) } ?? true)
@@ -189,26 +188,18 @@ public final class Adapter: @unchecked Sendable {
         return nil
     }
 
-    /// The keys of the given top-level object fields in file order, read with the order-keeping parser
-    /// (empty when the file or field is not an object; `readJSONObject` reports real problems).
-    static func orderedKeys(of fields: [String], in url: URL) -> [String: [String]] {
-        guard let data = try? BoundedFile.read(url, limit: BoundedFile.Limit.config), let root = try? JSONParser.parse(Array(data)), let object = root.object else { return [:] }
-        var result: [String: [String]] = [:]
-        for field in fields { result[field] = object[field]?.object?.keys ?? [] }
-        return result
-    }
-
-    static func readJSONObject(_ url: URL) throws -> [String: Any] {
+    static func readJSONObject(_ url: URL) throws -> JSONObject {
         let data: Data
         do { data = try BoundedFile.read(url, limit: BoundedFile.Limit.config) } catch {
             throw AdapterError.invalidConfig(path: url.path, reason: "cannot read: \(error.reason)")
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed) else {
-            throw AdapterError.invalidConfig(path: url.path, reason: "not valid JSON\(JSONParser.problem(in: [UInt8](data)))")
+        let root: JSONValue
+        do { root = try JSONParser.parse([UInt8](data)) } catch {
+            throw AdapterError.invalidConfig(path: url.path, reason: "not valid JSON (\(error))")
         }
-        guard let dictionary = object as? [String: Any] else {
+        guard let object = root.object else {
             throw AdapterError.invalidConfig(path: url.path, reason: "expected a JSON object")
         }
-        return dictionary
+        return object
     }
 }

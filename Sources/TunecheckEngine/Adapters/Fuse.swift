@@ -160,10 +160,13 @@ public enum AdapterFuser {
     }
 
     static func writeIndex(byFile: [String: [String]], totalBytes: Int, to url: URL) throws {
-        var weightMap: [String: String] = [:]
-        for (file, names) in byFile { for name in names { weightMap[name] = file } }
-        let index: [String: Any] = ["metadata": ["total_size": totalBytes], "weight_map": weightMap]
-        try AtomicWrite.write(try JSONSerialization.data(withJSONObject: index, options: [.prettyPrinted, .sortedKeys]), to: url)
+        var fileOf: [String: String] = [:]
+        for (file, names) in byFile { for name in names { fileOf[name] = file } }
+        var weightMap = JSONObject()
+        for name in fileOf.keys.sorted() { weightMap.set(name, .string(fileOf[name]!)) }
+        // transformers' layout: sorted keys, two-space indent, a final newline.
+        let index = JSONObject(["metadata": .object(JSONObject(["total_size": .from(totalBytes)])), "weight_map": .object(weightMap)])
+        try AtomicWrite.write(JSONWriter.prettyData(.object(index)) + Data("\n".utf8), to: url)
     }
 
     /// Copies the base folder's other top-level files (config, tokenizer, generation config, chat template, README,

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// `adapter_config.json` as `mlx_lm.lora` writes it: `fine_tune_type`, `num_layers`,
 /// `lora_parameters {rank, scale, dropout, keys}` and the training settings (ignored here).
@@ -11,8 +12,8 @@ struct MLXAdapterConfig {
     var numLayers: Int?
     var keys: [String]?
 
-    init(json: [String: Any], path: String) throws {
-        fineTuneType = json["fine_tune_type"] as? String ?? "lora"
+    init(json: JSONObject, path: String) throws {
+        fineTuneType = json["fine_tune_type"]?.string ?? "lora"
         switch fineTuneType {
         case "lora": break
         case "dora":
@@ -22,14 +23,14 @@ struct MLXAdapterConfig {
         default:
             throw AdapterError.unsupported(path: path, feature: "fine_tune_type '\(fineTuneType)'")
         }
-        guard let parameters = json["lora_parameters"] as? [String: Any] else {
+        guard let parameters = json["lora_parameters"]?.object else {
             throw AdapterError.invalidConfig(path: path, reason: "missing \"lora_parameters\" object")
         }
         guard let rankValue = parameters["rank"], let rank = SafeTensorsFile.exactInteger(rankValue), rank > 0 else {
             throw AdapterError.invalidConfig(path: path, reason: "lora_parameters.rank must be a positive integer")
         }
         self.rank = rank
-        if let scale = (parameters["scale"] as? NSNumber)?.doubleValue, scale.isFinite {
+        if let scale = parameters["scale"]?.double, scale.isFinite {
             self.scale = scale
         } else if parameters["alpha"] != nil {
             throw AdapterError.unsupported(path: path, feature: "lora_parameters.alpha without scale (a pre-0.11 mlx_lm config); add \"scale\" (the multiplier of x·A·B) to the config")
@@ -38,7 +39,10 @@ struct MLXAdapterConfig {
         }
         let layersValue = json["num_layers"] ?? json["lora_layers"]
         numLayers = layersValue.flatMap { SafeTensorsFile.exactInteger($0) }
-        keys = parameters["keys"] as? [String]
+        keys = parameters["keys"]?.array.flatMap { list in
+            let names = list.compactMap(\.string)
+            return names.count == list.count ? names : nil
+        }
     }
 
     var summary: [String: String] {

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// PEFT's `adapter_config.json` for `peft_type: LORA`. Per-module rank and alpha come from `rank_pattern` /
 /// `alpha_pattern` (a key matches a module when the module name ends with it as a dotted suffix or matches it as
@@ -25,30 +26,29 @@ struct PEFTAdapterConfig {
         case allLinear
     }
 
-    /// `keyOrder` gives the keys of `rank_pattern` / `alpha_pattern` in file order (JSONSerialization loses it).
-    init(json: [String: Any], keyOrder: [String: [String]] = [:], path: String) throws {
+    init(json: JSONObject, path: String) throws {
         func fail(_ reason: String) -> AdapterError { .invalidConfig(path: path, reason: reason) }
-        let peftType = json["peft_type"] as? String ?? "LORA"
+        let peftType = json["peft_type"]?.string ?? "LORA"
         guard peftType == "LORA" else { throw AdapterError.unsupported(path: path, feature: "peft_type '\(peftType)' (only LORA)") }
         guard let rankValue = json["r"], let rank = SafeTensorsFile.exactInteger(rankValue), rank > 0 else {
             throw fail("\"r\" must be a positive integer")
         }
         self.rank = rank
-        guard let alpha = (json["lora_alpha"] as? NSNumber)?.doubleValue, alpha.isFinite else { throw fail("\"lora_alpha\" must be a number") }
+        guard let alpha = json["lora_alpha"]?.double, alpha.isFinite else { throw fail("\"lora_alpha\" must be a number") }
         self.alpha = alpha
-        useRSLoRA = json["use_rslora"] as? Bool ?? false
-        fanInFanOut = json["fan_in_fan_out"] as? Bool ?? false
-        if json["use_dora"] as? Bool == true {
+        useRSLoRA = json["use_rslora"]?.bool ?? false
+        fanInFanOut = json["fan_in_fan_out"]?.bool ?? false
+        if json["use_dora"]?.bool == true {
             throw AdapterError.unsupported(path: path, feature: "use_dora (DoRA); merge it with PEFT's merge_and_unload() and load the merged folder")
         }
-        if let modules = json["modules_to_save"], !(modules is NSNull), !((modules as? [Any])?.isEmpty ?? false) {
+        if let modules = json["modules_to_save"], !modules.isNull, !(modules.array?.isEmpty ?? false) {
             throw AdapterError.unsupported(path: path, feature: "modules_to_save (fully trained extra modules)")
         }
-        if let bias = json["bias"] as? String, bias != "none" {
+        if let bias = json["bias"]?.string, bias != "none" {
             throw AdapterError.unsupported(path: path, feature: "bias '\(bias)' (trained biases)")
         }
-        if json["lora_bias"] as? Bool == true { throw AdapterError.unsupported(path: path, feature: "lora_bias") }
-        if let replication = json["layer_replication"], !(replication is NSNull) {
+        if json["lora_bias"]?.bool == true { throw AdapterError.unsupported(path: path, feature: "lora_bias") }
+        if let replication = json["layer_replication"], !replication.isNull {
             throw AdapterError.unsupported(path: path, feature: "layer_replication")
         }
         // Fields that change what the adapter computes, accepted only at their "off" values.
@@ -58,30 +58,31 @@ struct PEFTAdapterConfig {
                 throw AdapterError.unsupported(path: path, feature: "\(field) (not a plain LoRA)")
             }
         }
+        // Pattern keys in file order (the parser keeps it); a repeated key keeps its first value.
         var ranks: [String: Int] = [:]
-        for (key, value) in json["rank_pattern"] as? [String: Any] ?? [:] {
+        var rankOrder: [String] = []
+        let rankObject = json["rank_pattern"]?.object ?? JSONObject()
+        for (key, value) in zip(rankObject.keys, rankObject.values) where ranks[key] == nil {
             guard let rank = SafeTensorsFile.exactInteger(value), rank > 0 else { throw fail("rank_pattern['\(key)'] must be a positive integer") }
             ranks[key] = rank
+            rankOrder.append(key)
         }
         rankPattern = ranks
-        rankPatternOrder = (keyOrder["rank_pattern"] ?? []).filter { ranks[$0] != nil } + ranks.keys.sorted().filter { !(keyOrder["rank_pattern"] ?? []).contains($0) }
+        rankPatternOrder = rankOrder
         var alphas: [String: Double] = [:]
-        for (key, value) in json["alpha_pattern"] as? [String: Any] ?? [:] {
-            guard let alpha = (value as? NSNumber)?.doubleValue else { throw fail("alpha_pattern['\(key)'] must be a number") }
+        var alphaOrder: [String] = []
+        let alphaObject = json["alpha_pattern"]?.object ?? JSONObject()
+        for (key, value) in zip(alphaObject.keys, alphaObject.values) where alphas[key] == nil {
+            guard let alpha = value.double else { throw fail("alpha_pattern['\(key)'] must be a number") }
             alphas[key] = alpha
+            alphaOrder.append(key)
         }
         alphaPattern = alphas
-        alphaPatternOrder = (keyOrder["alpha_pattern"] ?? []).filter { alphas[$0] != nil } + alphas.keys.sorted().filter { !(keyOrder["alpha_pattern"] ?? []).contains($0) }
-        switch json["target_modules"] {
-        case let list as [String]: targetModules = .names(list)
-        case let text as String: targetModules = text == "all-linear" ? .allLinear : .regex(text)
-        default: targetModules = .allLinear
-        }
-        switch json["exclude_modules"] {
-        case let list as [String]: excludeModules = list.isEmpty ? nil : .names(list)
-        case let text as String: excludeModules = text.isEmpty ? nil : .regex(text)
-        default: excludeModules = nil
-        }
+        alphaPatternOrder = alphaOrder
+        targetModules = Self.moduleSelection(json["target_modules"]) ?? .allLinear
+        excludeModules = Self.moduleSelection(json["exclude_modules"])
+        if case .names(let names)? = excludeModules, names.isEmpty { excludeModules = nil }
+        if case .regex(let text)? = excludeModules, text.isEmpty { excludeModules = nil }
         for case .regex(let pattern) in [targetModules, excludeModules].compactMap({ $0 }) {
             guard (try? NSRegularExpression(pattern: "^(?:\(pattern))$")) != nil else {
                 throw fail("target_modules / exclude_modules regex '\(pattern)' does not compile")
@@ -89,13 +90,26 @@ struct PEFTAdapterConfig {
         }
     }
 
+    /// `target_modules` / `exclude_modules`: a list of names, `all-linear`, or a regex; nil when absent or neither.
+    static func moduleSelection(_ value: JSONValue?) -> TargetModules? {
+        switch value {
+        case .array(let list)?:
+            let names = list.compactMap(\.string)
+            return names.count == list.count ? .names(names) : nil
+        case .string(let text)?: return text == "all-linear" ? .allLinear : .regex(text)
+        default: return nil
+        }
+    }
+
     /// Whether a config value is something other than null, false, an empty list or an empty object.
-    static func isSet(_ value: Any) -> Bool {
-        if value is NSNull { return false }
-        if let list = value as? [Any] { return !list.isEmpty }
-        if let object = value as? [String: Any] { return !object.isEmpty }
-        if let flag = value as? Bool { return flag }
-        return true
+    static func isSet(_ value: JSONValue) -> Bool {
+        switch value {
+        case .null: return false
+        case .array(let list): return !list.isEmpty
+        case .object(let object): return !object.keys.isEmpty
+        case .bool(let flag): return flag
+        default: return true
+        }
     }
 
     var summary: [String: String] {

@@ -30,7 +30,7 @@ public struct DeltaSummary: Sendable, Equatable {
 
     public var relative: Double { baseFrobenius > 0 ? frobenius / baseFrobenius : (frobenius > 0 ? .infinity : 0) }
 
-    init(layer: Int?, tensors: [TensorDelta]) {
+    public init(layer: Int?, tensors: [TensorDelta]) {
         self.layer = layer
         tensorCount = tensors.count
         frobenius = tensors.reduce(0) { $0 + $1.frobenius * $1.frobenius }.squareRoot()
@@ -147,12 +147,22 @@ public enum WeightDelta {
     public static func adapterDelta(baseFolder: URL, adapter: Adapter, thresholds: DeltaThresholds = DeltaThresholds()) throws -> DeltaReport {
         // Attaching validates the adapter against the base (names, layers, shapes) exactly as scoring does.
         let model = try adapter.attach(to: ModelLoader.loadDecoder(folder: baseFolder))
+        let tensors = adaptedTensors(of: model)
+        return DeltaReport(base: baseFolder.path, source: .adapter(path: adapter.weightsURL.path), tensors: tensors,
+                           comparedTensorCount: tensors.count, thresholds: thresholds)
+    }
+
+    /// One entry per linear layer of `model` that carries a low-rank adapter (an attached checkpoint, or the
+    /// trainer's LoRA parameters while it trains): ‖ΔW‖_F from the Gram products, ‖W‖_F of the base weight, and
+    /// `max|ΔW|` unless `includeMaxAbs` is false (the trainer's no-learning guard needs only the norms).
+    public static func adaptedTensors(of model: DecoderModel, includeMaxAbs: Bool = true) -> [TensorDelta] {
         var tensors: [TensorDelta] = []
         for (layerIndex, layer) in model.weights.layers.enumerated() {
             for linear in layer.linears {
                 guard let lowRank = linear.adapter else { continue }
                 let baseSquares = linear.weight.sumOfSquares()
-                let (frobenius, maxAbs) = lowRankNorms(lowRank, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures)
+                let (frobenius, maxAbs) = lowRankNorms(lowRank, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
+                                                       includeMaxAbs: includeMaxAbs)
                 tensors.append(TensorDelta(
                     name: linear.name + ".weight", layer: layerIndex,
                     shape: linear.layout == .outIn ? [linear.outFeatures, linear.inFeatures] : [linear.inFeatures, linear.outFeatures],
@@ -160,12 +170,11 @@ public enum WeightDelta {
                     rank: lowRank.rank, scale: Double(lowRank.scale)))
             }
         }
-        return DeltaReport(base: baseFolder.path, source: .adapter(path: adapter.weightsURL.path), tensors: tensors,
-                           comparedTensorCount: tensors.count, thresholds: thresholds)
+        return tensors
     }
 
     /// `(‖ΔW‖_F, max|ΔW|)` of `ΔW = scale·U·D` from the factors of `adapter`.
-    static func lowRankNorms(_ adapter: LowRankAdapter, inFeatures: Int, outFeatures: Int) -> (Double, Double) {
+    static func lowRankNorms(_ adapter: LowRankAdapter, inFeatures: Int, outFeatures: Int, includeMaxAbs: Bool = true) -> (Double, Double) {
         let rank = adapter.rank
         // D (r, in) and U (out, r) in float64, whatever the stored layouts.
         var down = [Double](repeating: 0, count: rank * inFeatures)
@@ -188,6 +197,7 @@ public enum WeightDelta {
         cblas_dgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(rank), Int32(rank), Int32(outFeatures), 1,
                     up, Int32(rank), up, Int32(rank), 0, &upGram, Int32(rank))
         let squares = scale * scale * cblas_ddot(Int32(rank * rank), downGram, 1, upGram, 1)
+        guard includeMaxAbs else { return (max(squares, 0).squareRoot(), 0) }
 
         // max|scale·U·D|, a block of output rows at a time.
         let blockRows = max(1, min(outFeatures, (1 << 16) / max(inFeatures, 1)))

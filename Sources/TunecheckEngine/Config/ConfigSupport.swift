@@ -1,15 +1,6 @@
 import Foundation
 import TunecheckJSON
 
-/// A coding key for any string, for the parts of configs whose keys vary between schema versions.
-struct AnyCodingKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(_ string: String) { stringValue = string }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { return nil }
-}
-
 /// The rotary settings of a config, read once from either schema into a typed value:
 /// transformers 5 writes `rope_parameters {rope_theta, rope_type, factor, ...}`; older checkpoints (most published
 /// ones) write top-level `rope_theta` and `rope_scaling {type|rope_type, factor, ...}`.
@@ -19,15 +10,17 @@ struct RopeConfiguration: Decodable {
     /// `partial_rotary_factor`, when the config gives one (here or inside `rope_parameters`).
     var partialRotaryFactor: Double?
 
+    init() {}
+
     init(from decoder: Decoder) throws {
-        let container = try decoder.container(keyedBy: AnyCodingKey.self)
-        theta = try container.decodeIfPresent(Double.self, forKey: AnyCodingKey("rope_theta"))
-        partialRotaryFactor = try container.decodeIfPresent(Double.self, forKey: AnyCodingKey("partial_rotary_factor"))
+        let container = try decoder.container(keyedBy: SettingsKey.self)
+        theta = try container.decodeIfPresent(Double.self, forKey: SettingsKey("rope_theta"))
+        partialRotaryFactor = try container.decodeIfPresent(Double.self, forKey: SettingsKey("partial_rotary_factor"))
         var parameters: RopeParameters?
-        if let modern = try container.decodeIfPresent(RopeParameters.self, forKey: AnyCodingKey("rope_parameters")) {
+        if let modern = try container.decodeIfPresent(RopeParameters.self, forKey: SettingsKey("rope_parameters")) {
             parameters = modern
         }
-        if let legacy = try container.decodeIfPresent(RopeParameters.self, forKey: AnyCodingKey("rope_scaling")) {
+        if let legacy = try container.decodeIfPresent(RopeParameters.self, forKey: SettingsKey("rope_scaling")) {
             parameters = parameters ?? legacy
         }
         guard let parameters else { return }
@@ -89,14 +82,14 @@ public enum ModelConfigLoader {
         do { data = try BoundedFile.read(configURL, limit: BoundedFile.Limit.config) } catch {
             throw EngineError.unreadable(path: path, reason: error.reason)
         }
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: data, options: .fragmentsAllowed) } catch {
-            throw EngineError.invalidConfig(path: path, reason: "not valid JSON\(JSONParser.problem(in: [UInt8](data)))")
+        let root: JSONValue
+        do { root = try JSONParser.parse([UInt8](data)) } catch {
+            throw EngineError.invalidConfig(path: path, reason: "not valid JSON (\(error))")
         }
-        guard let dictionary = object as? [String: Any] else {
+        guard let dictionary = root.object else {
             throw EngineError.invalidConfig(path: path, reason: "expected a JSON object")
         }
-        guard let modelType = dictionary["model_type"] as? String else {
+        guard let modelType = dictionary["model_type"]?.string else {
             throw EngineError.invalidConfig(path: path, reason: "missing \"model_type\"")
         }
         if dictionary["quantization"] != nil || dictionary["quantization_config"] != nil {
@@ -107,7 +100,7 @@ public enum ModelConfigLoader {
         }
         let spec: TransformerSpec
         do {
-            spec = try architecture.specification(configData: data, modelType: modelType)
+            spec = try architecture.specification(configJSON: root, modelType: modelType)
         } catch let error as EngineError {
             throw error
         } catch let error as ConfigProblem {
@@ -196,40 +189,9 @@ struct ConfigProblem: Error {
 struct DeclaredDType: Decodable {
     var dtype: DType?
     init(from decoder: Decoder) throws {
-        let container = try decoder.container(keyedBy: AnyCodingKey.self)
-        let name = (try? container.decodeIfPresent(String.self, forKey: AnyCodingKey("dtype")))
-            ?? (try? container.decodeIfPresent(String.self, forKey: AnyCodingKey("torch_dtype")))
+        let container = try decoder.container(keyedBy: SettingsKey.self)
+        let name = (try? container.decodeIfPresent(String.self, forKey: SettingsKey("dtype")))
+            ?? (try? container.decodeIfPresent(String.self, forKey: SettingsKey("torch_dtype")))
         dtype = name.flatMap { DType(configName: $0) }
-    }
-}
-
-extension KeyedDecodingContainer {
-    /// `decode(Int.self, forKey:)`, except that a number which is not an integer (`64.5`, `1e30`) is reported at
-    /// its key. Foundation's JSONDecoder on Linux throws an internal (non-`DecodingError`) error for it, which the
-    /// top-level `decode` turns into "The given data was not valid JSON." with an empty coding path.
-    func decodeInteger(forKey key: Key) throws -> Int {
-        do {
-            return try decode(Int.self, forKey: key)
-        } catch let error as DecodingError {
-            throw error
-        } catch {
-            throw integerProblem(forKey: key, original: error)
-        }
-    }
-
-    func decodeIntegerIfPresent(forKey key: Key) throws -> Int? {
-        do {
-            return try decodeIfPresent(Int.self, forKey: key)
-        } catch let error as DecodingError {
-            throw error
-        } catch {
-            throw integerProblem(forKey: key, original: error)
-        }
-    }
-
-    private func integerProblem(forKey key: Key, original: Error) -> Error {
-        let description = (try? decode(Double.self, forKey: key)).map { "\($0) is not an integer (or does not fit in 64 bits)" }
-            ?? "expected an integer"
-        return DecodingError.dataCorrupted(.init(codingPath: codingPath + [key], debugDescription: description, underlyingError: original))
     }
 }

@@ -24,13 +24,11 @@ public struct GenerationConfig: Sendable, Equatable {
                 if error.isMissing { continue }
                 throw EngineError.unreadable(path: url.path, reason: error.reason)
             }
-            let object: Any
-            do {
-                object = try JSONSerialization.jsonObject(with: data)
-            } catch {
-                throw EngineError.invalidConfig(path: url.path, reason: "not valid JSON\(JSONParser.problem(in: [UInt8](data)))")
+            let root: JSONValue
+            do { root = try JSONParser.parse([UInt8](data)) } catch {
+                throw EngineError.invalidConfig(path: url.path, reason: "not valid JSON (\(error))")
             }
-            guard let dictionary = object as? [String: Any] else {
+            guard let dictionary = root.object else {
                 throw EngineError.invalidConfig(path: url.path, reason: "expected a JSON object")
             }
             // Later files (generation_config.json) override earlier ones field by field.
@@ -42,9 +40,9 @@ public struct GenerationConfig: Sendable, Equatable {
     }
 
     /// nil for absent or null; an id or a list of ids otherwise.
-    static func tokenIds(_ value: Any?, field: String, path: String) throws -> [Int]? {
-        guard let value, !(value is NSNull) else { return nil }
-        if let list = value as? [Any] {
+    static func tokenIds(_ value: JSONValue?, field: String, path: String) throws -> [Int]? {
+        guard let value, !value.isNull else { return nil }
+        if let list = value.array {
             return try list.map { element in
                 guard let id = SafeTensorsFile.exactInteger(element), id >= 0 else {
                     throw EngineError.invalidConfig(path: path, reason: "\(field) must hold non-negative integer token ids")

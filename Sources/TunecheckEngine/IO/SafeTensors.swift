@@ -131,46 +131,44 @@ public final class SafeTensorsFile: @unchecked Sendable {
         guard let firstByte = data.first, firstByte == UInt8(ascii: "{") else {
             throw fail("header does not start with a JSON object")
         }
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: data, options: [])
-        } catch {
-            // Foundation's message says nothing ("The data is not in the correct format"); the project's parser
-            // says what and where.
-            throw fail("header is not valid JSON\(JSONParser.problem(in: [UInt8](data)))")
+        let root: JSONValue
+        do { root = try JSONParser.parse([UInt8](data)) } catch {
+            throw fail("header is not valid JSON (\(error))")
         }
-        guard let header = object as? [String: Any] else { throw fail("header is not a JSON object") }
+        guard case .object(let header) = root else { throw fail("header is not a JSON object") }
         var metadata: [String: String]?
         var tensors: [String: TensorInfo] = [:]
-        tensors.reserveCapacity(header.count)
-        // Sorted, so that a file with several problems always gets the same message (dictionary order is random).
+        tensors.reserveCapacity(header.keys.count)
+        // Sorted, so that a file with several problems always gets the same message whatever the header's order.
         var firstPastEnd: TensorInfo?
-        for name in header.keys.sorted() {
-            let value = header[name]!
+        for index in header.keys.indices.sorted(by: { header.keys[$0] < header.keys[$1] }) {
+            let name = header.keys[index]
+            let value = header.values[index]
             if name == "__metadata__" {
-                if value is NSNull { continue }
-                guard let map = value as? [String: Any] else { throw fail("__metadata__ is not an object") }
+                if value.isNull { continue }
+                guard let map = value.object else { throw fail("__metadata__ is not an object") }
                 var strings: [String: String] = [:]
-                for (key, entry) in map {
-                    guard let text = entry as? String else { throw fail("__metadata__ value for '\(key)' is not a string") }
+                for (key, entry) in zip(map.keys, map.values) {
+                    guard let text = entry.string else { throw fail("__metadata__ value for '\(key)' is not a string") }
                     strings[key] = text
                 }
                 metadata = strings
                 continue
             }
-            guard let entry = value as? [String: Any] else { throw fail("entry for tensor '\(name)' is not an object") }
-            guard let dtypeName = entry["dtype"] as? String else { throw fail("tensor '\(name)' has no dtype") }
+            guard tensors[name] == nil else { throw fail("tensor '\(name)' appears twice in the header") }
+            guard let entry = value.object else { throw fail("entry for tensor '\(name)' is not an object") }
+            guard let dtypeName = entry["dtype"]?.string else { throw fail("tensor '\(name)' has no dtype") }
             guard let dtype = DType(rawValue: dtypeName) else { throw fail("tensor '\(name)' has unknown dtype '\(dtypeName)'") }
-            guard let shapeValues = entry["shape"] as? [Any] else { throw fail("tensor '\(name)' has no shape array") }
+            guard let shapeValues = entry["shape"]?.array else { throw fail("tensor '\(name)' has no shape array") }
             var shape: [Int] = []
             shape.reserveCapacity(shapeValues.count)
             for dimension in shapeValues {
                 guard let number = exactInteger(dimension), number >= 0 else {
-                    throw fail("tensor '\(name)' has an invalid dimension \(dimension)")
+                    throw fail("tensor '\(name)' has an invalid dimension \(JSONWriter.string(dimension))")
                 }
                 shape.append(number)
             }
-            guard let offsets = entry["data_offsets"] as? [Any], offsets.count == 2,
+            guard let offsets = entry["data_offsets"]?.array, offsets.count == 2,
                   let begin = exactInteger(offsets[0]), let end = exactInteger(offsets[1]) else {
                 throw fail("tensor '\(name)' has no valid data_offsets [begin, end]")
             }
@@ -207,13 +205,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
         return (tensors, ordered.map(\.name), metadata)
     }
 
-    /// JSON numbers arrive as NSNumber; accept only integral values (not booleans, not 2.5).
-    static func exactInteger(_ value: Any) -> Int? {
-        guard let number = value as? NSNumber else { return nil }
-        // Foundation on Linux reports JSON booleans as NSNumber with objCType "c".
-        guard String(cString: number.objCType) != "c" else { return nil }
-        let double = number.doubleValue
-        guard double.rounded() == double, abs(double) < 9.0e15 else { return nil }
-        return number.intValue
+    /// Accepts only integral numbers (`2` or `2.0`; not booleans, not 2.5, not beyond 2^53).
+    static func exactInteger(_ value: JSONValue) -> Int? {
+        guard case .number(let double, _) = value, double.rounded() == double, abs(double) < 9.0e15 else { return nil }
+        return Int(double)
     }
 }

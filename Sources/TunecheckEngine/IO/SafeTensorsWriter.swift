@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// A tensor to be written: its name, the dtype to store it as, its shape, and float32 values.
 public struct TensorToWrite {
@@ -82,7 +83,7 @@ public enum SafeTensorsWriter {
     public static func write(streaming tensors: [TensorHeader], metadata: [String: String]? = nil, to url: URL,
                              produce: (Int, TensorSink) throws -> Void) throws {
         func fail(_ reason: String) -> EngineError { .writeFailed(path: url.path, reason: reason) }
-        var header: [String: Any] = [:]
+        var header: [String: JSONValue] = [:]
         var offset = 0
         var byteCounts: [Int] = []
         for tensor in tensors {
@@ -99,12 +100,20 @@ public enum SafeTensorsWriter {
                 elementCount = product
             }
             let byteCount = elementCount * tensor.dtype.byteSize
-            header[tensor.name] = ["dtype": tensor.dtype.rawValue, "shape": tensor.shape, "data_offsets": [offset, offset + byteCount]] as [String: Any]
+            header[tensor.name] = .object(JSONObject(["data_offsets": .from([offset, offset + byteCount]), "dtype": .string(tensor.dtype.rawValue),
+                                                      "shape": .from(tensor.shape)]))
             byteCounts.append(byteCount)
             offset += byteCount
         }
-        if let metadata { header["__metadata__"] = metadata }
-        var headerData = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        if let metadata {
+            var object = JSONObject()
+            for key in metadata.keys.sorted() { object.set(key, .string(metadata[key]!)) }
+            header["__metadata__"] = .object(object)
+        }
+        // Keys sorted (as before, and as a reproducible file needs); compact JSON as the reference writer's.
+        var headerObject = JSONObject()
+        for key in header.keys.sorted() { headerObject.set(key, header[key]!) }
+        var headerData = JSONWriter.data(.object(headerObject))
         let padding = (8 - headerData.count % 8) % 8
         headerData.append(contentsOf: [UInt8](repeating: UInt8(ascii: " "), count: padding))
         try AtomicWrite.write(to: url) { handle in

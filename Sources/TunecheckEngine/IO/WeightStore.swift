@@ -219,13 +219,12 @@ public final class WeightStore: @unchecked Sendable {
         do { data = try BoundedFile.read(url, limit: BoundedFile.Limit.index) } catch {
             throw EngineError.unreadable(path: url.path, reason: error.reason)
         }
-        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let weightMap = object["weight_map"] as? [String: Any] else {
+        guard let root = try? JSONParser.parse([UInt8](data)), let weightMap = root.object?["weight_map"]?.object else {
             throw EngineError.invalidConfig(path: url.path, reason: "expected a JSON object with a \"weight_map\" object")
         }
         var names = Set<String>()
-        for (tensor, file) in weightMap {
-            guard let fileName = file as? String else {
+        for (tensor, file) in zip(weightMap.keys, weightMap.values) {
+            guard let fileName = file.string else {
                 throw EngineError.invalidConfig(path: url.path, reason: "weight_map entry for '\(tensor)' is not a file name")
             }
             guard !fileName.contains("/"), fileName != "..", fileName.hasSuffix(".safetensors") else {

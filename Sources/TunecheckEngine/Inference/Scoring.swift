@@ -66,32 +66,7 @@ public final class Scorer {
         try tokens.withUnsafeBufferPointer { buffer in
             try model.forward(tokens: buffer, segments: segments, cache: nil, context: context)
         }
-        // Row r predicts token r+1 of its segment; a segment's last row predicts nothing.
-        let rows = tokens.count
-        let vocabulary = model.spec.vocabularySize
-        var results = sequences.map { [Double](repeating: 0, count: max($0.count - 1, 0)) }
-        var segmentOfRow = [Int](repeating: 0, count: rows)
-        for (index, segment) in segments.enumerated() {
-            for row in segment.rowStart..<(segment.rowStart + segment.length) { segmentOfRow[row] = index }
-        }
-        let logits = context.logits(rows: logitRows)
-        var chunkStart = 0
-        while chunkStart < rows {
-            let chunkRows = min(logitRows, rows - chunkStart)
-            model.logits(context: context, firstRow: chunkStart, rows: chunkRows, into: logits)
-            for offset in 0..<chunkRows {
-                let row = chunkStart + offset
-                let segmentIndex = segmentOfRow[row]
-                let position = row - segments[segmentIndex].rowStart
-                guard position + 1 < segments[segmentIndex].length else { continue }
-                let rowLogits = logits + offset * vocabulary
-                let target = Int(tokens[row + 1])
-                let (logSumExp, _) = LogSoftmaxKernels.logSumExp(rowLogits, count: vocabulary)
-                results[segmentIndex][position] = Double(rowLogits[target]) - logSumExp
-            }
-            chunkStart += chunkRows
-        }
-        return results
+        return batch.tokenLogprobs(model: model, context: context, chunkRows: logitRows)
     }
 
     /// Full log-softmax rows for one sequence (rows × vocabulary); for inspection and tests (top-k checks).

@@ -1,11 +1,12 @@
 import Foundation
+import TunecheckJSON
 
 /// One architecture: how its `config.json` becomes a `TransformerSpec`, and how its tensor names become
 /// `DecoderWeights`. Each lives in its own file; `ModelRegistry` maps `model_type` to it.
 public protocol Architecture: Sendable {
     /// The `model_type` values this architecture reads.
     static var modelTypes: [String] { get }
-    static func specification(configData: Data, modelType: String) throws -> TransformerSpec
+    static func specification(configJSON: JSONValue, modelType: String) throws -> TransformerSpec
     static func loadWeights(from store: WeightStore, spec: TransformerSpec) throws -> DecoderWeights
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// `gpt2`: learned positions, pre-LayerNorm blocks with biases, a plain GELU MLP, tied embeddings, and
 /// `Conv1D` weights stored `(in, out)`. Tensor names carry a `transformer.` prefix when written by
@@ -6,47 +7,35 @@ import Foundation
 enum GPT2: Architecture {
     static let modelTypes = ["gpt2"]
 
-    struct Configuration: Decodable {
-        var vocabSize: Int
-        var positionCount: Int
-        var embeddingSize: Int
-        var layerCount: Int
-        var headCount: Int
+    /// transformers' `GPT2Config` defaults for the optional keys; the sizes are required.
+    struct Configuration: SettingsCodable {
+        var vocabSize = 0
+        var positionCount = 1024
+        var embeddingSize = 0
+        var layerCount = 0
+        var headCount = 0
         var innerSize: Int?
-        var activationFunction: String
-        var layerNormEpsilon: Double
-        var scaleAttentionWeights: Bool
-        var scaleAttentionByInverseLayerIndex: Bool
-        var reorderAndUpcastAttention: Bool
-        var declaredDType: DType?
+        var activationFunction = "gelu_new"
+        var layerNormEpsilon = 1e-5
+        var scaleAttentionWeights = true
+        var scaleAttentionByInverseLayerIndex = false
+        var reorderAndUpcastAttention = false
 
-        enum CodingKeys: String, CodingKey {
-            case vocabSize = "vocab_size", positionCount = "n_positions", embeddingSize = "n_embd", layerCount = "n_layer"
-            case headCount = "n_head", innerSize = "n_inner", activationFunction = "activation_function"
-            case layerNormEpsilon = "layer_norm_epsilon", scaleAttentionWeights = "scale_attn_weights"
-            case scaleAttentionByInverseLayerIndex = "scale_attn_by_inverse_layer_idx"
-            case reorderAndUpcastAttention = "reorder_and_upcast_attn"
+        static var fields: [SettingsField<Self>] {
+            [.required("vocab_size", \.vocabSize), .field("n_positions", \.positionCount), .required("n_embd", \.embeddingSize),
+             .required("n_layer", \.layerCount), .required("n_head", \.headCount), .field("n_inner", \.innerSize),
+             .field("activation_function", \.activationFunction), .field("layer_norm_epsilon", \.layerNormEpsilon),
+             .field("scale_attn_weights", \.scaleAttentionWeights),
+             .field("scale_attn_by_inverse_layer_idx", \.scaleAttentionByInverseLayerIndex),
+             .field("reorder_and_upcast_attn", \.reorderAndUpcastAttention)]
         }
-
-        init(from decoder: Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            vocabSize = try container.decodeInteger(forKey: .vocabSize)
-            positionCount = try container.decodeIntegerIfPresent(forKey: .positionCount) ?? 1024
-            embeddingSize = try container.decodeInteger(forKey: .embeddingSize)
-            layerCount = try container.decodeInteger(forKey: .layerCount)
-            headCount = try container.decodeInteger(forKey: .headCount)
-            innerSize = try container.decodeIntegerIfPresent(forKey: .innerSize)
-            activationFunction = try container.decodeIfPresent(String.self, forKey: .activationFunction) ?? "gelu_new"
-            layerNormEpsilon = try container.decodeIfPresent(Double.self, forKey: .layerNormEpsilon) ?? 1e-5
-            scaleAttentionWeights = try container.decodeIfPresent(Bool.self, forKey: .scaleAttentionWeights) ?? true
-            scaleAttentionByInverseLayerIndex = try container.decodeIfPresent(Bool.self, forKey: .scaleAttentionByInverseLayerIndex) ?? false
-            reorderAndUpcastAttention = try container.decodeIfPresent(Bool.self, forKey: .reorderAndUpcastAttention) ?? false
-            declaredDType = try DeclaredDType(from: decoder).dtype
-        }
+        /// config.json holds every other setting of the model too.
+        static var rejectsUnknownKeys: Bool { false }
     }
 
-    static func specification(configData: Data, modelType: String) throws -> TransformerSpec {
-        let config = try JSONDecoder().decode(Configuration.self, from: configData)
+    static func specification(configJSON: JSONValue, modelType: String) throws -> TransformerSpec {
+        let config = try JSONValueDecoder().decode(Configuration.self, from: configJSON)
+        let declaredDType = try JSONValueDecoder().decode(DeclaredDType.self, from: configJSON).dtype
         guard let activation = Activation(configName: config.activationFunction) else {
             throw ConfigProblem("activation_function '\(config.activationFunction)' is not supported")
         }
@@ -76,7 +65,7 @@ enum GPT2: Architecture {
             tiedEmbeddings: true,
             slidingWindow: nil,
             maxPositions: config.positionCount,
-            declaredDType: config.declaredDType
+            declaredDType: declaredDType
         )
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// `granite`: Llama with four multipliers: embeddings × `embedding_multiplier`, each residual branch ×
 /// `residual_multiplier`, attention scores × `attention_multiplier` (instead of 1/sqrt(head_dim)), and logits ÷
@@ -6,20 +7,22 @@ import Foundation
 enum Granite: Architecture {
     static let modelTypes = ["granite"]
 
-    struct Multipliers: Decodable {
-        var embedding: Double
-        var residual: Double
-        var attention: Double
-        var logitsScaling: Double
+    struct Multipliers: SettingsCodable {
+        var embedding: Double = 1
+        var residual: Double = 1
+        var attention: Double = 1
+        var logitsScaling: Double = 1
 
-        enum CodingKeys: String, CodingKey {
-            case embedding = "embedding_multiplier", residual = "residual_multiplier"
-            case attention = "attention_multiplier", logitsScaling = "logits_scaling"
+        static var fields: [SettingsField<Self>] {
+            [.field("embedding_multiplier", \.embedding), .field("residual_multiplier", \.residual),
+             .field("attention_multiplier", \.attention), .field("logits_scaling", \.logitsScaling)]
         }
+        /// config.json holds every other setting of the model too.
+        static var rejectsUnknownKeys: Bool { false }
 
-        /// Reads the four multipliers from `configData` into `spec` (Granite and Granite 4.0-H share them).
-        static func apply(_ configData: Data, to spec: inout TransformerSpec) throws {
-            let multipliers = try JSONDecoder().decode(Multipliers.self, from: configData)
+        /// Reads the four multipliers from `configJSON` into `spec` (Granite and Granite 4.0-H share them).
+        static func apply(_ configJSON: JSONValue, to spec: inout TransformerSpec) throws {
+            let multipliers = try JSONValueDecoder().decode(Multipliers.self, from: configJSON)
             guard multipliers.logitsScaling != 0 else { throw ConfigProblem("logits_scaling must not be 0") }
             spec.embeddingMultiplier = Float(multipliers.embedding)
             spec.residualMultiplier = Float(multipliers.residual)
@@ -27,19 +30,12 @@ enum Granite: Architecture {
             spec.logitsMultiplier = Float(1 / multipliers.logitsScaling)
         }
 
-        init(from decoder: Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            embedding = try container.decodeIfPresent(Double.self, forKey: .embedding) ?? 1
-            residual = try container.decodeIfPresent(Double.self, forKey: .residual) ?? 1
-            attention = try container.decodeIfPresent(Double.self, forKey: .attention) ?? 1
-            logitsScaling = try container.decodeIfPresent(Double.self, forKey: .logitsScaling) ?? 1
-        }
     }
 
-    static func specification(configData: Data, modelType: String) throws -> TransformerSpec {
-        let config = try LlamaFamilyConfiguration.decode(configData)
+    static func specification(configJSON: JSONValue, modelType: String) throws -> TransformerSpec {
+        let config = try LlamaFamilyConfiguration.decode(configJSON)
         var spec = try config.baseSpecification(modelType: modelType)
-        try Multipliers.apply(configData, to: &spec)
+        try Multipliers.apply(configJSON, to: &spec)
         return spec
     }
 

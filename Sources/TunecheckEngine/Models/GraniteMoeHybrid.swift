@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// `granitemoehybrid` (Granite 4.0-H): Granite's multipliers on a stack that interleaves Mamba2 layers with attention
 /// layers (`layer_types`), a shared gated MLP in every block and, when `num_local_experts > 0`, a top-k mixture of
@@ -40,21 +41,21 @@ enum GraniteMoeHybrid: Architecture {
             layerTypes = try container.decodeIfPresent([String].self, forKey: .layerTypes)
                 ?? container.decodeIfPresent([String].self, forKey: .layersBlockType)
             positionEmbeddingType = try container.decodeIfPresent(String.self, forKey: .positionEmbeddingType)
-            localExperts = try container.decodeIntegerIfPresent(forKey: .localExperts) ?? 8
-            expertsPerToken = try container.decodeIntegerIfPresent(forKey: .expertsPerToken) ?? 2
-            sharedIntermediateSize = try container.decodeIntegerIfPresent(forKey: .sharedIntermediateSize) ?? 1024
-            mambaHeads = try container.decodeIntegerIfPresent(forKey: .mambaHeads) ?? 128
+            localExperts = try container.decodeIfPresent(Int.self, forKey: .localExperts) ?? 8
+            expertsPerToken = try container.decodeIfPresent(Int.self, forKey: .expertsPerToken) ?? 2
+            sharedIntermediateSize = try container.decodeIfPresent(Int.self, forKey: .sharedIntermediateSize) ?? 1024
+            mambaHeads = try container.decodeIfPresent(Int.self, forKey: .mambaHeads) ?? 128
             // "auto" (the default) means intermediate / heads.
             if (try? container.decode(String.self, forKey: .mambaHeadDim)) != nil {
                 mambaHeadDim = nil
             } else {
-                mambaHeadDim = try container.decodeIntegerIfPresent(forKey: .mambaHeadDim)
+                mambaHeadDim = try container.decodeIfPresent(Int.self, forKey: .mambaHeadDim)
             }
-            mambaGroups = try container.decodeIntegerIfPresent(forKey: .mambaGroups) ?? 1
-            mambaStateSize = try container.decodeIntegerIfPresent(forKey: .mambaStateSize) ?? 256
-            mambaConvKernel = try container.decodeIntegerIfPresent(forKey: .mambaConvKernel) ?? 4
-            mambaExpand = try container.decodeIntegerIfPresent(forKey: .mambaExpand) ?? 2
-            mambaChunkSize = try container.decodeIntegerIfPresent(forKey: .mambaChunkSize) ?? 256
+            mambaGroups = try container.decodeIfPresent(Int.self, forKey: .mambaGroups) ?? 1
+            mambaStateSize = try container.decodeIfPresent(Int.self, forKey: .mambaStateSize) ?? 256
+            mambaConvKernel = try container.decodeIfPresent(Int.self, forKey: .mambaConvKernel) ?? 4
+            mambaExpand = try container.decodeIfPresent(Int.self, forKey: .mambaExpand) ?? 2
+            mambaChunkSize = try container.decodeIfPresent(Int.self, forKey: .mambaChunkSize) ?? 256
             mambaConvBias = try container.decodeIfPresent(Bool.self, forKey: .mambaConvBias) ?? true
             mambaProjectionBias = try container.decodeIfPresent(Bool.self, forKey: .mambaProjectionBias) ?? false
             timeStepLimit = try container.decodeIfPresent([TaggedFloat].self, forKey: .timeStepLimit)
@@ -80,11 +81,11 @@ enum GraniteMoeHybrid: Architecture {
         }
     }
 
-    static func specification(configData: Data, modelType: String) throws -> TransformerSpec {
-        let config = try LlamaFamilyConfiguration.decode(configData)
-        let hybrid = try JSONDecoder().decode(HybridConfiguration.self, from: configData)
+    static func specification(configJSON: JSONValue, modelType: String) throws -> TransformerSpec {
+        let config = try LlamaFamilyConfiguration.decode(configJSON)
+        let hybrid = try JSONValueDecoder().decode(HybridConfiguration.self, from: configJSON)
         var spec = try config.baseSpecification(modelType: modelType)
-        try Granite.Multipliers.apply(configData, to: &spec)
+        try Granite.Multipliers.apply(configJSON, to: &spec)
         // RoPE only for exactly "rope"; the Hub's "nope" (with a leftover rope_theta) means no positions at all.
         if hybrid.positionEmbeddingType != "rope" { spec.positions = .none }
 

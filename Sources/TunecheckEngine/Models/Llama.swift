@@ -1,58 +1,47 @@
 import Foundation
+import TunecheckJSON
 
 /// The fields shared by the Llama family (`llama`, `mistral`, `qwen2`, `qwen3`, `granite`, `phi3`), with
 /// transformers' defaults for the optional ones. Sizes that define the tensors are required: a config without
 /// them is broken, and guessing would only move the error to a confusing shape mismatch.
-struct LlamaFamilyConfiguration: Decodable {
-    var vocabSize: Int
-    var hiddenSize: Int
-    var intermediateSize: Int
-    var layerCount: Int
-    var headCount: Int
+struct LlamaFamilyConfiguration: SettingsCodable {
+    var vocabSize = 0
+    var hiddenSize = 0
+    var intermediateSize = 0
+    var layerCount = 0
+    var headCount = 0
     var kvHeadCount: Int?
     var headDim: Int?
-    var hiddenAct: String
-    var maxPositionEmbeddings: Int
-    var rmsNormEps: Double
-    var tieWordEmbeddings: Bool
-    var attentionBias: Bool
-    var mlpBias: Bool
+    var hiddenAct = "silu"
+    var maxPositionEmbeddings = 2048
+    var rmsNormEps = 1e-6
+    var tieWordEmbeddings = false
+    var attentionBias = false
+    var mlpBias = false
     var slidingWindow: Int?
-    var useSlidingWindow: Bool
-    var rope: RopeConfiguration
+    var useSlidingWindow = false
+    /// Read from either rope schema, and the declared dtype from `dtype` or `torch_dtype`, by `decode(_:)`.
+    var rope = RopeConfiguration()
     var declaredDType: DType?
 
-    enum CodingKeys: String, CodingKey {
-        case vocabSize = "vocab_size", hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
-        case layerCount = "num_hidden_layers", headCount = "num_attention_heads", kvHeadCount = "num_key_value_heads"
-        case headDim = "head_dim", hiddenAct = "hidden_act", maxPositionEmbeddings = "max_position_embeddings"
-        case rmsNormEps = "rms_norm_eps", tieWordEmbeddings = "tie_word_embeddings", attentionBias = "attention_bias"
-        case mlpBias = "mlp_bias", slidingWindow = "sliding_window", useSlidingWindow = "use_sliding_window"
+    static var fields: [SettingsField<Self>] {
+        [.required("vocab_size", \.vocabSize), .required("hidden_size", \.hiddenSize),
+         .required("intermediate_size", \.intermediateSize), .required("num_hidden_layers", \.layerCount),
+         .required("num_attention_heads", \.headCount), .field("num_key_value_heads", \.kvHeadCount),
+         .field("head_dim", \.headDim), .field("hidden_act", \.hiddenAct), .field("max_position_embeddings", \.maxPositionEmbeddings),
+         .field("rms_norm_eps", \.rmsNormEps), .field("tie_word_embeddings", \.tieWordEmbeddings),
+         .field("attention_bias", \.attentionBias), .field("mlp_bias", \.mlpBias), .field("sliding_window", \.slidingWindow),
+         .field("use_sliding_window", \.useSlidingWindow)]
     }
+    /// config.json holds every other setting of the model too.
+    static var rejectsUnknownKeys: Bool { false }
 
-    init(from decoder: Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        vocabSize = try container.decodeInteger(forKey: .vocabSize)
-        hiddenSize = try container.decodeInteger(forKey: .hiddenSize)
-        intermediateSize = try container.decodeInteger(forKey: .intermediateSize)
-        layerCount = try container.decodeInteger(forKey: .layerCount)
-        headCount = try container.decodeInteger(forKey: .headCount)
-        kvHeadCount = try container.decodeIntegerIfPresent(forKey: .kvHeadCount)
-        headDim = try container.decodeIntegerIfPresent(forKey: .headDim)
-        hiddenAct = try container.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "silu"
-        maxPositionEmbeddings = try container.decodeIntegerIfPresent(forKey: .maxPositionEmbeddings) ?? 2048
-        rmsNormEps = try container.decodeIfPresent(Double.self, forKey: .rmsNormEps) ?? 1e-6
-        tieWordEmbeddings = try container.decodeIfPresent(Bool.self, forKey: .tieWordEmbeddings) ?? false
-        attentionBias = try container.decodeIfPresent(Bool.self, forKey: .attentionBias) ?? false
-        mlpBias = try container.decodeIfPresent(Bool.self, forKey: .mlpBias) ?? false
-        slidingWindow = try container.decodeIntegerIfPresent(forKey: .slidingWindow)
-        useSlidingWindow = try container.decodeIfPresent(Bool.self, forKey: .useSlidingWindow) ?? false
-        rope = try RopeConfiguration(from: decoder)
-        declaredDType = try DeclaredDType(from: decoder).dtype
-    }
-
-    static func decode(_ data: Data) throws -> LlamaFamilyConfiguration {
-        try JSONDecoder().decode(LlamaFamilyConfiguration.self, from: data)
+    static func decode(_ config: JSONValue) throws -> LlamaFamilyConfiguration {
+        let decoder = JSONValueDecoder()
+        var result = try decoder.decode(LlamaFamilyConfiguration.self, from: config)
+        result.rope = try decoder.decode(RopeConfiguration.self, from: config)
+        result.declaredDType = try decoder.decode(DeclaredDType.self, from: config).dtype
+        return result
     }
 
     /// The spec of a plain Llama block built from these fields; architectures adjust what differs.
@@ -104,8 +93,8 @@ struct LlamaWeightOptions {
 enum Llama: Architecture {
     static let modelTypes = ["llama", "mistral"]
 
-    static func specification(configData: Data, modelType: String) throws -> TransformerSpec {
-        let config = try LlamaFamilyConfiguration.decode(configData)
+    static func specification(configJSON: JSONValue, modelType: String) throws -> TransformerSpec {
+        let config = try LlamaFamilyConfiguration.decode(configJSON)
         var spec = try config.baseSpecification(modelType: modelType)
         if modelType == "mistral" { spec.slidingWindow = config.slidingWindow }
         return spec

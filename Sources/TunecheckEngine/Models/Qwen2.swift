@@ -1,11 +1,12 @@
 import Foundation
+import TunecheckJSON
 
 /// `qwen2`: Llama with biases on the q, k and v projections (never on o_proj or the MLP).
 enum Qwen2: Architecture {
     static let modelTypes = ["qwen2"]
 
-    static func specification(configData: Data, modelType: String) throws -> TransformerSpec {
-        let config = try LlamaFamilyConfiguration.decode(configData)
+    static func specification(configJSON: JSONValue, modelType: String) throws -> TransformerSpec {
+        let config = try LlamaFamilyConfiguration.decode(configJSON)
         if config.useSlidingWindow {
             throw ConfigProblem("use_sliding_window: true (per-layer sliding windows) is not supported")
         }

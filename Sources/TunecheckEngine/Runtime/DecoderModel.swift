@@ -18,6 +18,10 @@ public struct SequenceSegment: Sendable, Equatable {
 struct PackedBatch {
     var tokens: [Int32] = []
     var segments: [SequenceSegment] = []
+    /// Per row, the sequence it belongs to (rows are laid out sequence after sequence).
+    private var sequenceOfRow: [Int32] = []
+
+    init() {}
 
     /// Checks every id against the vocabulary and, when given, each sequence's minimum length.
     init(_ sequences: [[Int]], vocabularySize: Int, minimumLength: Int = 1, label: String = "sequence") throws {
@@ -27,6 +31,7 @@ struct PackedBatch {
                 throw EngineError.invalidInput("\(label) \(index) has \(sequence.count) token(s); at least \(minimumLength) are needed")
             }
             segments.append(SequenceSegment(rowStart: tokens.count, length: sequence.count))
+            sequenceOfRow += repeatElement(Int32(index), count: sequence.count)
             for id in sequence {
                 guard id >= 0, id < vocabularySize else {
                     throw EngineError.invalidInput("token id \(id) is outside the vocabulary (0..<\(vocabularySize))")
@@ -34,6 +39,35 @@ struct PackedBatch {
                 tokens.append(Int32(id))
             }
         }
+    }
+
+    /// The one row-to-sequence mapping of scoring and training: row `r` predicts token `position + 1` of
+    /// `sequence`; a sequence's last row predicts nothing (nil).
+    func scoredPosition(ofRow row: Int) -> (sequence: Int, position: Int)? {
+        let sequence = Int(sequenceOfRow[row])
+        let position = row - segments[sequence].rowStart
+        return position + 1 < segments[sequence].length ? (sequence, position) : nil
+    }
+
+    /// Every sequence's next-token log-probs (n−1 values each) after `model.forward` ran on this batch with
+    /// `context`, computing the logits `chunkRows` rows at a time (never a rows × vocabulary matrix for the batch).
+    func tokenLogprobs(model: DecoderModel, context: ForwardContext, chunkRows: Int) -> [[Double]] {
+        var results = segments.map { [Double](repeating: 0, count: max($0.length - 1, 0)) }
+        let vocabulary = model.spec.vocabularySize
+        let logits = context.logits(rows: chunkRows)
+        var chunkStart = 0
+        while chunkStart < tokens.count {
+            let rows = min(chunkRows, tokens.count - chunkStart)
+            model.logits(context: context, firstRow: chunkStart, rows: rows, into: logits)
+            for offset in 0..<rows {
+                guard let (sequence, position) = scoredPosition(ofRow: chunkStart + offset) else { continue }
+                let rowLogits = logits + offset * vocabulary
+                let (logSumExp, _) = LogSoftmaxKernels.logSumExp(rowLogits, count: vocabulary)
+                results[sequence][position] = Double(rowLogits[Int(tokens[chunkStart + offset + 1])]) - logSumExp
+            }
+            chunkStart += rows
+        }
+        return results
     }
 }
 

@@ -10,8 +10,9 @@ import Foundation
 public final class TrainingPass {
     public let model: DecoderModel
     let context: ForwardContext
-    private(set) var tokens: [Int32] = []
-    private(set) var segments: [SequenceSegment] = []
+    private(set) var batch = PackedBatch()
+    var tokens: [Int32] { batch.tokens }
+    var segments: [SequenceSegment] { batch.segments }
 
     /// Gradient buffers, one allocation carved like the workspace.
     private var storage: UnsafeMutablePointer<Float>?
@@ -61,25 +62,11 @@ public final class TrainingPass {
     public func forward(_ sequences: [[Int]]) throws -> [[Double]] {
         if let split = try forwardSplit(sequences) { return split }
         shares = nil
-        let batch = try PackedBatch(sequences, vocabularySize: model.spec.vocabularySize, minimumLength: 2, label: "training sequence")
-        tokens = batch.tokens
-        segments = batch.segments
-        try tokens.withUnsafeBufferPointer { buffer in
-            try model.forward(tokens: buffer, segments: segments, cache: nil, context: context)
+        batch = try PackedBatch(sequences, vocabularySize: model.spec.vocabularySize, minimumLength: 2, label: "training sequence")
+        try batch.tokens.withUnsafeBufferPointer { buffer in
+            try model.forward(tokens: buffer, segments: batch.segments, cache: nil, context: context)
         }
-        var results = sequences.map { [Double](repeating: 0, count: $0.count - 1) }
-        let vocabulary = model.spec.vocabularySize
-        let logits = context.logits(rows: logitRows)
-        forEachScoredChunk { chunkStart, chunkRows in
-            model.logits(context: context, firstRow: chunkStart, rows: chunkRows, into: logits)
-            for offset in 0..<chunkRows {
-                guard let (segment, position) = location(ofRow: chunkStart + offset) else { continue }
-                let row = logits + offset * vocabulary
-                let (logSumExp, _) = LogSoftmaxKernels.logSumExp(row, count: vocabulary)
-                results[segment][position] = Double(row[Int(tokens[chunkStart + offset + 1])]) - logSumExp
-            }
-        }
-        return results
+        return batch.tokenLogprobs(model: model, context: context, chunkRows: logitRows)
     }
 
     /// Backward of the last `forward`, given `∂L/∂logprob` for every scored position (same shape as its result).
@@ -290,12 +277,7 @@ public final class TrainingPass {
 
     /// The (sequence, position) a row predicts from, or nil for a sequence's last row.
     private func location(ofRow row: Int) -> (Int, Int)? {
-        // Segments are few; a linear scan keeps this simple.
-        for (index, segment) in segments.enumerated() where row >= segment.rowStart && row < segment.rowStart + segment.length {
-            let position = row - segment.rowStart
-            return position + 1 < segment.length ? (index, position) : nil
-        }
-        return nil
+        batch.scoredPosition(ofRow: row).map { ($0.sequence, $0.position) }
     }
 
     private func reserve(rows: Int, maxSegment: Int) {

@@ -53,13 +53,8 @@ public struct CheckpointSpec: Sendable, Equatable {
         return CheckpointSpec(name: name, source: .adapter(url), step: step(in: name))
     }
 
-    /// `0000100_adapters` → 100; `checkpoint-500` → 500; otherwise nil.
-    static func step(in name: String) -> Int? {
-        if name.hasPrefix("checkpoint-"), let step = Int(name.dropFirst("checkpoint-".count)) { return step }
-        let digits = name.prefix { $0.isNumber }
-        if digits.count >= 1, name.dropFirst(digits.count).hasPrefix("_adapters") { return Int(digits) }
-        return nil
-    }
+    /// `0000100_adapters` → 100; `0000100_model` → 100; `checkpoint-500` → 500; otherwise nil (see `CheckpointName`).
+    static func step(in name: String) -> Int? { CheckpointName.step(in: name) }
 
     /// Folder names alone are ambiguous (`adapters`, `checkpoint-5`); keep the parent for adapter folders named
     /// generically.
@@ -125,8 +120,8 @@ public final class LoadedCheckpoint: @unchecked Sendable {
             guard let base else {
                 throw HarnessError.missingInput("\(url.path): an adapter checkpoint needs the base model (give --base DIR)")
             }
-            let adapter = try Adapter.load(path: url)
-            return LoadedCheckpoint(spec: spec, model: base.replacingDecoder(try adapter.attach(to: base.decoder)), adapter: adapter)
+            let (model, adapter) = try base.applyingAdapter(at: url)
+            return LoadedCheckpoint(spec: spec, model: model, adapter: adapter)
         case .modelFolder(let url):
             let model = try LanguageModel.load(folder: url)
             if let base, base.decoder.spec.vocabularySize != model.decoder.spec.vocabularySize {

@@ -1,9 +1,10 @@
 import Foundation
 import TunecheckEngine
 
-/// Finds checkpoints that another trainer writes into a folder: mlx_lm numbered adapters
-/// (`NNNNNNN_adapters.safetensors`, with `adapter_config.json` beside them) and Hugging Face Trainer `checkpoint-N/`
-/// folders (PEFT adapters or full models). Each is reported once, in step order, and only when complete: a file
+/// Finds checkpoints that a trainer writes into a folder: mlx_lm's and tunecheck's numbered adapters
+/// (`NNNNNNN_adapters.safetensors`, with `adapter_config.json` beside them), tunecheck's full fine-tuning folders
+/// (`NNNNNNN_model/`) and Hugging Face Trainer `checkpoint-N/` folders (PEFT adapters or full models); the names
+/// are `CheckpointName`'s. Each is reported once, in step order, and only when complete: a file
 /// whose safetensors header does not yet describe its full length, or whose size or modification time is still
 /// changing, is pending and retried later, never reported as corrupt while it may still be written.
 public final class CheckpointWatcher {
@@ -35,15 +36,16 @@ public final class CheckpointWatcher {
         guard let names = try? fileManager.contentsOfDirectory(atPath: directory.path) else { return [] }
         var candidates: [(step: Int, path: URL, files: [URL])] = []
         for name in names where !name.hasPrefix(".") {
+            guard let checkpointName = CheckpointName(fileName: name), let step = checkpointName.step else { continue }
             let url = directory.appendingPathComponent(name)
-            if name.hasSuffix("_adapters.safetensors"), let step = CheckpointSpec.step(in: String(name.dropLast(".safetensors".count))) {
-                candidates.append((step, url, [url, directory.appendingPathComponent("adapter_config.json")]))
-            } else if name.hasPrefix("checkpoint-"), let step = Int(name.dropFirst("checkpoint-".count)) {
+            if checkpointName.isFolder {
                 var isDirectory: ObjCBool = false
                 guard fileManager.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
                 let contents = (try? fileManager.contentsOfDirectory(atPath: url.path)) ?? []
                 let files = contents.filter { $0.hasSuffix(".safetensors") || $0.hasSuffix(".json") }.map { url.appendingPathComponent($0) }
                 candidates.append((step, url, files))
+            } else {
+                candidates.append((step, url, [url, directory.appendingPathComponent("adapter_config.json")]))
             }
         }
         candidates.sort { $0.step < $1.step }

@@ -156,7 +156,8 @@ public enum RepetitionAnalyzer {
         }
 
         // Verdict-dependent parts: longest run and highlights.
-        let violating = runs.filter { violation($0, thresholds) != nil }.sorted(by: moreSevere)
+        let mild = thresholds.limits(.mild)
+        let violating = runs.filter { violation($0, mild) != nil }.sorted(by: moreSevere)
         analysis.longestRun = violating.first ?? runs.filter { $0.kind != .ngram }.max {
             ($0.repetitions, $0.range.count) < ($1.repetitions, $1.range.count)
         }
@@ -177,7 +178,7 @@ public enum RepetitionAnalyzer {
                 addSpan(run.range, "\(quote(run.unit, limit: 30)) ×\(run.repetitions)")
             }
         }
-        if spans.isEmpty, judge(analysis, text: text, thresholds: thresholds) != nil, let top = top4 {
+        if spans.isEmpty, judge(analysis, text: text, limits: mild) != nil, let top = top4 {
             // A ratio check failed without a run: highlight the occurrences of the most repeated n-gram.
             let n = top4Key.count
             var i = 0
@@ -198,7 +199,14 @@ public enum RepetitionAnalyzer {
     /// (e.g. `repeated "hormonal" ×12 (seq-rep-4 0.89)`), `detail` the numbers and the full span.
     /// Checks in order: empty, single token repeated, runs (worst first), seq-rep-4 on words, repeated fraction,
     /// seq-rep-4 on tokens, distinct-2, compression ratio.
-    public static func judge(_ analysis: RepetitionAnalysis, text: String, thresholds t: RepetitionThresholds) -> (message: String, detail: String)? {
+    /// This is the mild level (today's limits, `max_*`); `classify` also applies the severe level.
+    public static func judge(_ analysis: RepetitionAnalysis, text: String, thresholds: RepetitionThresholds) -> (message: String, detail: String)? {
+        judge(analysis, text: text, limits: thresholds.limits(.mild))
+    }
+
+    /// `judge` at one level of limits; the rule in `detail` names that level's key (`max_repeated_word_run 3`,
+    /// `severe_repeated_word_run 5`).
+    static func judge(_ analysis: RepetitionAnalysis, text: String, limits t: RepetitionLimits) -> (message: String, detail: String)? {
         let a = analysis
         let sr4 = String(format: "%.2f", a.seqRepWords.count > 3 ? a.seqRepWords[3] : 0)
         if a.isEmpty {
@@ -230,27 +238,27 @@ public enum RepetitionAnalyzer {
         }
         let quoted = a.mostRepeatedNGram.map { "; most repeated \(quote($0.unit)) ×\($0.repetitions)" } ?? ""
         let span = a.mostRepeatedNGram?.range
-        if a.wordTokenCount >= t.minTokensForRatios, a.seqRepWords[3] > t.maxSeqRep4Words {
-            return ("seq-rep-4 \(sr4) > \(fmt(t.maxSeqRep4Words)) (words)\(quoted)",
-                    details(a, text: text, rule: "max_seq_rep_4_words \(fmt(t.maxSeqRep4Words))", span: span, run: a.mostRepeatedNGram))
+        if a.wordTokenCount >= t.minTokensForRatios, a.seqRepWords[3] > t.seqRep4Words {
+            return ("seq-rep-4 \(sr4) > \(fmt(t.seqRep4Words)) (words)\(quoted)",
+                    details(a, text: text, rule: "\(t.key(.maxSeqRep4Words)) \(fmt(t.seqRep4Words))", span: span, run: a.mostRepeatedNGram))
         }
-        if a.wordTokenCount >= t.minTokensForRatios, a.repeatedFraction > t.maxRepeatedFraction {
+        if a.wordTokenCount >= t.minTokensForRatios, a.repeatedFraction > t.repeatedFraction {
             let run = a.runs.filter { $0.kind == .words }.max { ($0.repetitions, $0.range.count) < ($1.repetitions, $1.range.count) }
             let quotedRun = run.map { "; e.g. \(quote($0.unit)) ×\($0.repetitions)" } ?? quoted
-            return ("\(Int((a.repeatedFraction * 100).rounded()))% of words in immediate repeats > \(Int((t.maxRepeatedFraction * 100).rounded()))%\(quotedRun)",
-                    details(a, text: text, rule: "max_repeated_fraction \(fmt(t.maxRepeatedFraction))", span: run?.range, run: run))
+            return ("\(Int((a.repeatedFraction * 100).rounded()))% of words in immediate repeats > \(Int((t.repeatedFraction * 100).rounded()))%\(quotedRun)",
+                    details(a, text: text, rule: "\(t.key(.maxRepeatedFraction)) \(fmt(t.repeatedFraction))", span: run?.range, run: run))
         }
-        if let tokenRep = a.seqRepTokens, let n = a.modelTokenCount, n >= t.minTokensForRatios, tokenRep[3] > t.maxSeqRep4Tokens {
-            return ("seq-rep-4 \(fmt(tokenRep[3])) > \(fmt(t.maxSeqRep4Tokens)) (model tokens)\(quoted)",
-                    details(a, text: text, rule: "max_seq_rep_4_tokens \(fmt(t.maxSeqRep4Tokens))", span: span, run: a.mostRepeatedNGram))
+        if let tokenRep = a.seqRepTokens, let n = a.modelTokenCount, n >= t.minTokensForRatios, tokenRep[3] > t.seqRep4Tokens {
+            return ("seq-rep-4 \(fmt(tokenRep[3])) > \(fmt(t.seqRep4Tokens)) (model tokens)\(quoted)",
+                    details(a, text: text, rule: "\(t.key(.maxSeqRep4Tokens)) \(fmt(t.seqRep4Tokens))", span: span, run: a.mostRepeatedNGram))
         }
-        if let minD2 = t.minDistinct2, a.wordTokenCount >= t.minTokensForRatios, a.distinctWords[1] < minD2 {
+        if let minD2 = t.distinct2, a.wordTokenCount >= t.minTokensForRatios, a.distinctWords[1] < minD2 {
             return ("distinct-2 \(fmt(a.distinctWords[1])) < \(fmt(minD2))\(quoted)",
-                    details(a, text: text, rule: "min_distinct_2 \(fmt(minD2))", span: span, run: a.mostRepeatedNGram))
+                    details(a, text: text, rule: "\(t.key(.minDistinct2)) \(fmt(minD2))", span: span, run: a.mostRepeatedNGram))
         }
-        if a.byteCount >= t.minBytesForCompression, a.compressionRatio > t.maxCompressionRatio {
-            return ("compression ratio \(fmt(a.compressionRatio)) > \(fmt(t.maxCompressionRatio))\(quoted)",
-                    details(a, text: text, rule: "max_compression_ratio \(fmt(t.maxCompressionRatio))", span: span, run: a.mostRepeatedNGram))
+        if a.byteCount >= t.minBytesForCompression, a.compressionRatio > t.compressionRatio {
+            return ("compression ratio \(fmt(a.compressionRatio)) > \(fmt(t.compressionRatio))\(quoted)",
+                    details(a, text: text, rule: "\(t.key(.maxCompressionRatio)) \(fmt(t.compressionRatio))", span: span, run: a.mostRepeatedNGram))
         }
         return nil
     }
@@ -279,23 +287,23 @@ public enum RepetitionAnalyzer {
     // MARK: rules
 
     /// The rule a run breaks (for the detail), or nil.
-    static func violation(_ run: RepeatedRun, _ t: RepetitionThresholds) -> String? {
+    static func violation(_ run: RepeatedRun, _ t: RepetitionLimits) -> String? {
         switch run.kind {
         case .words, .sentences:
             if run.unitWords == 1 {
-                return run.repetitions > t.maxRepeatedWordRun ? "max_repeated_word_run \(t.maxRepeatedWordRun)" : nil
+                return run.repetitions > t.repeatedWordRun ? "\(t.key(.maxRepeatedWordRun)) \(t.repeatedWordRun)" : nil
             }
-            return run.unitWords >= 2 && run.repetitions > t.maxRepeatedUnitRun ? "max_repeated_unit_run \(t.maxRepeatedUnitRun)" : nil
+            return run.unitWords >= 2 && run.repetitions > t.repeatedUnitRun ? "\(t.key(.maxRepeatedUnitRun)) \(t.repeatedUnitRun)" : nil
         case .sentenceRecurrence:
-            return run.repetitions > t.maxSentenceRepeats ? "max_sentence_repeats \(t.maxSentenceRepeats)" : nil
+            return run.repetitions > t.sentenceRepeats ? "\(t.key(.maxSentenceRepeats)) \(t.sentenceRepeats)" : nil
         case .punctuation:
-            return run.repetitions > t.maxPunctuationRun ? "max_punctuation_run \(t.maxPunctuationRun)" : nil
+            return run.repetitions > t.punctuationRun ? "\(t.key(.maxPunctuationRun)) \(t.punctuationRun)" : nil
         case .layout:
-            return run.repetitions >= 3 && run.range.count > t.maxLayoutRunCharacters ? "max_layout_run_characters \(t.maxLayoutRunCharacters)" : nil
+            return run.repetitions >= 3 && run.range.count > t.layoutRunCharacters ? "\(t.key(.maxLayoutRunCharacters)) \(t.layoutRunCharacters)" : nil
         case .characters:
-            return run.repetitions >= 3 && run.range.count > t.maxCharacterLoopLength ? "max_character_loop_length \(t.maxCharacterLoopLength)" : nil
+            return run.repetitions >= 3 && run.range.count > t.characterLoopLength ? "\(t.key(.maxCharacterLoopLength)) \(t.characterLoopLength)" : nil
         case .newlines:
-            return run.repetitions > t.maxConsecutiveNewlines ? "max_consecutive_newlines \(t.maxConsecutiveNewlines)" : nil
+            return run.repetitions > t.consecutiveNewlines ? "\(t.key(.maxConsecutiveNewlines)) \(t.consecutiveNewlines)" : nil
         case .ngram:
             return nil
         }

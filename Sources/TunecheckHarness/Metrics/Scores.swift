@@ -1,14 +1,24 @@
 import Foundation
 import TunecheckEngine
 
-/// Response log-probs of one preference pair under one model.
+/// Response log-probs of one preference pair under one model, with the pair's id.
 public struct PairScore: Sendable, Equatable {
     public var id: String
-    public var chosen: SpanScore
-    public var rejected: SpanScore
+    public var spans: PairSpanScores
 
-    public var gapSum: Double { chosen.sum - rejected.sum }
-    public var gapMean: Double { chosen.mean - rejected.mean }
+    public init(id: String, spans: PairSpanScores) {
+        self.id = id
+        self.spans = spans
+    }
+
+    public init(id: String, chosen: SpanScore, rejected: SpanScore) {
+        self.init(id: id, spans: PairSpanScores(chosen: chosen, rejected: rejected))
+    }
+
+    public var chosen: SpanScore { spans.chosen }
+    public var rejected: SpanScore { spans.rejected }
+    public var gapSum: Double { spans.gapSum }
+    public var gapMean: Double { spans.gapMean }
 }
 
 /// Per-token log-probs of one reference text under one model.
@@ -22,22 +32,12 @@ public struct TextScore: Sendable, Equatable {
 public enum EvalsetScoring {
     /// Tokenizes as TRL does (prompt with special tokens, response without) and scores the responses.
     public static func scorePairs(_ pairs: [PairItem], model: LanguageModel, appendEOS: Bool = false) throws -> [PairScore] {
-        var sequences: [[Int]] = []
-        var tokenized: [(PromptResponseTokens, PromptResponseTokens)] = []
-        for pair in pairs {
-            let chosen = PromptResponseTokens(tokenizer: model.tokenizer, prompt: pair.prompt, response: pair.chosen, appendEOS: appendEOS)
-            let rejected = PromptResponseTokens(tokenizer: model.tokenizer, prompt: pair.prompt, response: pair.rejected, appendEOS: appendEOS)
-            try chosen.validate(context: "pair \"\(pair.id)\" (chosen)")
-            try rejected.validate(context: "pair \"\(pair.id)\" (rejected)")
-            tokenized.append((chosen, rejected))
-            sequences += [chosen.ids, rejected.ids]
+        let tokenized = try pairs.map { pair in
+            try PreferencePairTokens(tokenizer: model.tokenizer, prompt: pair.prompt, chosen: pair.chosen, rejected: pair.rejected,
+                                     appendEOS: appendEOS, context: "pair \"\(pair.id)\"")
         }
-        let scores = try Scorer(model: model.decoder).score(sequences)
-        return pairs.indices.map { index in
-            PairScore(id: pairs[index].id,
-                      chosen: SpanScore(sequenceLogprobs: scores[2 * index], promptLength: tokenized[index].0.promptLength),
-                      rejected: SpanScore(sequenceLogprobs: scores[2 * index + 1], promptLength: tokenized[index].1.promptLength))
-        }
+        let scores = try Scorer(model: model.decoder).scorePairs(tokenized)
+        return zip(pairs, scores).map { PairScore(id: $0.id, spans: $1) }
     }
 
     public static func tokenizeTexts(_ texts: [TextItem], model: LanguageModel) throws -> [[Int]] {

@@ -1,24 +1,29 @@
 import Foundation
+import TunecheckEngine
 import TunecheckJSON
 
 /// The machine-readable report (`report.json`): everything the evaluation produced, keys in a fixed order,
 /// timestamps in ISO-8601 UTC, `null` for values that were not measured (and for non-finite numbers, which JSON
 /// cannot hold). Consumers should check `schema_version` (currently 1) and ignore keys they do not know.
 ///
-///     { "schema_version": 1, "tool": "tunecheck", "title", "passed", "started_at", "duration_seconds",
+///     { "schema_version": 1, "tool": "tunecheck", "tunecheck_version", "title", "passed", "started_at", "duration_seconds",
 ///       "settings": { key: value, … },
-///       "totals": { "checkpoints", "suites", "tests", "passed", "failures", "errors", "skipped" },
+///       "totals": { "checkpoints", "suites", "tests", "passed", "failures", "errors", "skipped", "warnings" },
 ///       "checkpoints": [ { "name", "step", "passed", "preference_accuracy", "mean_margin", "repetition_score",
 ///                          "relative_weight_delta" } ],
 ///       "suites": [ { "name" (as in junit.xml), "kind", "checkpoint", "passed", "started_at", "duration_seconds", "tests",
-///                     "failures", "errors", "skipped", "metrics": { name: value },
+///                     "failures", "errors", "skipped", "warnings", "metrics": { name: value },
 ///                     "checks": [ { "name", "status", "passed", "message"?, "detail"?, "reason"?,
-///                                   "duration_seconds", "metrics": { name: value } } ] } ],
-///       "answers": [ { "checkpoint", "prompt_id", "prompt", "text", "flagged", "highlights": [ { "start", "end",
-///                      "label" } ], "ids"? } ],
+///                                   "warning"?: { "message", "detail" }, "duration_seconds",
+///                                   "metrics": { name: value } } ] } ],
+///       "answers": [ { "checkpoint", "prompt_id", "prompt", "text", "flagged", "severity", "highlights": [ { "start",
+///                      "end", "label" } ], "ids"? } ],
 ///       "golden": [ { "checkpoint", "prompt_id", "matched", "similarity", "expected", "actual" } ] }
 ///
-/// `status` is one of `passed`, `failed`, `skipped`, `error`; `passed` is false only for `failed` and `error`.
+/// `status` is one of `passed`, `failed`, `skipped`, `error`; `passed` is false only for `failed` and `error`. A
+/// passing check may carry a `warning` (a mildly repetitive answer); `warnings` counts them (they are also counted
+/// as passed). An answer's `severity` is the repetition suite's verdict, `clean`, `mild` or `severe` (`null` when
+/// that suite did not judge it); `flagged` is true for `mild` and `severe`.
 /// Highlight offsets count Swift `Character`s (extended grapheme clusters) of `text`. Metric and setting names
 /// are object keys; a repeated name keeps its last value.
 public enum JSONReport {
@@ -29,6 +34,7 @@ public enum JSONReport {
         var root = JSONObject()
         root.set("schema_version", .from(schemaVersion))
         root.set("tool", .string("tunecheck"))
+        root.set("tunecheck_version", .string(TunecheckVersion.current))
         root.set("title", .string(report.title))
         root.set("passed", .bool(report.passed))
         root.set("started_at", .string(ReportSupport.iso8601(report.startedAt)))
@@ -42,6 +48,7 @@ public enum JSONReport {
         let failures = report.suites.map(\.failureCount).reduce(0, +)
         let errors = report.suites.map(\.errorCount).reduce(0, +)
         let skipped = report.suites.map(\.skippedCount).reduce(0, +)
+        let warnings = report.suites.map(\.warningCount).reduce(0, +)
         root.set("totals", .object(JSONObject([
             "checkpoints": .from(SuiteGrid(report).checkpoints.count),
             "suites": .from(report.suites.count),
@@ -50,6 +57,7 @@ public enum JSONReport {
             "failures": .from(failures),
             "errors": .from(errors),
             "skipped": .from(skipped),
+            "warnings": .from(warnings),
         ])))
 
         root.set("checkpoints", .array(report.checkpoints.map { checkpoint in
@@ -74,6 +82,7 @@ public enum JSONReport {
                 "prompt": .string(answer.prompt),
                 "text": .string(answer.text),
                 "flagged": .bool(answer.flagged),
+                "severity": answer.severity.map { .string($0.rawValue) } ?? .null,
                 "highlights": .array(answer.highlights.map { span in
                     .object(JSONObject(["start": .from(span.start), "end": .from(span.end), "label": .string(span.label)]))
                 }),
@@ -115,6 +124,7 @@ public enum JSONReport {
             "failures": .from(suite.failureCount),
             "errors": .from(suite.errorCount),
             "skipped": .from(suite.skippedCount),
+            "warnings": .from(suite.warningCount),
             "metrics": metrics(suite.metrics),
             "checks": .array(suite.checks.map(checkValue)),
         ]))
@@ -132,6 +142,9 @@ public enum JSONReport {
             object.set("detail", .string(detail))
         case let .skipped(reason):
             object.set("reason", .string(reason))
+        }
+        if let warning = check.passingWarning {
+            object.set("warning", .object(JSONObject(["message": .string(warning.message), "detail": .string(warning.detail)])))
         }
         object.set("duration_seconds", .from(check.durationSeconds))
         object.set("metrics", metrics(check.metrics))

@@ -14,7 +14,8 @@ import Foundation
 ///         <testcase classname="tunecheck.<checkpoint>.<suite>" name="<check>" time>
 ///           <failure message="<one line>" type="<suite>">message, blank line, detail</failure>
 ///           | <error message type>…</error> | <skipped message="<reason>"/>
-///           <system-out>check metrics, one `name = value` a line</system-out>
+///           <system-out>`WARNING: <message>` and its detail for a passing check with a warning, then the check
+///                       metrics, one `name = value` a line</system-out>
 ///
 /// Naming: `tunecheck.<checkpoint>.<suite>` reads as package `tunecheck.<checkpoint>`, class `<suite>` in
 /// Jenkins (which splits `classname` at the last dot), so the test tree groups by checkpoint first and then by
@@ -142,10 +143,18 @@ public enum JUnitReport {
                 if reason.contains(where: \.isNewline) { try writer.text(reason) }
                 try writer.end()
             }
+            // A warning (the test case passes: JUnit has no warning state and the XSD no per-test properties)
+            // opens the system-out, then the metrics.
+            var output: [String] = []
+            if let warning = check.passingWarning {
+                output.append("WARNING: " + warning.message + (warning.detail.isEmpty ? "" : "\n" + truncatedDetail(warning.detail)))
+            }
             if !check.metrics.isEmpty {
-                let lines = check.metrics.map { "\($0.name) = \(ReportSupport.exactNumber($0.value))" }
+                output.append(check.metrics.map { "\($0.name) = \(ReportSupport.exactNumber($0.value))" }.joined(separator: "\n"))
+            }
+            if !output.isEmpty {
                 try writer.start("system-out")
-                try writer.text(lines.joined(separator: "\n"))
+                try writer.text(output.joined(separator: "\n\n"))
                 try writer.end()
             }
             try writer.end()  // testcase
@@ -160,16 +169,15 @@ public enum JUnitReport {
         try writer.attribute("message", line.isEmpty ? "(no message)" : line)
         try writer.attribute("type", type)
         var body = message
-        if !detail.isEmpty {
-            var shown = detail
-            if detail.count > detailLimit {
-                shown = String(detail.prefix(detailLimit))
-                    + "\n… [\(detail.count - detailLimit) more characters; the full text is in report.json]"
-            }
-            body += "\n\n" + shown
-        }
+        if !detail.isEmpty { body += "\n\n" + truncatedDetail(detail) }
         try writer.text(body)
         try writer.end()
+    }
+
+    /// `detail` cut to `detailLimit` characters with a note.
+    private static func truncatedDetail(_ detail: String) -> String {
+        guard detail.count > detailLimit else { return detail }
+        return String(detail.prefix(detailLimit)) + "\n… [\(detail.count - detailLimit) more characters; the full text is in report.json]"
     }
 
     /// Checkpoint names inside the dotted suite name: dots and whitespace would move Jenkins' package/class split.

@@ -66,26 +66,9 @@ enum ReportSupport {
         return String(text.prefix(limit - 1)) + "…"
     }
 
-    /// Makes `text` storable in XML 1.0: characters outside the `Char` production (C0 controls other than tab,
-    /// LF and CR, U+FFFE, U+FFFF) become visible escapes such as `\u{1B}`, so the evidence survives.
-    static func xmlSafe(_ text: String) -> String {
-        func allowed(_ scalar: Unicode.Scalar) -> Bool {
-            switch scalar.value {
-            case 0x9, 0xA, 0xD, 0x20...0xD7FF, 0xE000...0xFFFD, 0x10000...0x10FFFF: return true
-            default: return false
-            }
-        }
-        guard !text.unicodeScalars.allSatisfy(allowed) else { return text }
-        var result = String.UnicodeScalarView()
-        for scalar in text.unicodeScalars {
-            if allowed(scalar) {
-                result.append(scalar)
-            } else {
-                result.append(contentsOf: "\\u{\(String(scalar.value, radix: 16, uppercase: true))}".unicodeScalars)
-            }
-        }
-        return String(result)
-    }
+    /// Makes `text` storable in XML 1.0 (JUnit): control characters become visible escapes such as `\u{1B}`
+    /// (`ControlCharacters.escape`), so the evidence survives; tab, LF and CR stay.
+    static func xmlSafe(_ text: String) -> String { ControlCharacters.escape(text, whitespace: .keep) }
 
     // MARK: Status words
 
@@ -106,7 +89,8 @@ struct SuiteGrid {
         case notRun
         /// Every check was skipped.
         case skipped(count: Int)
-        case passed(checks: Int, skipped: Int)
+        /// No failure or error; `warnings` passing checks carry a warning.
+        case passed(checks: Int, skipped: Int, warnings: Int)
         case failed(failures: Int, errors: Int, checks: Int)
     }
 
@@ -145,7 +129,7 @@ struct SuiteGrid {
             } else if !checks.isEmpty && skipped == checks.count {
                 cells[key] = .skipped(count: skipped)
             } else {
-                cells[key] = .passed(checks: checks.count, skipped: skipped)
+                cells[key] = .passed(checks: checks.count, skipped: skipped, warnings: suites.map(\.warningCount).reduce(0, +))
             }
         }
         self.cells = cells
@@ -176,6 +160,19 @@ struct FailingCheck {
                     return nil
                 }
             }
+        }
+    }
+}
+
+/// One passing check with a warning, with its place, in report order.
+struct WarningCheck {
+    var suite: SuiteResult
+    var check: CheckResult
+    var warning: CheckWarning
+
+    static func all(in report: EvaluationReport) -> [WarningCheck] {
+        report.suites.flatMap { suite in
+            suite.checks.compactMap { check in check.passingWarning.map { WarningCheck(suite: suite, check: check, warning: $0) } }
         }
     }
 }

@@ -1,7 +1,8 @@
 import Foundation
 
-/// The end-of-run summary for a terminal or CI log: a checkpoints × suites table (✔ passed, ✘ failed or errored,
-/// – not run or skipped), then each failing check with its one-line message. Every line fits `width` columns
+/// The end-of-run summary for a terminal or CI log: a checkpoints × suites table (✔ passed, ⚠ passed with
+/// warnings, ✘ failed or errored, – not run or skipped), then each warning and each failing check with its
+/// one-line message. Every line fits `width` columns
 /// (names and messages are cut with `…`; wide East Asian characters count as one column). ANSI colour only with
 /// `colored: true`.
 public enum TerminalSummary {
@@ -10,6 +11,7 @@ public enum TerminalSummary {
         let style = Style(enabled: colored)
         let grid = SuiteGrid(report)
         let failing = FailingCheck.all(in: report)
+        let warnings = WarningCheck.all(in: report)
         var lines: [String] = []
 
         let checks = report.suites.flatMap(\.checks)
@@ -19,6 +21,7 @@ public enum TerminalSummary {
         if failures > 0 { counts += ", \(failures) failed" }
         if errors > 0 { counts += ", \(errors) error\(errors == 1 ? "" : "s")" }
         if skipped > 0 { counts += ", \(skipped) skipped" }
+        if !warnings.isEmpty { counts += ", \(warnings.count) warning\(warnings.count == 1 ? "" : "s")" }
         let verdict = report.passed ? "PASSED" : "FAILED"
         var tail = " · " + counts
         var titleRoom = width - 2 - verdict.count - tail.count
@@ -45,6 +48,7 @@ public enum TerminalSummary {
                     let symbol: String
                     switch grid.cell(checkpoint: checkpoint, kind: kind) {
                     case .notRun, .skipped: symbol = style.dim("–")
+                    case .passed(_, _, let warned) where warned > 0: symbol = style.yellow("⚠")
                     case .passed: symbol = style.green("✔")
                     case .failed: symbol = style.red("✘")
                     }
@@ -55,24 +59,34 @@ public enum TerminalSummary {
             }
         }
 
+        // One line per item: `  <mark> <checkpoint › suite › check>: <message>`, cut to the width.
+        func itemLine(mark: String, markWidth: Int, suite: SuiteResult, check: CheckResult, message: String) -> String {
+            let place = printable("\(suite.checkpoint) › \(suite.kind.rawValue) › \(check.name)")
+            let message = printable(ReportSupport.oneLine(message, limit: 1000))
+            let room = width - 2 - markWidth - 1
+            let placeShown = ReportSupport.truncate(place, to: max(min(place.count, room * 2 / 3), 8))
+            let messageRoom = room - placeShown.count - 2
+            var line = "  " + mark + " " + style.bold(placeShown)
+            if messageRoom >= 4 && !message.isEmpty { line += ": " + ReportSupport.truncate(message, to: messageRoom) }
+            return line
+        }
+        if !warnings.isEmpty {
+            lines.append("")
+            lines.append(style.bold("Warnings (\(warnings.count)):"))
+            for item in warnings {
+                lines.append(itemLine(mark: style.yellow("⚠"), markWidth: 1, suite: item.suite, check: item.check, message: item.warning.message))
+            }
+        }
         if !failing.isEmpty {
             lines.append("")
             lines.append(style.bold("Failing checks (\(failing.count)):"))
             for item in failing {
                 let mark = item.isError ? style.red("✘ error") : style.red("✘")
-                let markWidth = item.isError ? 7 : 1
-                let place = printable("\(item.suite.checkpoint) › \(item.suite.kind.rawValue) › \(item.check.name)")
-                let message = printable(ReportSupport.oneLine(item.message, limit: 1000))
-                let room = width - 2 - markWidth - 1
-                let placeShown = ReportSupport.truncate(place, to: max(min(place.count, room * 2 / 3), 8))
-                let messageRoom = room - placeShown.count - 2
-                var line = "  " + mark + " " + style.bold(placeShown)
-                if messageRoom >= 4 && !message.isEmpty { line += ": " + ReportSupport.truncate(message, to: messageRoom) }
-                lines.append(line)
+                lines.append(itemLine(mark: mark, markWidth: item.isError ? 7 : 1, suite: item.suite, check: item.check, message: item.message))
             }
         } else if !checks.isEmpty {
             lines.append("")
-            lines.append(style.green("All checks passed."))
+            lines.append(style.green(warnings.isEmpty ? "All checks passed." : "All checks passed (with warnings)."))
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -88,37 +102,12 @@ public enum TerminalSummary {
     }
 
     static func shortName(_ kind: SuiteKind) -> String {
-        switch kind {
-        case .preflight: return "pre"
-        case .repetition: return "rep"
-        case .preference: return "pref"
-        case .drift: return "drift"
-        case .weightDelta: return "Δw"
-        case .golden: return "gold"
-        case .fusedConsistency: return "fused"
-        }
+        SuiteRegistry.suite(kind)?.shortName ?? kind.rawValue
     }
 
-    /// Control characters (escape sequences in model output, tabs) shown as `\u{1B}` so they cannot move the cursor
-    /// or recolour the terminal.
-    static func printable(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: isControl) else { return text }
-        var result = String.UnicodeScalarView()
-        for scalar in text.unicodeScalars {
-            if scalar == "\t" || scalar == "\n" || scalar == "\r" {
-                result.append(" ")
-            } else if isControl(scalar) {
-                result.append(contentsOf: "\\u{\(String(scalar.value, radix: 16, uppercase: true))}".unicodeScalars)
-            } else {
-                result.append(scalar)
-            }
-        }
-        return String(result)
-    }
-
-    private static func isControl(_ scalar: Unicode.Scalar) -> Bool {
-        scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value)
-    }
+    /// Control characters (escape sequences in model output) shown as `\u{1B}` so they cannot move the cursor
+    /// or recolour the terminal; tabs and line breaks as spaces (every item is one line).
+    static func printable(_ text: String) -> String { ControlCharacters.escape(text, whitespace: .spaces) }
 
     private static func pad(_ text: String, _ width: Int) -> String {
         text.count >= width ? text : text + String(repeating: " ", count: width - text.count)
@@ -131,5 +120,6 @@ public enum TerminalSummary {
         func dim(_ text: String) -> String { wrap("2", text) }
         func green(_ text: String) -> String { wrap("32", text) }
         func red(_ text: String) -> String { wrap("31", text) }
+        func yellow(_ text: String) -> String { wrap("33", text) }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckEngine
 
 /// The outcome of one check (one JUnit `testcase`).
 public enum CheckStatus: Sendable, Equatable {
@@ -28,6 +29,25 @@ public struct Metric: Sendable, Equatable {
         self.name = name
         self.value = value
     }
+
+    public init(_ name: MetricName, _ value: Double) {
+        self.init(name.rawValue, value)
+    }
+}
+
+/// Something a passing check wants a person to see (e.g. a mildly repetitive answer): shown in amber in the
+/// terminal and HTML, under `warning` in report.json, and in the JUnit test case's `system-out` (JUnit has no
+/// warning state; the test case passes).
+public struct CheckWarning: Sendable, Equatable {
+    /// One line.
+    public var message: String
+    /// The evidence: offending text, numbers.
+    public var detail: String
+
+    public init(message: String, detail: String = "") {
+        self.message = message
+        self.detail = detail
+    }
 }
 
 /// One check: a threshold on a metric, or one evalset item.
@@ -37,24 +57,66 @@ public struct CheckResult: Sendable, Equatable {
     public var status: CheckStatus
     public var durationSeconds: Double
     public var metrics: [Metric]
+    /// A warning on a passing check; reports ignore it on other statuses.
+    public var warning: CheckWarning?
 
-    public init(name: String, status: CheckStatus, durationSeconds: Double = 0, metrics: [Metric] = []) {
+    public init(name: String, status: CheckStatus, durationSeconds: Double = 0, metrics: [Metric] = [], warning: CheckWarning? = nil) {
         self.name = name
         self.status = status
         self.durationSeconds = durationSeconds
         self.metrics = metrics
+        self.warning = warning
+    }
+
+    /// The warning when the check passed with one.
+    public var passingWarning: CheckWarning? {
+        if case .passed = status { return warning }
+        return nil
     }
 }
 
-/// The kinds of suite the harness runs.
-public enum SuiteKind: String, Sendable, CaseIterable, Codable {
-    case preflight
-    case repetition
-    case preference
-    case drift
-    case weightDelta = "weight-delta"
-    case golden
-    case fusedConsistency = "fused-consistency"
+/// A suite's name: in suite files, `--suites`, reports. Each suite declares its own constant beside its code
+/// (`extension SuiteKind { static let drift = ... }`); the known kinds are those of `SuiteRegistry`, in its order.
+public struct SuiteKind: RawRepresentable, Hashable, Sendable, Comparable, CustomStringConvertible {
+    public let rawValue: String
+
+    /// A registered kind, or nil.
+    public init?(rawValue: String) {
+        guard SuiteRegistry.kinds.contains(where: { $0.rawValue == rawValue }) else { return nil }
+        self.rawValue = rawValue
+    }
+
+    /// Declares a kind (for a suite's own `static let`).
+    public init(declaring name: String) { rawValue = name }
+
+    public var description: String { rawValue }
+
+    /// Registry order.
+    public static func < (lhs: SuiteKind, rhs: SuiteKind) -> Bool {
+        let order = SuiteRegistry.kinds
+        return (order.firstIndex(of: lhs) ?? order.count, lhs.rawValue) < (order.firstIndex(of: rhs) ?? order.count, rhs.rawValue)
+    }
+}
+
+extension SuiteKind: CaseIterable {
+    public static var allCases: [SuiteKind] { SuiteRegistry.kinds }
+}
+
+extension SuiteKind: Codable {
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let name = try container.decode(String.self)
+        guard let kind = SuiteKind(rawValue: name) else {
+            throw DecodingError.dataCorruptedError(
+                in: container, debugDescription: "unknown suite '\(name)' (\(SuiteKind.allCases.map(\.rawValue).joined(separator: ", ")))")
+        }
+        self = kind
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
 }
 
 /// One suite run on one checkpoint (one JUnit `testsuite`).
@@ -80,7 +142,9 @@ public struct SuiteResult: Sendable, Equatable {
     public var failureCount: Int { checks.filter { if case .failed = $0.status { return true }; return false }.count }
     public var errorCount: Int { checks.filter { if case .error = $0.status { return true }; return false }.count }
     public var skippedCount: Int { checks.filter { if case .skipped = $0.status { return true }; return false }.count }
+    /// Passing checks that carry a warning.
+    public var warningCount: Int { checks.filter { $0.passingWarning != nil }.count }
     public var passed: Bool { !checks.contains { $0.status.isFailure } }
 
-    public func metric(_ name: String) -> Double? { metrics.first { $0.name == name }?.value }
+    public func metric(_ name: MetricName) -> Double? { metrics.first { $0.name == name.rawValue }?.value }
 }

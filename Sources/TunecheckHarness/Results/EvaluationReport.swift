@@ -22,10 +22,13 @@ public struct AnswerRecord: Sendable, Equatable {
     public var ids: [Int]?
     /// Repetition spans found in `text`.
     public var highlights: [HighlightSpan]
-    /// Whether the repetition suite flagged this answer.
+    /// Whether the repetition suite flagged this answer (mild or severe).
     public var flagged: Bool
+    /// The repetition suite's verdict on this answer; nil when that suite did not judge it.
+    public var severity: RepetitionSeverity?
 
-    public init(checkpoint: String, promptId: String, prompt: String, text: String, ids: [Int]? = nil, highlights: [HighlightSpan] = [], flagged: Bool = false) {
+    public init(checkpoint: String, promptId: String, prompt: String, text: String, ids: [Int]? = nil, highlights: [HighlightSpan] = [],
+                flagged: Bool = false, severity: RepetitionSeverity? = nil) {
         self.checkpoint = checkpoint
         self.promptId = promptId
         self.prompt = prompt
@@ -33,6 +36,7 @@ public struct AnswerRecord: Sendable, Equatable {
         self.ids = ids
         self.highlights = highlights
         self.flagged = flagged
+        self.severity = severity
     }
 }
 

@@ -6,7 +6,29 @@ import TunecheckEngine
 /// KL(base ‖ checkpoint) with percentiles (as llama.cpp's KL-divergence mode reports). It fails when general text
 /// degrades beyond the thresholds; the pairs' gap drift is reported beside it, since a gap that moves while
 /// general text degrades is the signature of a run that learned the pairs by breaking the model.
-public enum DriftSuite {
+public enum DriftSuite: EvaluationSuite {
+    public static let kind = SuiteKind.drift
+    public static let shortName = "drift"
+    public static let requirement = "a base model, checkpoints, and pairs or texts"
+
+    public static func canRun(with inputs: SuiteInputs) -> Bool { inputs.base && inputs.checkpoints && (inputs.pairs || inputs.texts) }
+    public static func applies(to subject: SubjectKind) -> Bool { subject == .checkpoint }
+
+    public static func run(in context: EvaluationContext) throws -> SuiteRun? {
+        guard let checkpoint = context.checkpoint, let base = context.session.base else { return nil }
+        let session = context.session
+        let basePairs = try session.basePairScores()
+        let checkpointPairs = basePairs == nil ? nil : try context.pairScores()
+        var textDrift: TextDrift?
+        if let baseTexts = try session.baseTextScores(), let checkpointTexts = try context.textScores() {
+            let comparison = try DistributionComparison.compare(reference: base.decoder, candidate: checkpoint.model.decoder,
+                                                                sequences: baseTexts.map(\.ids))
+            textDrift = TextDrift(base: baseTexts, checkpoint: checkpointTexts, comparison: comparison)
+        }
+        return SuiteRun(result: run(checkpoint: context.name, basePairs: basePairs, checkpointPairs: checkpointPairs,
+                                    textDrift: textDrift, thresholds: context.thresholds.drift))
+    }
+
     public struct TextDrift: Sendable, Equatable {
         public var meanLogprobChange: Double
         public var meanKL: Double
@@ -76,4 +98,8 @@ public enum DriftSuite {
         return SuiteResult(kind: .drift, checkpoint: checkpoint, checks: checks, metrics: metrics,
                            startedAt: started, durationSeconds: Date().timeIntervalSince(started))
     }
+}
+
+extension SuiteKind {
+    public static let drift = SuiteKind(declaring: "drift")
 }

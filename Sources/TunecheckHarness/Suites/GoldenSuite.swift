@@ -86,7 +86,31 @@ public struct GoldenFile: Sendable, Equatable {
 }
 
 /// Compares greedy generations with stored golden outputs: exact ids by default, or a token-level similarity.
-public enum GoldenSuite {
+public enum GoldenSuite: EvaluationSuite {
+    public static let kind = SuiteKind.golden
+    public static let shortName = "gold"
+    public static let requirement = "prompts (or answers) and a model"
+
+    public static func canRun(with inputs: SuiteInputs) -> Bool { inputs.prompts && inputs.model || inputs.answers }
+    public static func applies(to subject: SubjectKind) -> Bool { subject != .fused }
+
+    /// One policy for every driver: when the suites are not listed, golden runs only for subjects that have golden
+    /// outputs (a run's numbered checkpoints have none; each gets a notice); a suite file that lists `golden` fails
+    /// on a missing file until `--update-golden` writes it.
+    public static func run(in context: EvaluationContext) throws -> SuiteRun? {
+        guard let answers = try context.answers() else { return nil }
+        let settings = context.settings
+        let url = GoldenFile.url(directory: settings.goldenDirectory, suite: settings.goldenSuiteName, checkpoint: context.name)
+        if !context.session.suitesListed && !settings.updateGolden && !FileManager.default.fileExists(atPath: url.path) {
+            context.notice("golden: no golden outputs for '\(context.name)' (\(url.path)); not checked (list golden in the suites to require them)")
+            return nil
+        }
+        let (result, comparisons) = try run(suiteName: settings.goldenSuiteName, checkpoint: context.name, actual: answers.outputs,
+                                            settings: answers.settingsRecord, directory: settings.goldenDirectory,
+                                            update: settings.updateGolden, thresholds: context.thresholds.golden)
+        return SuiteRun(result: result, golden: comparisons)
+    }
+
     /// difflib-style ratio `2·M / (|a| + |b|)` with M the longest common subsequence length (1 for two empties).
     public static func similarity<T: Equatable>(_ a: [T], _ b: [T]) -> Double {
         if a.isEmpty && b.isEmpty { return 1 }
@@ -164,6 +188,10 @@ public enum GoldenSuite {
         for missing in golden.outputs where !actual.contains(where: { $0.id == missing.id }) {
             checks.append(CheckResult(name: "prompt \(missing.id)", status: .skipped(reason: "in the golden file but not in the prompts evalset")))
         }
-        return (result(checks, [Metric("mean_similarity", Statistics.mean(similarities))]), comparisons)
+        return (result(checks, [Metric(.meanSimilarity, Statistics.mean(similarities))]), comparisons)
     }
+}
+
+extension SuiteKind {
+    public static let golden = SuiteKind(declaring: "golden")
 }

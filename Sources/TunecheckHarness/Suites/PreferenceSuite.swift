@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckEngine
 
 /// DPO preference metrics on held-out pairs, with TRL's definitions: implicit reward
 /// `r = β·(log π(y|x) − log π_ref(y|x))` summed over response tokens; `rewards/accuracies` = mean(r_chosen > r_rejected);
@@ -15,46 +16,58 @@ public struct PreferenceMetrics: Sendable, Equatable {
     public var meanRejectedLogprob: Double
 
     public init(policy: [PairScore], reference: [PairScore], beta: Double) {
-        precondition(policy.count == reference.count && !policy.isEmpty, "preference metrics need matching, non-empty score lists")
-        var correct = 0.0, margins = 0.0, chosenRewards = 0.0, rejectedRewards = 0.0, rawSum = 0.0, rawMean = 0.0
-        for (pi, ref) in zip(policy, reference) {
-            let chosenReward = beta * (pi.chosen.sum - ref.chosen.sum)
-            let rejectedReward = beta * (pi.rejected.sum - ref.rejected.sum)
-            if chosenReward > rejectedReward { correct += 1 }
-            margins += chosenReward - rejectedReward
-            chosenRewards += chosenReward
-            rejectedRewards += rejectedReward
-            if pi.chosen.sum > pi.rejected.sum { rawSum += 1 }
-            if pi.chosen.mean > pi.rejected.mean { rawMean += 1 }
-        }
+        self.init(rewards: Self.rewards(policy: policy, reference: reference, beta: beta), policy: policy)
+    }
+
+    init(rewards: [ImplicitReward], policy: [PairScore]) {
+        precondition(rewards.count == policy.count && !policy.isEmpty, "preference metrics need matching, non-empty score lists")
+        let summary = RewardSummary(rewards: rewards, policyChosen: policy.map(\.chosen.sum), policyRejected: policy.map(\.rejected.sum))
         let count = Double(policy.count)
-        accuracy = correct / count
-        meanMargin = margins / count
-        meanChosenReward = chosenRewards / count
-        meanRejectedReward = rejectedRewards / count
-        rawAccuracySum = rawSum / count
-        rawAccuracyMean = rawMean / count
-        meanChosenLogprob = policy.map(\.chosen.sum).reduce(0, +) / count
-        meanRejectedLogprob = policy.map(\.rejected.sum).reduce(0, +) / count
+        accuracy = summary.accuracy
+        meanMargin = summary.margins
+        meanChosenReward = summary.chosen
+        meanRejectedReward = summary.rejected
+        rawAccuracySum = Double(policy.filter { $0.chosen.sum > $0.rejected.sum }.count) / count
+        rawAccuracyMean = Double(policy.filter { $0.chosen.mean > $0.rejected.mean }.count) / count
+        meanChosenLogprob = summary.logpsChosen
+        meanRejectedLogprob = summary.logpsRejected
+    }
+
+    /// Each pair's implicit rewards (TRL's definition, from the engine).
+    static func rewards(policy: [PairScore], reference: [PairScore], beta: Double) -> [ImplicitReward] {
+        zip(policy, reference).map { ImplicitReward(policy: $0.spans, reference: $1.spans, beta: beta) }
     }
 
     public var asMetrics: [Metric] {
-        [Metric("rewards/accuracies", accuracy), Metric("rewards/margins", meanMargin), Metric("rewards/chosen", meanChosenReward),
-         Metric("rewards/rejected", meanRejectedReward), Metric("logps/chosen", meanChosenLogprob), Metric("logps/rejected", meanRejectedLogprob),
-         Metric("raw_accuracy_sum", rawAccuracySum), Metric("raw_accuracy_mean", rawAccuracyMean)]
+        [Metric(.rewardsAccuracies, accuracy), Metric(.rewardsMargins, meanMargin), Metric(.rewardsChosen, meanChosenReward),
+         Metric(.rewardsRejected, meanRejectedReward), Metric(.logpsChosen, meanChosenLogprob), Metric(.logpsRejected, meanRejectedLogprob),
+         Metric(.rawAccuracySum, rawAccuracySum), Metric(.rawAccuracyMean, rawAccuracyMean)]
     }
 }
 
-public enum PreferenceSuite {
+public enum PreferenceSuite: EvaluationSuite {
+    public static let kind = SuiteKind.preference
+    public static let shortName = "pref"
+    public static let requirement = "a base model, checkpoints and pairs"
+
+    public static func canRun(with inputs: SuiteInputs) -> Bool { inputs.base && inputs.checkpoints && inputs.pairs }
+    public static func applies(to subject: SubjectKind) -> Bool { subject == .checkpoint }
+
+    public static func run(in context: EvaluationContext) throws -> SuiteRun? {
+        guard let reference = try context.session.basePairScores(), let policy = try context.pairScores() else { return nil }
+        return SuiteRun(result: run(checkpoint: context.name, policy: policy, reference: reference, thresholds: context.thresholds.preference))
+    }
+
     public static func run(checkpoint: String, policy: [PairScore], reference: [PairScore], thresholds: PreferenceThresholds) -> SuiteResult {
         let started = Date()
-        let metrics = PreferenceMetrics(policy: policy, reference: reference, beta: thresholds.beta)
+        let rewards = PreferenceMetrics.rewards(policy: policy, reference: reference, beta: thresholds.beta)
+        let metrics = PreferenceMetrics(rewards: rewards, policy: policy)
         var checks: [CheckResult] = []
         let accuracyStatus: CheckStatus = metrics.accuracy >= thresholds.minAccuracy ? .passed : .failed(
             message: String(format: "preference accuracy %.3f below %.3f", metrics.accuracy, thresholds.minAccuracy),
             detail: String(format: "%d of %d held-out pairs ranked right (reward margin mean %.4f, β %.3g)",
                            Int((metrics.accuracy * Double(policy.count)).rounded()), policy.count, metrics.meanMargin, thresholds.beta))
-        checks.append(CheckResult(name: "accuracy", status: accuracyStatus, metrics: [Metric("rewards/accuracies", metrics.accuracy)]))
+        checks.append(CheckResult(name: "accuracy", status: accuracyStatus, metrics: [Metric(.rewardsAccuracies, metrics.accuracy)]))
         var marginStatus = CheckStatus.passed
         if metrics.meanMargin > thresholds.maxMargin {
             marginStatus = .failed(
@@ -65,16 +78,18 @@ public enum PreferenceSuite {
             marginStatus = .failed(message: String(format: "reward margin %.4f below %.4g", metrics.meanMargin, minimum),
                                    detail: String(format: "rewards/chosen %.4f, rewards/rejected %.4f", metrics.meanChosenReward, metrics.meanRejectedReward))
         }
-        checks.append(CheckResult(name: "margin", status: marginStatus, metrics: [Metric("rewards/margins", metrics.meanMargin)]))
-        for (pi, ref) in zip(policy, reference) {
-            let chosenReward = thresholds.beta * (pi.chosen.sum - ref.chosen.sum)
-            let rejectedReward = thresholds.beta * (pi.rejected.sum - ref.rejected.sum)
+        checks.append(CheckResult(name: "margin", status: marginStatus, metrics: [Metric(.rewardsMargins, metrics.meanMargin)]))
+        for (pi, reward) in zip(policy, rewards) {
             // Items carry their numbers; only the aggregate checks pass or fail (one misranked pair is not a failure).
             checks.append(CheckResult(name: "pair \(pi.id)", status: .passed, metrics: [
-                Metric("reward_chosen", chosenReward), Metric("reward_rejected", rejectedReward),
-                Metric("margin", chosenReward - rejectedReward), Metric("ranked_right", chosenReward > rejectedReward ? 1 : 0)]))
+                Metric("reward_chosen", reward.chosen), Metric("reward_rejected", reward.rejected),
+                Metric("margin", reward.margin), Metric("ranked_right", reward.rankedRight ? 1 : 0)]))
         }
         return SuiteResult(kind: .preference, checkpoint: checkpoint, checks: checks, metrics: metrics.asMetrics,
                            startedAt: started, durationSeconds: Date().timeIntervalSince(started))
     }
+}
+
+extension SuiteKind {
+    public static let preference = SuiteKind(declaring: "preference")
 }

@@ -1,4 +1,6 @@
 import Foundation
+import TunecheckEngine
+import TunecheckJSON
 
 /// Before training: how hard will DPO have to push? The base model's log-prob gaps (chosen − rejected) on the
 /// pairs, summed and per token, their distribution, the fraction already preferred and the length ratio, and a
@@ -86,6 +88,28 @@ public struct PreflightAnalysis: Sendable, Equatable {
         return SuiteResult(kind: .preflight, checkpoint: checkpoint, checks: checks, metrics: metrics)
     }
 
+    /// The analysis and per-pair gaps as JSON (`tunecheck preflight --json`).
+    public func json(scores: [PairScore]) -> JSONValue {
+        var object = JSONObject()
+        object.set("verdict", .string(verdict.rawValue))
+        object.set("reasons", .array(reasons.map { .string($0) }))
+        var values = JSONObject()
+        for metric in metrics { values.set(metric.name, .from(metric.value)) }
+        object.set("metrics", .object(values))
+        object.set("pairs", .array(scores.map { score in
+            var entry = JSONObject()
+            entry.set("id", .string(score.id))
+            entry.set("gap_sum", .from(score.gapSum))
+            entry.set("gap_mean", .from(score.gapMean))
+            entry.set("chosen_logprob_sum", .from(score.chosen.sum))
+            entry.set("rejected_logprob_sum", .from(score.rejected.sum))
+            entry.set("chosen_tokens", .from(score.chosen.tokenLogprobs.count))
+            entry.set("rejected_tokens", .from(score.rejected.tokenLogprobs.count))
+            return .object(entry)
+        }))
+        return .object(object)
+    }
+
     /// Human-readable report for the terminal.
     public func describe() -> String {
         var lines: [String] = []
@@ -100,4 +124,24 @@ public struct PreflightAnalysis: Sendable, Equatable {
         for reason in reasons { lines.append("  - \(reason)") }
         return lines.joined(separator: "\n")
     }
+}
+
+/// The preflight check as a suite: once per session, on the base's scores of the pairs.
+public enum PreflightSuite: EvaluationSuite {
+    public static let kind = SuiteKind.preflight
+    public static let shortName = "pre"
+    public static let requirement = "a base model and pairs"
+    public static let isAboutInputs = true
+
+    public static func canRun(with inputs: SuiteInputs) -> Bool { inputs.base && inputs.pairs }
+    public static func applies(to subject: SubjectKind) -> Bool { subject == .base }
+
+    public static func run(in context: EvaluationContext) throws -> SuiteRun? {
+        guard let scores = try context.session.basePairScores(), let analysis = try context.session.preflight() else { return nil }
+        return SuiteRun(result: analysis.suiteResult(checkpoint: context.name, scores: scores))
+    }
+}
+
+extension SuiteKind {
+    public static let preflight = SuiteKind(declaring: "preflight")
 }

@@ -2,25 +2,8 @@ import Foundation
 import TunecheckJSON
 import Yams
 
-/// Rejects keys a config struct does not know, so a typo (`max_token: 32`) is an error instead of being ignored.
-struct StrictKeys: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { return nil }
-
-    static func check(_ decoder: Decoder, allowed: [String]) throws {
-        let container = try decoder.container(keyedBy: StrictKeys.self)
-        for key in container.allKeys where !allowed.contains(key.stringValue) {
-            throw DecodingError.dataCorruptedError(
-                forKey: key, in: container,
-                debugDescription: "unknown key '\(key.stringValue)' (known: \(allowed.sorted().joined(separator: ", ")))")
-        }
-    }
-}
-
 /// Thresholds of the preference suite. `beta` scales implicit rewards as TRL does (`r = β·(log π − log π_ref)`).
-public struct PreferenceThresholds: Sendable, Equatable, Codable {
+public struct PreferenceThresholds: Sendable, Equatable, SettingsCodable {
     /// DPO's β for the implicit reward (TRL's default 0.1).
     public var beta: Double = 0.1
     /// Fail when fewer held-out pairs than this are ranked right (chosen reward > rejected reward).
@@ -31,124 +14,83 @@ public struct PreferenceThresholds: Sendable, Equatable, Codable {
     /// Optional floor on the mean margin (nil: none).
     public var minMargin: Double?
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case beta, minAccuracy = "min_accuracy", maxMargin = "max_margin", minMargin = "min_margin"
-    }
-
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        beta = try container.decodeIfPresent(Double.self, forKey: .beta) ?? beta
-        minAccuracy = try container.decodeIfPresent(Double.self, forKey: .minAccuracy) ?? minAccuracy
-        maxMargin = try container.decodeIfPresent(Double.self, forKey: .maxMargin) ?? maxMargin
-        minMargin = try container.decodeIfPresent(Double.self, forKey: .minMargin)
+    public static var fields: [SettingsField<Self>] {
+        [.field("beta", \.beta), .field("min_accuracy", \.minAccuracy), .field("max_margin", \.maxMargin),
+         .field("min_margin", \.minMargin)]
     }
 }
 
 /// Thresholds of the drift suite, on the reference texts.
-public struct DriftThresholds: Sendable, Equatable, Codable {
+public struct DriftThresholds: Sendable, Equatable, SettingsCodable {
     /// Fail when the mean per-token log-prob of the reference texts falls by more than this many nats.
     public var maxTextLogprobDrop: Double = 0.5
     /// Fail when the mean token-level KL(base ‖ checkpoint) on the reference texts exceeds this (nats).
     public var maxTextKL: Double = 0.5
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case maxTextLogprobDrop = "max_text_logprob_drop", maxTextKL = "max_text_kl"
-    }
-
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        maxTextLogprobDrop = try container.decodeIfPresent(Double.self, forKey: .maxTextLogprobDrop) ?? maxTextLogprobDrop
-        maxTextKL = try container.decodeIfPresent(Double.self, forKey: .maxTextKL) ?? maxTextKL
+    public static var fields: [SettingsField<Self>] {
+        [.field("max_text_logprob_drop", \.maxTextLogprobDrop), .field("max_text_kl", \.maxTextKL)]
     }
 }
 
 /// Thresholds of the weight-delta suite (overall ‖ΔW‖_F / ‖W‖_F over adapted weights).
-public struct WeightDeltaThresholds: Sendable, Equatable, Codable {
+public struct WeightDeltaThresholds: Sendable, Equatable, SettingsCodable {
     /// Below this the checkpoint did not move: `no-learning`.
     public var noLearningBelow: Double = 1e-4
     /// Above this the update is suspiciously large: `large-update`.
     public var largeUpdateAbove: Double = 0.1
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case noLearningBelow = "no_learning_below", largeUpdateAbove = "large_update_above"
-    }
-
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        noLearningBelow = try container.decodeIfPresent(Double.self, forKey: .noLearningBelow) ?? noLearningBelow
-        largeUpdateAbove = try container.decodeIfPresent(Double.self, forKey: .largeUpdateAbove) ?? largeUpdateAbove
+    public static var fields: [SettingsField<Self>] {
+        [.field("no_learning_below", \.noLearningBelow), .field("large_update_above", \.largeUpdateAbove)]
     }
 }
 
 /// How golden outputs are compared.
-public struct GoldenThresholds: Sendable, Equatable, Codable {
-    public enum Mode: String, Sendable, Codable { case exact, similarity }
+public struct GoldenThresholds: Sendable, Equatable, SettingsCodable {
+    public enum Mode: String, SettingsEnum { case exact, similarity }
     /// `exact`: token ids must be identical. `similarity`: token-level similarity (2·matches / total, as
     /// difflib's ratio) must reach `minSimilarity`.
     public var mode: Mode = .exact
     public var minSimilarity: Double = 0.9
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case mode, minSimilarity = "min_similarity" }
-
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        mode = try container.decodeIfPresent(Mode.self, forKey: .mode) ?? mode
-        minSimilarity = try container.decodeIfPresent(Double.self, forKey: .minSimilarity) ?? minSimilarity
-    }
+    public static var fields: [SettingsField<Self>] { [.field("mode", \.mode), .field("min_similarity", \.minSimilarity)] }
 }
 
 /// Verdict bounds of the preflight check, on the mean summed base log-prob gap (chosen − rejected).
-public struct PreflightThresholds: Sendable, Equatable, Codable {
+public struct PreflightThresholds: Sendable, Equatable, SettingsCodable {
     /// Below this DPO will fight the base distribution: a warning.
     public var warnBelow: Double = -100
     /// Below this DPO will very likely fail: SFT on the chosen answers first.
     public var failBelow: Double = -500
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case warnBelow = "warn_below", failBelow = "fail_below" }
-
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        warnBelow = try container.decodeIfPresent(Double.self, forKey: .warnBelow) ?? warnBelow
-        failBelow = try container.decodeIfPresent(Double.self, forKey: .failBelow) ?? failBelow
-    }
+    public static var fields: [SettingsField<Self>] { [.field("warn_below", \.warnBelow), .field("fail_below", \.failBelow)] }
 }
 
 /// Tolerance of the fused-consistency suite.
-public struct FusedThresholds: Sendable, Equatable, Codable {
+public struct FusedThresholds: Sendable, Equatable, SettingsCodable {
     /// Largest per-token log-prob difference between base+adapter and the fused folder. float32 rounding of the
     /// merged weights gives ~1e-5; mlx_lm's default scale of 20 amplifies it, hence 5e-4 for large scales.
     public var tolerance: Double = 1e-4
     public var toleranceLargeScale: Double = 5e-4
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case tolerance, toleranceLargeScale = "tolerance_large_scale" }
-
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        tolerance = try container.decodeIfPresent(Double.self, forKey: .tolerance) ?? tolerance
-        toleranceLargeScale = try container.decodeIfPresent(Double.self, forKey: .toleranceLargeScale) ?? toleranceLargeScale
+    public static var fields: [SettingsField<Self>] {
+        [.field("tolerance", \.tolerance), .field("tolerance_large_scale", \.toleranceLargeScale)]
     }
 }
 
 /// All thresholds, each with its documented default.
-public struct Thresholds: Sendable, Equatable, Codable {
+public struct Thresholds: Sendable, Equatable, SettingsCodable {
     public var repetition = RepetitionThresholds.default
     public var preference = PreferenceThresholds()
     public var drift = DriftThresholds()
@@ -157,44 +99,28 @@ public struct Thresholds: Sendable, Equatable, Codable {
     public var preflight = PreflightThresholds()
     public var fused = FusedThresholds()
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case repetition, preference, drift, weightDelta = "weight_delta", golden, preflight, fused
-    }
-
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        repetition = try container.decodeIfPresent(RepetitionThresholds.self, forKey: .repetition) ?? repetition
-        preference = try container.decodeIfPresent(PreferenceThresholds.self, forKey: .preference) ?? preference
-        drift = try container.decodeIfPresent(DriftThresholds.self, forKey: .drift) ?? drift
-        weightDelta = try container.decodeIfPresent(WeightDeltaThresholds.self, forKey: .weightDelta) ?? weightDelta
-        golden = try container.decodeIfPresent(GoldenThresholds.self, forKey: .golden) ?? golden
-        preflight = try container.decodeIfPresent(PreflightThresholds.self, forKey: .preflight) ?? preflight
-        fused = try container.decodeIfPresent(FusedThresholds.self, forKey: .fused) ?? fused
+    public static var fields: [SettingsField<Self>] {
+        [.field("repetition", \.repetition), .field("preference", \.preference), .field("drift", \.drift),
+         .field("weight_delta", \.weightDelta), .field("golden", \.golden), .field("preflight", \.preflight),
+         .field("fused", \.fused)]
     }
 }
 
 /// Generation settings of the generation suites (repetition, golden, side-by-side answers).
-public struct GenerationSettings: Sendable, Equatable, Codable {
-    public enum ChatTemplateMode: String, Sendable, Codable { case none, auto }
+public struct GenerationSettings: Sendable, Equatable, SettingsCodable {
+    public enum ChatTemplateMode: String, SettingsEnum { case none, auto }
     public var maxTokens: Int = 64
     /// Prompts are used as written by default; `auto` applies the model's chat template.
     public var chatTemplate: ChatTemplateMode = .none
     /// Stop at EOS (the default) or always generate `maxTokens`.
     public var ignoreEOS: Bool = false
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case maxTokens = "max_tokens", chatTemplate = "chat_template", ignoreEOS = "ignore_eos" }
-
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        maxTokens = try container.decodeIfPresent(Int.self, forKey: .maxTokens) ?? maxTokens
-        chatTemplate = try container.decodeIfPresent(ChatTemplateMode.self, forKey: .chatTemplate) ?? chatTemplate
-        ignoreEOS = try container.decodeIfPresent(Bool.self, forKey: .ignoreEOS) ?? ignoreEOS
+    public static var fields: [SettingsField<Self>] {
+        [.field("max_tokens", \.maxTokens), .field("chat_template", \.chatTemplate), .field("ignore_eos", \.ignoreEOS)]
     }
 }
 
@@ -210,14 +136,12 @@ public struct GenerationSettings: Sendable, Equatable, Codable {
 /// golden_dir: ../golden
 /// reports: {dir: ../tunecheck-report}
 /// ```
-public struct SuiteConfiguration: Sendable, Equatable, Codable {
-    public struct Evalsets: Sendable, Equatable, Codable {
+public struct SuiteConfiguration: Sendable, Equatable, SettingsCodable {
+    public struct Evalsets: Sendable, Equatable, SettingsCodable {
         public var prompts: String?
         public var pairs: String?
         public var texts: String?
         public var answers: String?
-
-        enum CodingKeys: String, CodingKey, CaseIterable { case prompts, pairs, texts, answers }
 
         public init(prompts: String? = nil, pairs: String? = nil, texts: String? = nil, answers: String? = nil) {
             self.prompts = prompts
@@ -226,50 +150,35 @@ public struct SuiteConfiguration: Sendable, Equatable, Codable {
             self.answers = answers
         }
 
-        public init(from decoder: Decoder) throws {
-            try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            prompts = try container.decodeIfPresent(String.self, forKey: .prompts)
-            pairs = try container.decodeIfPresent(String.self, forKey: .pairs)
-            texts = try container.decodeIfPresent(String.self, forKey: .texts)
-            answers = try container.decodeIfPresent(String.self, forKey: .answers)
+        public init() {}
+
+        public static var fields: [SettingsField<Self>] {
+            [.field("prompts", \.prompts), .field("pairs", \.pairs), .field("texts", \.texts), .field("answers", \.answers)]
         }
     }
 
-    public struct FusedModel: Sendable, Equatable, Codable {
-        public var path: String
+    public struct FusedModel: Sendable, Equatable, SettingsCodable {
+        public var path: String = ""
         /// The adapter it was fused from, for the fused-consistency check.
         public var adapter: String?
-
-        enum CodingKeys: String, CodingKey, CaseIterable { case path, adapter }
 
         public init(path: String, adapter: String? = nil) {
             self.path = path
             self.adapter = adapter
         }
 
-        public init(from decoder: Decoder) throws {
-            try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            path = try container.decode(String.self, forKey: .path)
-            adapter = try container.decodeIfPresent(String.self, forKey: .adapter)
-        }
+        public init() {}
+
+        public static var fields: [SettingsField<Self>] { [.required("path", \.path), .field("adapter", \.adapter)] }
     }
 
-    public struct Reports: Sendable, Equatable, Codable {
+    public struct Reports: Sendable, Equatable, SettingsCodable {
         public var dir: String = "tunecheck-report"
-        public var formats: [String] = ["junit", "json", "html"]
-
-        enum CodingKeys: String, CodingKey, CaseIterable { case dir, formats }
+        public var formats: [ReportFormat] = [.junit, .json, .html]
 
         public init() {}
 
-        public init(from decoder: Decoder) throws {
-            try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            dir = try container.decodeIfPresent(String.self, forKey: .dir) ?? dir
-            formats = try container.decodeIfPresent([String].self, forKey: .formats) ?? formats
-        }
+        public static var fields: [SettingsField<Self>] { [.field("dir", \.dir), .field("formats", \.formats)] }
     }
 
     public var name: String = "tunecheck"
@@ -284,25 +193,12 @@ public struct SuiteConfiguration: Sendable, Equatable, Codable {
     public var goldenDir: String = "golden"
     public var reports = Reports()
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, base, checkpoints, fused, evalsets, suites, generation, thresholds, goldenDir = "golden_dir", reports
-    }
-
     public init() {}
 
-    public init(from decoder: Decoder) throws {
-        try StrictKeys.check(decoder, allowed: CodingKeys.allCases.map(\.rawValue))
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        name = try container.decodeIfPresent(String.self, forKey: .name) ?? name
-        base = try container.decodeIfPresent(String.self, forKey: .base)
-        checkpoints = try container.decodeIfPresent([String].self, forKey: .checkpoints) ?? []
-        fused = try container.decodeIfPresent([FusedModel].self, forKey: .fused) ?? []
-        evalsets = try container.decodeIfPresent(Evalsets.self, forKey: .evalsets) ?? evalsets
-        suites = try container.decodeIfPresent([SuiteKind].self, forKey: .suites)
-        generation = try container.decodeIfPresent(GenerationSettings.self, forKey: .generation) ?? generation
-        thresholds = try container.decodeIfPresent(Thresholds.self, forKey: .thresholds) ?? thresholds
-        goldenDir = try container.decodeIfPresent(String.self, forKey: .goldenDir) ?? goldenDir
-        reports = try container.decodeIfPresent(Reports.self, forKey: .reports) ?? reports
+    public static var fields: [SettingsField<Self>] {
+        [.field("name", \.name), .field("base", \.base), .field("checkpoints", \.checkpoints), .field("fused", \.fused),
+         .field("evalsets", \.evalsets), .field("suites", \.suites), .field("generation", \.generation),
+         .field("thresholds", \.thresholds), .field("golden_dir", \.goldenDir), .field("reports", \.reports)]
     }
 
     /// Reads a suite file (`.yaml`/`.yml` or `.json`) and resolves its relative paths against its folder.
@@ -314,7 +210,14 @@ public struct SuiteConfiguration: Sendable, Equatable, Codable {
         var configuration: SuiteConfiguration
         do {
             if url.pathExtension.lowercased() == "json" {
-                configuration = try JSONDecoder().decode(SuiteConfiguration.self, from: Data(text.utf8))
+                let value: JSONValue
+                do { value = try JSONParser.parse(Array(text.utf8)) } catch {
+                    throw HarnessError.invalidSuite(path: url.path, reason: "not valid JSON (\(error))")
+                }
+                guard value.object != nil else {
+                    throw HarnessError.invalidSuite(path: url.path, reason: "expected an object of settings at the top level")
+                }
+                configuration = try JSONValueDecoder().decode(SuiteConfiguration.self, from: value)
             } else {
                 guard let node = try Yams.compose(yaml: text) else {
                     throw HarnessError.invalidSuite(path: url.path, reason: "the file is empty")
@@ -365,28 +268,9 @@ public struct SuiteConfiguration: Sendable, Equatable, Codable {
         guard thresholds.preflight.failBelow <= thresholds.preflight.warnBelow else {
             throw fail("thresholds.preflight.fail_below must not be above warn_below")
         }
-        for format in reports.formats where !["junit", "json", "html"].contains(format) {
-            throw fail("reports.formats: unknown format '\(format)' (junit, json, html)")
-        }
     }
 
-    public static func describe(_ error: DecodingError) -> String {
-        func keyPath(_ path: [CodingKey]) -> String {
-            path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-        }
-        switch error {
-        case let .keyNotFound(key, context):
-            let parent = keyPath(context.codingPath)
-            return "missing \"\(parent.isEmpty ? "" : parent + ".")\(key.stringValue)\""
-        case let .typeMismatch(type, context):
-            return "\"\(keyPath(context.codingPath))\" should be \(type == Double.self ? "a number" : type == Int.self ? "an integer" : type == String.self ? "a string" : type == Bool.self ? "true or false" : "\(type)")"
-        case let .valueNotFound(_, context):
-            return "\"\(keyPath(context.codingPath))\" is empty"
-        case let .dataCorrupted(context):
-            let path = keyPath(context.codingPath)
-            return path.isEmpty ? context.debugDescription : "\(path): \(context.debugDescription)"
-        @unknown default:
-            return "\(error)"
-        }
-    }
+    public static func describe(_ error: DecodingError) -> String { error.settingsMessage }
 }
+
+extension ReportFormat: SettingsEnum {}

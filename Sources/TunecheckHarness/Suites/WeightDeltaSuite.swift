@@ -3,7 +3,19 @@ import TunecheckEngine
 
 /// Did anything move, and not too much? ‖ΔW‖_F / ‖W‖_F over the adapted weights (adapters) or over every tensor
 /// that differs (full model folders), from `WeightDelta`; fails on `no-learning` and `large-update`.
-public enum WeightDeltaSuite {
+public enum WeightDeltaSuite: EvaluationSuite {
+    public static let kind = SuiteKind.weightDelta
+    public static let shortName = "Δw"
+    public static let requirement = "a base model and checkpoints"
+
+    public static func canRun(with inputs: SuiteInputs) -> Bool { inputs.base && inputs.checkpoints }
+    public static func applies(to subject: SubjectKind) -> Bool { subject == .checkpoint }
+
+    public static func run(in context: EvaluationContext) throws -> SuiteRun? {
+        guard let checkpoint = context.checkpoint, let base = context.session.base else { return nil }
+        return SuiteRun(result: try run(checkpoint: checkpoint, base: base, thresholds: context.thresholds.weightDelta))
+    }
+
     public static func run(checkpoint: LoadedCheckpoint, base: LanguageModel, thresholds: WeightDeltaThresholds) throws -> SuiteResult {
         let started = Date()
         let limits = DeltaThresholds(noLearning: thresholds.noLearningBelow, largeUpdate: thresholds.largeUpdateAbove)
@@ -40,15 +52,19 @@ public enum WeightDeltaSuite {
             status = .failed(message: String(format: "large-update: the weights moved by %.3f relative (above %.3g)", relative, thresholds.largeUpdateAbove),
                              detail: detail + "; the learning rate may be too high")
         }
-        var checks = [CheckResult(name: "relative-delta", status: status, metrics: [Metric("relative_delta", relative)])]
+        var checks = [CheckResult(name: "relative-delta", status: status, metrics: [Metric(.relativeDelta, relative)])]
         for layer in report.layers {
             checks.append(CheckResult(name: "layer \(layer.layer.map(String.init) ?? "other")", status: .passed, metrics: [
                 Metric("relative_delta", layer.relative), Metric("frobenius", layer.frobenius), Metric("max_abs", layer.maxAbs)]))
         }
         return SuiteResult(kind: .weightDelta, checkpoint: checkpoint.spec.name, checks: checks,
-                           metrics: [Metric("relative_delta", relative), Metric("frobenius", total.frobenius),
-                                     Metric("base_frobenius", total.baseFrobenius), Metric("max_abs", total.maxAbs),
-                                     Metric("tensors", Double(total.tensorCount))],
+                           metrics: [Metric(.relativeDelta, relative), Metric(.frobenius, total.frobenius),
+                                     Metric(.baseFrobenius, total.baseFrobenius), Metric(.maxAbs, total.maxAbs),
+                                     Metric(.tensors, Double(total.tensorCount))],
                            startedAt: started, durationSeconds: Date().timeIntervalSince(started))
     }
+}
+
+extension SuiteKind {
+    public static let weightDelta = SuiteKind(declaring: "weight-delta")
 }

@@ -2,43 +2,31 @@ import Foundation
 import TunecheckJSON
 
 /// Runs the built `tunecheck` binary as a user would and captures what it prints.
-struct CLIRunner {
-    struct Result {
-        var status: Int32
-        var standardOutput: String
-        var standardError: String
-    }
+public struct CLIRunner {
+    public struct Result: Sendable {
+        public var status: Int32
+        public var standardOutput: String
+        public var standardError: String
 
-    static let repositoryRoot: URL = {
-        var url = URL(fileURLWithPath: #filePath)
-        while url.path != "/" {
-            url.deleteLastPathComponent()
-            if FileManager.default.fileExists(atPath: url.appendingPathComponent("Package.swift").path) { return url }
+        public init(status: Int32, standardOutput: String, standardError: String) {
+            self.status = status
+            self.standardOutput = standardOutput
+            self.standardError = standardError
         }
-        return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
-    }()
-
-    static let sharedFixtures: URL = {
-        if let override = ProcessInfo.processInfo.environment["TUNECHECK_SHARED_FIXTURES"] { return URL(fileURLWithPath: override) }
-        return repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared/fixtures")
-    }()
-
-    static var sharedAvailable: Bool {
-        FileManager.default.fileExists(atPath: sharedFixtures.appendingPathComponent("README.md").path)
     }
 
-    static let defaultModel = repositoryRoot.appendingPathComponent("models/tiny-default")
+    public static let defaultModel = TestPaths.repository("models/tiny-default")
 
     /// The `tunecheck` executable built next to the test bundle.
-    static let binary: URL = {
+    public static let binary: URL = {
         if let override = ProcessInfo.processInfo.environment["TUNECHECK_BINARY"] { return URL(fileURLWithPath: override) }
         let besideRunner = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("tunecheck")
         if FileManager.default.isExecutableFile(atPath: besideRunner.path) { return besideRunner }
-        return repositoryRoot.appendingPathComponent(".build/debug/tunecheck")
+        return TestPaths.repository(".build/debug/tunecheck")
     }()
 
     @discardableResult
-    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
+    public static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> Result {
         let process = Process()
         process.executableURL = binary
         process.arguments = arguments
@@ -48,7 +36,7 @@ struct CLIRunner {
         // Standard error goes to a file and standard output is read to the end before waiting, so a chatty
         // child can never block on a full pipe.
         let errorFile = FileManager.default.temporaryDirectory.appendingPathComponent("tunecheck-stderr-\(UUID().uuidString)")
-        FileManager.default.createFile(atPath: errorFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errorFile) }
         let errorHandle = try FileHandle(forWritingTo: errorFile)
         defer { try? errorHandle.close() }
@@ -65,25 +53,21 @@ struct CLIRunner {
                       standardError: String(decoding: standardError, as: UTF8.self))
     }
 
-    static func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("tunecheck-cli-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }
+    public static func temporaryDirectory() throws -> URL { try TestPaths.temporaryDirectory("cli") }
 
-    static func writeLines(_ lines: [String], to url: URL) throws {
+    public static func writeLines(_ lines: [String], to url: URL) throws {
         try (lines.joined(separator: "\n") + "\n").write(to: url, atomically: true, encoding: .utf8)
     }
 
     /// Reads JSONL output with the project's exact parser (Foundation's JSONSerialization drops U+FEFF inside
     /// strings on Linux) and converts each line to Foundation values for convenient assertions.
-    static func readJSONLines(_ url: URL) throws -> [[String: Any]] {
+    public static func readJSONLines(_ url: URL) throws -> [[String: Any]] {
         try String(contentsOf: url, encoding: .utf8).split(separator: "\n").map {
             (foundationValue(try JSONParser.parse(Array($0.utf8))) as? [String: Any]) ?? [:]
         }
     }
 
-    static func foundationValue(_ value: JSONValue) -> Any {
+    public static func foundationValue(_ value: JSONValue) -> Any {
         switch value {
         case .null: return NSNull()
         case .bool(let flag): return flag
