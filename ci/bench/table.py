@@ -26,7 +26,10 @@ def main():
         if "load_average" in record:
             loads.append(record["load_average"])
             continue
+        if "task" not in record:  # notes
+            continue
         task = record["task"] + (f" {record['mode']}" if record["task"] == "train" else "")
+        # The last line of a tool wins (a re-run on a quieter machine replaces an earlier one).
         rows.setdefault((record["shape"], task), {})[record["tool"]] = record
     present = [tool for tool in TOOLS if any(tool in entry for entry in rows.values())]
     header = ["shape", "task"] + [f"{tool} tok/s" for tool in present]
