@@ -5,7 +5,7 @@
 #   pip install torch transformers peft llama-cpp-python gguf   # once; llama-cpp-python builds llama.cpp (~10 min)
 #   bash ci/bench/run-all.sh                       # all shapes (s15m s110m q05b h110m), all tasks
 #   SHAPES="s15m s110m" TASKS="score decode" bash ci/bench/run-all.sh
-#   SHAPES="l3b m7b" MODELS=/work/bench-cache bash ci/bench/run-all.sh   # real sizes: 6.4 / 14.5 GB bf16 folders
+#   SHAPES="l3b m7b" MODELS=$HOME/bench-cache bash ci/bench/run-all.sh   # real sizes: 6.4 / 14.5 GB bf16 folders
 #
 # The real-size shapes (l3b, m7b) are bfloat16 folders: tunecheck reads them as stored (no tunecheck-bf16 or
 # llamacpp-f32 column), score is 4 × 128 tokens and decode 32 tokens after a 32-token prompt, one repetition,

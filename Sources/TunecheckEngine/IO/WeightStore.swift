@@ -207,13 +207,6 @@ public final class WeightStore: @unchecked Sendable {
         }
     }
 
-    /// Branch-free finiteness scan: `x - x` is 0 for finite values and NaN otherwise, and NaN poisons the sum.
-    static func allFinite(_ pointer: UnsafePointer<Float>, count: Int) -> Bool {
-        var accumulator: Float = 0
-        for index in 0..<count { accumulator += (pointer[index] - pointer[index]) }
-        return accumulator == 0
-    }
-
     static func shardNames(fromIndex url: URL) throws -> [String] {
         let data: Data
         do { data = try BoundedFile.read(url, limit: BoundedFile.Limit.index) } catch {
