@@ -154,6 +154,14 @@ static void gemv_bf16_part(void *ctx, int part) {
     tc_gemv_bf16((const uint16_t *)job->w + start * job->ldw, count, job->cols, job->ldw, job->x, job->alpha, job->beta, job->y + start);
 }
 
+static void gemv_f16_part(void *ctx, int part) {
+    gemv_job *job = ctx;
+    size_t start = (size_t)part * job->block;
+    if (start >= job->rows) return;
+    size_t count = job->rows - start < job->block ? job->rows - start : job->block;
+    tc_gemv_f16((const uint16_t *)job->w + start * job->ldw, count, job->cols, job->ldw, job->x, job->alpha, job->beta, job->y + start);
+}
+
 static size_t block_rows(size_t rows, int parts) {
     size_t block = (rows + (size_t)parts - 1) / (size_t)parts;
     return (block + 3) / 4 * 4;
@@ -169,4 +177,10 @@ void tc_gemv_bf16_parallel(const uint16_t *w, size_t rows, size_t cols, size_t l
                            int parts) {
     gemv_job job = {w, rows, cols, ldw, block_rows(rows, parts), x, alpha, beta, y};
     tc_parallel_for(parts, parts, gemv_bf16_part, &job);
+}
+
+void tc_gemv_f16_parallel(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y,
+                          int parts) {
+    gemv_job job = {w, rows, cols, ldw, block_rows(rows, parts), x, alpha, beta, y};
+    tc_parallel_for(parts, parts, gemv_f16_part, &job);
 }

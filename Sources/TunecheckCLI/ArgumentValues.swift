@@ -50,7 +50,7 @@ enum PreflightFailOn: String, ExpressibleByArgument, CaseIterable {
 
 /// `bench --shape`: the benchmark shapes of `ModelShape.all`, by name.
 enum BenchShape: String, ExpressibleByArgument, CaseIterable {
-    case s15m, s110m, q05b, h110m
+    case s15m, s110m, q05b, h110m, l3b, m7b
 
     var shape: ModelShape? { ModelShape.all.first { $0.name == rawValue } }
 }

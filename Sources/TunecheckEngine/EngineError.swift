@@ -54,7 +54,7 @@ public enum EngineError: Error, LocalizedError, Equatable {
         case let .writeFailed(path, reason):
             return "\(path): cannot write: \(reason)"
         case let .insufficientMemory(path, needed, available):
-            return "\(path): the model needs about \(needed) for its float32 weights but only \(available) of memory is available"
+            return "\(path): the model needs about \(needed) but only \(available) of memory is available"
         }
     }
 }

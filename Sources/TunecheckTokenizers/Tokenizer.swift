@@ -182,11 +182,16 @@ public final class Tokenizer: @unchecked Sendable {
 
     // MARK: - Decoding
 
+    /// The text of `ids`. An id the tokenizer does not cover (the padded embedding rows of published models: Qwen2.5
+    /// has 151936 rows for 151665 tokens) is skipped, as `tokenizers` does (`filter_map` over `id_to_token`), so a
+    /// collapsed checkpoint that generates one still decodes. A negative id is no token id at all and throws
+    /// (transformers raises converting it to u32).
     public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) throws -> String {
         var tokens: [String] = []
         tokens.reserveCapacity(ids.count)
         for id in ids {
-            guard let token = token(forId: id) else { throw TokenizerError.unknownTokenId(id) }
+            guard id >= 0 else { throw TokenizerError.unknownTokenId(id) }
+            guard let token = token(forId: id) else { continue }
             if skipSpecialTokens && specialTokenIds.contains(id) { continue }
             tokens.append(token)
         }

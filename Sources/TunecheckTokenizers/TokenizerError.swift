@@ -18,7 +18,7 @@ public enum TokenizerError: Error, LocalizedError, Equatable {
     case unsupported(path: String, component: String, type: String)
     /// A BPE merge refers to a token missing from the vocabulary.
     case malformedMerge(path: String, index: Int, merge: String, reason: String)
-    /// `decode` was given an id that is neither in the model vocabulary nor an added token.
+    /// `decode` was given a negative id (ids past the vocabulary are skipped, as `tokenizers` does).
     case unknownTokenId(Int)
 
     public var errorDescription: String? {

@@ -10,7 +10,7 @@ struct OptionValuesCLITests {
         (["eval", "--base", "/nonexistent", "--chat-template", "yes"], ["'yes'", "'none'", "'auto'"]),
         (["watch", "--suite", "/nonexistent.yaml", "--dir", "/tmp", "--format", "xml"], ["'xml'", "'junit'"]),
         (["preflight", "--model", "/nonexistent", "--pairs", "/nonexistent.jsonl", "--fail-on", "maybe"], ["'maybe'", "'fail'", "'warn'", "'never'"]),
-        (["bench", "score", "--shape", "big"], ["'big'", "'s15m'", "'h110m'"]),
+        (["bench", "score", "--shape", "big"], ["'big'", "- s15m", "- m7b"]),
         (["bench", "train", "--shape", "s15m", "--mode", "ppo"], ["'ppo'", "'sft'", "'dpo'"]),
         (["compare", "--base", "/nonexistent", "--checkpoint", "/nonexistent", "--format", "pdf"], ["'pdf'", "'terminal'", "'markdown'"]),
     ])

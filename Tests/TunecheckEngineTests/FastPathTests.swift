@@ -139,10 +139,11 @@ struct FastPathTests {
     /// Owns float32 copies of weights.
     final class Buffers {
         var pointers: [UnsafeMutablePointer<Float>] = []
-        func copy(_ source: UnsafePointer<Float>, count: Int) -> UnsafePointer<Float> {
+        func copy(_ matrix: WeightMatrix, count: Int) -> UnsafePointer<Float> {
             var packed = [UInt16](repeating: 0, count: count)
             let target = UnsafeMutablePointer<Float>.allocate(capacity: count)
-            BFloat16Kernels.round(source, count: count, into: &packed)
+            matrix.widen(elements: 0..<count, into: target)
+            BFloat16Kernels.round(target, count: count, into: &packed)
             BFloat16Kernels.widen(packed, count: count, into: target)
             pointers.append(target)
             return UnsafePointer(target)
@@ -162,7 +163,8 @@ struct FastPathTests {
                                 adapter: linear.adapter)
             }
         }
-        weights.outputProjection = buffers.copy(model.weights.outputProjection, count: model.spec.vocabularySize * model.spec.hiddenSize)
+        weights.outputProjection = WeightMatrix(buffers.copy(model.weights.outputProjection, count: model.spec.vocabularySize * model.spec.hiddenSize),
+                                                rows: model.spec.vocabularySize, columns: model.spec.hiddenSize)
         return (DecoderModel(spec: model.spec, weights: weights, store: model.store, retained: [buffers]), buffers)
     }
 

@@ -75,7 +75,7 @@ struct ResourceBoundsTests {
         let (spec, _) = try ModelConfigLoader.loadSpec(configURL: folder.appendingPathComponent("config.json"))
         let store = try WeightStore(folder: folder)
         let stored = store.tensorNames.reduce(0) { $0 + (store.info($1)?.elementCount ?? 0) }
-        let estimate = MemoryBudget.parameterCount(spec)
+        let estimate = Double(ModelArithmetic.parameterCount(spec))
         #expect(abs(estimate - Double(stored)) / Double(stored) < 0.01, "estimate \(estimate), stored \(stored)")
     }
 
@@ -83,11 +83,21 @@ struct ResourceBoundsTests {
         try BadInput.withTemporaryFolder("bounds-memory") { folder in
             let model = try BadInput.copyFixture("llama-bf16", into: folder)
             let (spec, _) = try ModelConfigLoader.loadSpec(configURL: model.appendingPathComponent("config.json"))
-            let needed = MemoryBudget.parameterCount(spec) * 4
-            try MemoryBudget.check(spec: spec, folder: model, availableBytes: needed * 2)
-            let error = BadInput.engineError { try MemoryBudget.check(spec: spec, folder: model, availableBytes: needed / 2) }
+            let needed = Double(ModelArithmetic.parameterCount(spec) * 2) + MemoryBudget.workingBytes(spec)
+            try MemoryBudget.check(spec: spec, folder: model, storedBytesPerWeight: 2, availableBytes: needed * 2, totalBytes: needed * 2)
+            let error = BadInput.engineError {
+                try MemoryBudget.check(spec: spec, folder: model, storedBytesPerWeight: 2, availableBytes: needed * 2, totalBytes: needed / 2)
+            }
             #expect(error?.caseName == "insufficientMemory")
-            BadInput.expectMessage(error, contains: [model.path, "the model needs about", "of memory is available"])
+            BadInput.expectMessage(error, contains: [model.path, "the model needs about", "for its weights (BF16/F16 as stored, memory-mapped)",
+                                                     "of memory is available"])
+            // Weights that fit the machine (mapped, in the page cache) but working memory that does not fit what is
+            // available now: refused on the working memory alone.
+            let working = BadInput.engineError {
+                try MemoryBudget.check(spec: spec, folder: model, storedBytesPerWeight: 2, availableBytes: MemoryBudget.workingBytes(spec) / 2,
+                                       totalBytes: needed * 2)
+            }
+            BadInput.expectMessage(working, contains: [model.path, "of working memory (activations, logits)", "of memory is available"])
         }
     }
 }

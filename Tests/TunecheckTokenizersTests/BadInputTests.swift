@@ -134,11 +134,14 @@ struct BadInputTests {
         }
     }
 
-    @Test func unknownIdThrowsOnDecode() throws {
+    /// Ids past the vocabulary (padded embedding rows) are skipped as `tokenizers` does; negative ids throw.
+    @Test func idsBeyondTheVocabularyAreSkippedOnDecode() throws {
         let url = try directory(with: ["tokenizer.json": tokenizerJSON()])
         defer { try? FileManager.default.removeItem(at: url) }
         let tokenizer = try Tokenizer.load(directory: url)
-        #expect(throws: TokenizerError.unknownTokenId(7)) { try tokenizer.decode([0, 7]) }
+        #expect(try tokenizer.decode([0, 7]) == tokenizer.decode([0]))
+        #expect(try tokenizer.decode([7, 0, 151_935]) == tokenizer.decode([0]))
+        #expect(try tokenizer.decode([7]) == "")
         #expect(throws: TokenizerError.unknownTokenId(-1)) { try tokenizer.decode([-1]) }
     }
 

@@ -22,15 +22,54 @@ import os
 import sys
 import time
 
+import json
+import struct
+
 import numpy as np
 
 import common
 
 
+def read_safetensors(path):
+    """name -> (dtype, shape, raw bytes as a read-only memory map): nothing is read until used, so converting a 7B
+    folder holds one tensor at a time (safetensors.numpy cannot load BF16, and loading a whole file would not fit)."""
+    with open(path, "rb") as handle:
+        length = struct.unpack("<Q", handle.read(8))[0]
+        header = json.loads(handle.read(length))
+    data = np.memmap(path, dtype=np.uint8, mode="r", offset=8 + length)
+    tensors = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        tensors[name] = (info["dtype"], info["shape"], data[begin:end])
+    return tensors
+
+
+def as_float32(entry):
+    dtype, shape, raw = entry
+    if dtype == "F32":
+        return raw.view(np.float32).reshape(shape)
+    if dtype == "F16":
+        return raw.view(np.float16).reshape(shape).astype(np.float32)
+    if dtype == "BF16":
+        return (raw.view(np.uint16).astype(np.uint32) << 16).view(np.float32).reshape(shape)
+    raise SystemExit(f"unsupported dtype {dtype}")
+
+
+def as_bfloat16_bits(entry):
+    """bfloat16 bits (uint16) of a tensor: as stored for BF16, rounded to nearest even otherwise (as gguf does)."""
+    dtype, shape, raw = entry
+    if dtype == "BF16":
+        return raw.view(np.uint16).reshape(shape)
+    bits = as_float32(entry).view(np.uint32).astype(np.uint64)
+    return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16).astype(np.uint16)
+
+
 def convert(folder, dtype):
-    """Writes `<folder>/bench-<dtype>.gguf` unless it is newer than the safetensors file; returns its path."""
+    """Writes `<folder>/bench-<dtype>.gguf` unless it is newer than the safetensors file; returns its path. Streamed:
+    the tensor infos are written first, then one tensor's data at a time."""
     import gguf
-    from safetensors.numpy import load_file
 
     target = os.path.join(folder, f"bench-{dtype}.gguf")
     source = os.path.join(folder, "model.safetensors")
@@ -40,7 +79,7 @@ def convert(folder, dtype):
     hidden, heads = config["hidden_size"], config["num_attention_heads"]
     kv_heads = config.get("num_key_value_heads", heads)
     vocabulary = config["vocab_size"]
-    tensors = load_file(source)
+    tensors = read_safetensors(source)
 
     writer = gguf.GGUFWriter(target + ".partial", "llama")
     writer.add_name(os.path.basename(os.path.normpath(folder)))
@@ -75,31 +114,40 @@ def convert(folder, dtype):
         # HF stores each rotary head as two halves; llama.cpp rotates interleaved pairs.
         return weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
 
-    def add(name, array):
-        array = np.ascontiguousarray(array, dtype=np.float32)
-        if array.ndim == 1 or qtype == gguf.GGMLQuantizationType.F32:
-            writer.add_tensor(name, array)
-        else:
-            writer.add_tensor(name, gguf.quants.quantize(array, qtype), raw_dtype=qtype)
-
-    add("token_embd.weight", tensors["model.embed_tokens.weight"])
-    add("output_norm.weight", tensors["model.norm.weight"])
+    # (gguf name, safetensors name, permutation heads or None) in file order.
+    plan = [("token_embd.weight", "model.embed_tokens.weight", None), ("output_norm.weight", "model.norm.weight", None)]
     if "lm_head.weight" in tensors and not config.get("tie_word_embeddings", False):
-        add("output.weight", tensors["lm_head.weight"])
+        plan.append(("output.weight", "lm_head.weight", None))
     names = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm", "self_attn.q_proj": "attn_q",
              "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
              "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
     for layer in range(config["num_hidden_layers"]):
         for hf, ggml in names.items():
-            array = tensors[f"model.layers.{layer}.{hf}.weight"]
-            if hf == "self_attn.q_proj":
-                array = permute(array, heads)
-            elif hf == "self_attn.k_proj":
-                array = permute(array, kv_heads)
-            add(f"blk.{layer}.{ggml}.weight", array)
+            count = heads if hf == "self_attn.q_proj" else kv_heads if hf == "self_attn.k_proj" else None
+            plan.append((f"blk.{layer}.{ggml}.weight", f"model.layers.{layer}.{hf}.weight", count))
+
+    def array(source, count):
+        entry = tensors[source]
+        if len(entry[1]) == 1 or qtype == gguf.GGMLQuantizationType.F32:
+            values = as_float32(entry)
+        else:
+            values = as_bfloat16_bits(entry)  # norms stay float32, as llama.cpp's converter keeps them
+        if count is not None:
+            values = permute(values, count)
+        return np.ascontiguousarray(values)
+
+    for name, source, count in plan:
+        shape = tensors[source][1]
+        if len(shape) == 1 or qtype == gguf.GGMLQuantizationType.F32:
+            writer.add_tensor_info(name, shape, np.dtype(np.float32), int(np.prod(shape)) * 4)
+        else:
+            writer.add_tensor_info(name, [shape[0], shape[1] * 2], np.dtype(np.uint8), int(np.prod(shape)) * 2, raw_dtype=qtype)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
+    writer.write_ti_data_to_file()
+    for name, source, count in plan:
+        values = array(source, count)
+        writer.write_tensor_data(values if values.dtype == np.float32 else values.view(np.uint8))
     writer.close()
     os.replace(target + ".partial", target)
     return target

@@ -1,4 +1,5 @@
-"""PyTorch + transformers (+ PEFT for train) peer of `tunecheck bench`, on CPU in float32.
+"""PyTorch + transformers (+ PEFT for train) peer of `tunecheck bench`, on CPU in float32 (`--dtype bfloat16` for
+shapes whose float32 copy does not fit: m7b on a 24 GiB machine).
 
     pip install torch transformers peft   # CPU wheels are enough
     python ci/bench/bench_pytorch.py score  --model .build-bench/models/s15m [--batch 8 --seq 256]
@@ -24,7 +25,10 @@ import common
 
 def main():
     args = common.parse_args("pytorch")
+    common.AnonymousSampler.start()
     torch.set_num_threads(args.threads)
+    dtype = torch.bfloat16 if args.dtype in ("bfloat16", "bf16") else torch.float32
+    tool = "pytorch-bf16" if dtype == torch.bfloat16 else "pytorch"
     config = common.load_config(args.model)
     vocabulary = config["vocab_size"]
     generator = common.rng()
@@ -32,7 +36,7 @@ def main():
     from transformers import AutoModelForCausalLM
 
     load_start = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype=dtype)
     model.eval()
     load_seconds = time.perf_counter() - load_start
     peak = args.sgemm_peak or measure_sgemm_peak()
@@ -64,8 +68,9 @@ def main():
         prefill = common.best_of(args.repeats, lambda: generate(1))
         seconds = common.best_of(args.repeats, lambda: generate(args.tokens))
         processed = args.tokens
-        extra = {"prompt": args.prompt, "tokens": args.tokens, "prefill_seconds": prefill,
-                 "decode_only_tokens_per_s": (args.tokens - 1) / max(seconds - prefill, 1e-9)}
+        rate = (args.tokens - 1) / max(seconds - prefill, 1e-9)
+        extra = {"prompt": args.prompt, "tokens": args.tokens, "prefill_seconds": prefill, "decode_only_tokens_per_s": rate,
+                 "decode_gb_per_s": rate * common.weight_bytes_per_token(config, 2 if dtype == torch.bfloat16 else 4) / 1e9}
     else:
         from peft import LoraConfig, get_peft_model
 
@@ -95,7 +100,8 @@ def main():
         seconds = common.best_of(args.repeats, step)
         processed, sequences = count * args.seq, count
         extra = {"batch": batch, "seq": args.seq, "mode": args.mode, "lora_rank": 8}
-    common.emit("pytorch", args, config, seconds, processed, sequences, peak, load_seconds, torch.get_num_threads(), extra)
+    common.emit(tool, args, config, seconds, processed, sequences, peak, load_seconds, torch.get_num_threads(), extra,
+                bytes_per_weight=2 if dtype == torch.bfloat16 else 4)
 
 
 def measure_sgemm_peak():

@@ -26,6 +26,9 @@ def parse_args(tool):
     parser.add_argument("--mode", choices=["sft", "dpo"], default="sft")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--dtype", choices=["float32", "bfloat16", "f32", "bf16"], default=None,
+                        help="pytorch: the dtype to compute in (float32 default; bfloat16 where float32 does not fit); "
+                             "llamacpp: the GGUF conversion (f32 or bf16)")
     parser.add_argument("--sgemm-peak", type=float,
                         help="GFLOP/s to divide by (run-all.sh passes tunecheck's measured OpenBLAS peak); "
                              "default: measured here with a 2048³ float32 matmul")
@@ -61,6 +64,11 @@ def attention_flops(config, length):
     return 2.0 * length * (length + 1) * heads * head_dim * config["num_hidden_layers"]
 
 
+def weight_bytes_per_token(config, bytes_per_weight):
+    """Weight bytes one decoded token reads (every linear weight once): tokens/s × this = achieved bandwidth."""
+    return linear_parameters(config) * bytes_per_weight
+
+
 def task_flops(config, args, processed, sequences):
     linear = linear_parameters(config)
     if args.task == "score":
@@ -89,7 +97,37 @@ def best_of(repeats, function):
     return best
 
 
-def emit(tool, args, config, seconds, processed, sequences, peak, load_seconds, threads, extra):
+def anonymous_peak_mb():
+    """Peak anonymous memory is not reported by the kernel; the current RssAnon at the end is a lower bound, and
+    the scripts sample it while they run (see `AnonymousSampler`)."""
+    return AnonymousSampler.peak / 1048576
+
+
+def rss_anon_bytes():
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class AnonymousSampler:
+    """Samples RssAnon every 5 ms on a daemon thread; `peak` is the largest value seen (like tunecheck's MemorySampler)."""
+    peak = 0
+
+    @classmethod
+    def start(cls):
+        import threading
+
+        def run():
+            while True:
+                cls.peak = max(cls.peak, rss_anon_bytes())
+                time.sleep(0.005)
+
+        threading.Thread(target=run, daemon=True).start()
+
+
+def emit(tool, args, config, seconds, processed, sequences, peak, load_seconds, threads, extra, bytes_per_weight=4):
     flops = task_flops(config, args, processed, sequences)
     line = {"tool": tool, "task": args.task, "shape": args.shape}
     line.update(extra)
@@ -100,7 +138,8 @@ def emit(tool, args, config, seconds, processed, sequences, peak, load_seconds, 
         "sgemm_peak_gflops": peak,
         "peak_ratio": flops / seconds / 1e9 / peak,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "weights_mb": parameter_count(config) * 4 / 1048576,
+        "peak_anon_mb": max(AnonymousSampler.peak, rss_anon_bytes()) / 1048576,
+        "weights_mb": parameter_count(config) * bytes_per_weight / 1048576,
         "load_seconds": load_seconds,
         "threads": threads,
     })

@@ -5,6 +5,12 @@
 #   pip install torch transformers peft llama-cpp-python gguf   # once; llama-cpp-python builds llama.cpp (~10 min)
 #   bash ci/bench/run-all.sh                       # all shapes (s15m s110m q05b h110m), all tasks
 #   SHAPES="s15m s110m" TASKS="score decode" bash ci/bench/run-all.sh
+#   SHAPES="l3b m7b" MODELS=/work/bench-cache bash ci/bench/run-all.sh   # real sizes: 6.4 / 14.5 GB bf16 folders
+#
+# The real-size shapes (l3b, m7b) are bfloat16 folders: tunecheck reads them as stored (no tunecheck-bf16 or
+# llamacpp-f32 column), score is 4 × 128 tokens and decode 32 tokens after a 32-token prompt, one repetition,
+# no train task; PyTorch computes in float32 where that fits (l3b) and in bfloat16 where it does not (m7b).
+# Keep MODELS outside the repository for them (git never sees it).
 #
 # Environment: SHAPES, TASKS (score decode train), TOOLS (tunecheck tunecheck-bf16 pytorch llamacpp-f32
 # llamacpp-bf16), THREADS (default: all cores), REPEATS (default 3), OUT (JSON lines, default
@@ -21,7 +27,7 @@ THREADS=${THREADS:-$(nproc)}
 REPEATS=${REPEATS:-3}
 OUT=${OUT:-.build-bench/results.jsonl}
 SCRATCH=${SCRATCH:-.build-bench-release}
-MODELS=.build-bench/models
+MODELS=${MODELS:-.build-bench/models}
 
 swift build -c release --scratch-path "$SCRATCH" --product tunecheck >&2
 TUNECHECK="$SCRATCH/release/tunecheck"
@@ -37,7 +43,18 @@ PEAK=""
 for shape in $SHAPES; do
     # Writes the folder once (cached under .build-bench/models/<shape>).
     "$TUNECHECK" bench score --shape "$shape" --batch 1 --seq 8 --repeats 1 --cache-dir "$MODELS" > /dev/null
-    for task in $TASKS; do
+    sizes=()
+    shape_tasks=$TASKS
+    shape_repeats=$REPEATS
+    torch_dtype=float32
+    case $shape in
+        l3b|m7b)
+            sizes=(--batch 4 --seq 128 --prompt 32 --tokens 32)
+            shape_tasks=${TASKS/train/}
+            shape_repeats=1
+            [ "$shape" = m7b ] && torch_dtype=bfloat16 ;;
+    esac
+    for task in $shape_tasks; do
         modes="none"
         [ "$task" = train ] && modes="sft dpo"
         for mode in $modes; do
@@ -46,22 +63,22 @@ for shape in $SHAPES; do
             for tool in $TOOLS; do
                 # The GGUF conversion in bench_llamacpp.py writes llama-architecture files only: no peer for the
                 # Granite 4.0-H hybrid (h110m) there; PyTorch runs it (transformers' torch path of Mamba2).
-                case "$shape:$tool" in h*:llamacpp-*) continue ;; esac
+                case "$shape:$tool" in h*:llamacpp-*|l3b:tunecheck-bf16|m7b:tunecheck-bf16|l3b:llamacpp-f32|m7b:llamacpp-f32) continue ;; esac
                 echo "== $shape $task $mode $tool (load $(cut -d' ' -f1 /proc/loadavg))" >&2
                 load
                 case $tool in
                     tunecheck)
-                        line=$("$TUNECHECK" bench "$task" --shape "$shape" --repeats "$REPEATS" --cache-dir "$MODELS" "${extra[@]}") ;;
+                        line=$("$TUNECHECK" bench "$task" --shape "$shape" --repeats "$shape_repeats" --cache-dir "$MODELS" "${sizes[@]}" "${extra[@]}") ;;
                     tunecheck-bf16)
                         [ "$task" = train ] && continue
                         line=$("$TUNECHECK" bench "$task" --shape "$shape" --repeats "$REPEATS" --cache-dir "$MODELS" --bf16-weights "${extra[@]}") ;;
                     pytorch)
                         line=$(python3 ci/bench/bench_pytorch.py "$task" --model "$MODELS/$shape" --shape "$shape" --threads "$THREADS" \
-                            --repeats "$REPEATS" ${PEAK:+--sgemm-peak "$PEAK"} "${extra[@]}" 2>/dev/null) ;;
+                            --repeats "$shape_repeats" --dtype "$torch_dtype" ${PEAK:+--sgemm-peak "$PEAK"} "${sizes[@]}" "${extra[@]}" 2>/dev/null) ;;
                     llamacpp-f32|llamacpp-bf16)
                         [ "$task" = train ] && continue
                         line=$(python3 ci/bench/bench_llamacpp.py "$task" --dtype "${tool#llamacpp-}" --model "$MODELS/$shape" --shape "$shape" \
-                            --threads "$THREADS" --repeats "$REPEATS" ${PEAK:+--sgemm-peak "$PEAK"} 2>/dev/null) ;;
+                            --threads "$THREADS" --repeats "$shape_repeats" ${PEAK:+--sgemm-peak "$PEAK"} "${sizes[@]}" 2>/dev/null) ;;
                     *) echo "unknown tool $tool" >&2; exit 2 ;;
                 esac
                 echo "$line" >> "$OUT"

@@ -7,8 +7,8 @@ tokens/s per tool for each shape × task, and tunecheck's ratios to each peer.
 import fileinput
 import json
 
-TOOLS = ["tunecheck", "tunecheck-bf16", "pytorch", "llamacpp-f32", "llamacpp-bf16"]
-SHAPES = ["s15m", "s110m", "q05b", "h110m"]
+TOOLS = ["tunecheck", "tunecheck-bf16", "pytorch", "pytorch-bf16", "llamacpp-f32", "llamacpp-bf16"]
+SHAPES = ["s15m", "s110m", "q05b", "h110m", "l3b", "m7b"]
 
 
 def rate(value):
@@ -33,7 +33,7 @@ def main():
     ratios = [peer for peer in present if peer not in ("tunecheck", "tunecheck-bf16")]
     header += [f"÷ {peer}" for peer in ratios]
     header += ["tunecheck-bf16 ÷ llamacpp-bf16"] if "tunecheck-bf16" in present and "llamacpp-bf16" in present else []
-    header += ["tunecheck % sgemm peak", "tunecheck RSS MB", "tunecheck load s"]
+    header += ["tunecheck % sgemm peak", "tunecheck RSS MB", "tunecheck anon MB", "tunecheck load s", "tunecheck decode GB/s"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
 
@@ -54,7 +54,9 @@ def main():
             cells.append(f"{fast['tokens_per_s'] / peer['tokens_per_s']:.2f}×" if fast and peer else "–")
         cells.append(f"{100 * ours['peak_ratio']:.0f}%" if ours else "–")
         cells.append(f"{ours['peak_rss_mb']:.0f}" if ours else "–")
+        cells.append(f"{ours['peak_anon_mb']:.0f}" if ours and "peak_anon_mb" in ours else "–")
         cells.append(f"{ours['load_seconds']:.2f}" if ours else "–")
+        cells.append(f"{ours['decode_gb_per_s']:.1f}" if ours and "decode_gb_per_s" in ours else "–")
         print("| " + " | ".join(cells) + " |")
     if loads:
         print(f"\nLoad average (1 min) during the run: {min(loads):.2f}–{max(loads):.2f}.")

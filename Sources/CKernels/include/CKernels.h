@@ -5,7 +5,7 @@
 #include <stdint.h>
 
 // Small C kernels the engine calls where Swift cannot name the instruction it needs (AVX-512 widening loads).
-// Each picks an AVX-512 path at run time when the CPU has it and a portable loop otherwise.
+// Each picks an AVX-512 path at run time when the CPU has it, else an AVX2 + FMA + F16C path, else a portable loop.
 
 /// bfloat16 bits from float32, rounded to nearest even (NaN stays NaN): y[i] = bf16(x[i]) for i < n.
 void tc_f32_to_bf16(const float *x, uint16_t *y, size_t n);
@@ -13,11 +13,32 @@ void tc_f32_to_bf16(const float *x, uint16_t *y, size_t n);
 /// float32 from bfloat16 bits (exact): y[i] = float(x[i]) for i < n.
 void tc_bf16_to_f32(const uint16_t *x, float *y, size_t n);
 
+/// float32 from IEEE half bits (exact, subnormals included): y[i] = float(x[i]) for i < n.
+void tc_f16_to_f32(const uint16_t *x, float *y, size_t n);
+
+/// Element types of stored weights, for the kernels below that take any of them.
+enum { TC_F32 = 0, TC_BF16 = 1, TC_F16 = 2 };
+
+/// Widens the (rows, cols) block at `w` (row stride `ldw` elements, element type `kind`) into `out` (row stride
+/// cols): out[r·cols + c] = float(w[r·ldw + c]). Exact for every kind.
+void tc_widen_block(const void *w, int kind, size_t ldw, size_t rows, size_t cols, float *out);
+
+/// 1 when none of the n values of type `kind` is NaN or infinite (exponent bits all ones), else 0. Split into
+/// `parts` ranges run by tc_parallel_for.
+int tc_all_finite(const void *x, int kind, size_t n, int parts);
+
+/// A float buffer of at least `count` elements owned by the calling thread (grown on demand, reused by later calls
+/// on the same thread: the pool's workers keep theirs). For per-thread panels of widened weights.
+float *tc_thread_scratch(size_t count);
+
 /// Matrix-vector product over a bfloat16 matrix with float32 input, products and sums:
 /// y[r] = alpha · Σ_c w[r·ldw + c] · x[c] + beta · y[r] for r < rows (beta = 0 ignores y's old value).
 /// `w` is (rows, cols) with row stride `ldw` elements.
 void tc_gemv_bf16(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta,
                   float *y);
+
+/// The same over an IEEE half matrix (float32 products and sums).
+void tc_gemv_f16(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y);
 
 /// The same over a float32 matrix: y[r] = alpha · Σ_c w[r·ldw + c] · x[c] + beta · y[r].
 void tc_gemv_f32(const float *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y);
@@ -36,6 +57,8 @@ void tc_gemv_f32_parallel(const float *w, size_t rows, size_t cols, size_t ldw, 
                           int parts);
 void tc_gemv_bf16_parallel(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y,
                            int parts);
+void tc_gemv_f16_parallel(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y,
+                          int parts);
 
 /// log Σ exp(x[i]) over n values with max subtraction (the max is stored in *maximum); exp by a degree-6
 /// polynomial (relative error < 2e-7), lanes summed in float32, the total in double.
@@ -43,5 +66,8 @@ double tc_log_sum_exp(const float *x, size_t n, float *maximum);
 
 /// 1 when the AVX-512 paths are used on this CPU.
 int tc_uses_avx512(void);
+
+/// 1 when the CPU has AVX2, FMA and F16C (the paths used when AVX-512 is absent, e.g. AMD Zen 2/3).
+int tc_uses_avx2(void);
 
 #endif

@@ -13,10 +13,12 @@ struct BenchCommand: ParsableCommand {
         Tasks: score (B sequences × T tokens of prefill with per-token log-probs), decode (batch-1 greedy generation \
         of N tokens after a P-token prompt, KV cache on), train (one LoRA step, rank 8 on all linear layers, \
         AdamW, on B × T tokens; --mode sft or dpo). Models: --shape s15m|s110m|q05b writes a random-initialised \
-        llama folder of that shape, --shape h110m a Granite 4.0-H-style Mamba2/attention hybrid of s110m's size \
+        llama folder of that shape, --shape h110m a Granite 4.0-H-style Mamba2/attention hybrid of s110m's size, \
+        --shape l3b|m7b the real-size Llama-3.2-3B / Mistral-7B shapes in bfloat16 (6.4 / 14.5 GB, streamed to disk) \
         (cached under --cache-dir), or --model DIR. Each run prints one JSON line: task, \
         shape, seconds (best of --repeats after a warm-up), tokens_per_s, achieved GFLOP/s, its ratio to a measured \
-        sgemm peak on this machine, and peak resident memory. Peer scripts in ci/bench/ print the same fields for \
+        sgemm peak on this machine, peak resident and peak anonymous memory, load time, and for decode the weight \
+        bandwidth achieved (GB/s). Peer scripts in ci/bench/ print the same fields for \
         PyTorch and llama.cpp.
 
         Examples:
@@ -24,6 +26,7 @@ struct BenchCommand: ParsableCommand {
           .build/release/tunecheck bench decode --shape s110m --prompt 32 --tokens 64
           .build/release/tunecheck bench train --shape s15m --mode dpo
           .build/release/tunecheck bench score --shape h110m      # hybrid, compare with s110m
+          .build/release/tunecheck bench decode --shape l3b --cache-dir /work/bench-cache --tokens 32
         """
     )
 
@@ -53,7 +56,7 @@ struct BenchCommand: ParsableCommand {
     @Option(name: .long, help: "The training method, for train.")
     var mode = TrainingConfiguration.Mode.sft
 
-    @Flag(name: .customLong("bf16-weights"), help: "Keep the linear weights in bfloat16 (float32 sums; score and decode only).")
+    @Flag(name: .customLong("bf16-weights"), help: "Round float32 linear weights to a bfloat16 copy (float32 sums; score and decode only). bf16 folders need no flag: they are read as stored.")
     var bf16Weights = false
 
     @Option(name: .long, help: "Timed repetitions (the best is reported).")
@@ -83,6 +86,7 @@ struct BenchCommand: ParsableCommand {
             folder = URL(fileURLWithPath: model!)
             shapeName = folder.lastPathComponent
         }
+        let sampler = MemorySampler()
         let loadStart = Date()
         let loaded = try ModelLoader.loadDecoder(folder: folder)
         let decoder = bf16Weights ? loaded.withBFloat16Weights() : loaded
@@ -90,7 +94,7 @@ struct BenchCommand: ParsableCommand {
         let spec = decoder.spec
         var generator = SeededGenerator(seed: 42)
         func randomIds(_ count: Int) -> [Int] { (0..<count).map { _ in Int.random(in: 3..<spec.vocabularySize, using: &generator) } }
-        let linearParameters = Self.linearParameters(spec)
+        let linearParameters = ModelArithmetic.linearParametersPerToken(spec)
         var best = Double.infinity
         var processed = 0
         var flops = 0.0
@@ -107,7 +111,7 @@ struct BenchCommand: ParsableCommand {
                 best = min(best, Date().timeIntervalSince(start))
             }
             processed = batchSize * seq
-            flops = 2 * Double(linearParameters) * Double(processed) + Self.attentionFlops(spec, length: seq) * Double(batchSize)
+            flops = 2 * Double(linearParameters) * Double(processed) + ModelArithmetic.tokenMixingFlops(spec, length: seq) * Double(batchSize)
             extra = [("batch", .from(batchSize)), ("seq", .from(seq))]
         case .decode:
             let generatorModel = Generator(model: decoder)
@@ -126,8 +130,11 @@ struct BenchCommand: ParsableCommand {
             processed = tokens
             flops = 2 * Double(linearParameters) * Double(prompt + tokens)
             let decodeSeconds = max(best - bestPrefill, 1e-9)
+            let decodeRate = Double(tokens - 1) / decodeSeconds
+            let bytesPerWeight = bf16Weights ? 2 : decoder.store.dominantDType.byteSize
             extra = [("prompt", .from(prompt)), ("tokens", .from(tokens)), ("prefill_seconds", .from(bestPrefill)),
-                     ("decode_only_tokens_per_s", .from(Double(tokens - 1) / decodeSeconds))]
+                     ("decode_only_tokens_per_s", .from(decodeRate)),
+                     ("decode_gb_per_s", .from(decodeRate * ModelArithmetic.weightBytesPerToken(spec, bytesPerWeight: bytesPerWeight) / 1e9))]
         case .train:
             let batchSize = batch ?? 2
             let lora = try LoRAParameters(base: decoder, rank: 8, scale: 20, keys: nil, numLayers: nil, seed: 1)
@@ -159,12 +166,13 @@ struct BenchCommand: ParsableCommand {
             }
             processed = sequences.count * seq
             // Forward 2·P·N, backward ≈ 2·P·N for input gradients (weight gradients are LoRA-only), plus attention ×3.
-            flops = 4 * Double(linearParameters) * Double(processed) + 3 * Self.attentionFlops(spec, length: seq) * Double(sequences.count)
+            flops = 4 * Double(linearParameters) * Double(processed) + 3 * ModelArithmetic.tokenMixingFlops(spec, length: seq) * Double(sequences.count)
             extra = [("batch", .from(batchSize)), ("seq", .from(seq)), ("mode", .string(mode.rawValue)), ("lora_rank", .from(8))]
         }
         // Peak memory of the task itself, before the sgemm measurement's three 16 MB matrices.
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
+        let peaks = sampler.stop()
         let peak = Self.measureSgemmPeak()
         var line = JSONObject()
         line.set("tool", .string(bf16Weights ? "tunecheck-bf16" : "tunecheck"))
@@ -177,46 +185,11 @@ struct BenchCommand: ParsableCommand {
         line.set("sgemm_peak_gflops", .from(peak))
         line.set("peak_ratio", .from(flops / best / 1e9 / peak))
         line.set("peak_rss_mb", .from(Double(usage.ru_maxrss) / 1024))
-        line.set("weights_mb", .from(Double(Self.parameterCount(spec)) * (bf16Weights ? 2 : 4) / 1_048_576))
+        line.set("peak_anon_mb", .from(peaks.anonymous / 1_048_576))
+        line.set("weights_mb", .from(Double(ModelArithmetic.parameterCount(spec) * (bf16Weights ? 2 : decoder.store.dominantDType.byteSize)) / 1_048_576))
         line.set("load_seconds", .from(loadSeconds))
         line.set("threads", .from(Int(openblas_get_num_threads())))
         print(JSONWriter.string(.object(line)))
-    }
-
-    static func linearParameters(_ spec: TransformerSpec) -> Int {
-        let a = spec.attention
-        let mlpMatrices = spec.feedForward == .gated(.silu) ? 3 : 2
-        var total = spec.vocabularySize * spec.hiddenSize
-        for layer in 0..<spec.layerCount {
-            total += mlpMatrices * spec.hiddenSize * spec.intermediateSize
-            if spec.layerKind(layer) == .mamba, let mamba = spec.mamba {
-                total += spec.hiddenSize * mamba.projectionWidth + mamba.intermediate * spec.hiddenSize
-            } else {
-                total += spec.hiddenSize * (a.queryDim + 2 * a.kvDim) + a.queryDim * spec.hiddenSize
-            }
-            if let experts = spec.experts { total += spec.hiddenSize * (experts.count + 3 * experts.topK * experts.width) }
-        }
-        return total
-    }
-
-    static func parameterCount(_ spec: TransformerSpec) -> Int {
-        linearParameters(spec) + (spec.tiedEmbeddings ? 0 : spec.vocabularySize * spec.hiddenSize)
-    }
-
-    /// Token-mixing work beyond the linear layers, per sequence of `length` tokens: for attention layers Q·Kᵀ and P·V over
-    /// the visible (causal) keys only, 2·T·(T+1)·queryDim (ci/bench/common.py counts the same for the peers); for Mamba2
-    /// layers the recurrence's state update and read-out, 4·I·N per token (what the chunked scan computes, counted as
-    /// the recurrence, whatever the kernel does).
-    static func attentionFlops(_ spec: TransformerSpec, length: Int) -> Double {
-        var total = 0.0
-        for layer in 0..<spec.layerCount {
-            if spec.layerKind(layer) == .mamba, let mamba = spec.mamba {
-                total += 4 * Double(mamba.intermediate * mamba.stateSize) * Double(length)
-            } else {
-                total += 2 * Double(length * (length + 1)) * Double(spec.attention.queryDim)
-            }
-        }
-        return total
     }
 
     /// Best of a few 2048³ sgemm calls, in GFLOP/s.

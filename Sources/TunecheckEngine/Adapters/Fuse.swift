@@ -21,7 +21,8 @@ public struct FuseReport: Sendable {
 /// the transpose for GPT-2's `Conv1D` weights stored `(in, out)`.
 ///
 /// The merge happens in float32 on a copy of each adapted weight (one GEMM each, never a per-element loop over
-/// `ΔW`), then every tensor of the base is written, unchanged ones copied through: in its stored dtype by default
+/// `ΔW`), tensor by tensor as the output is streamed (peak memory about one tensor, not the model); every tensor
+/// of the base is written, unchanged ones copied through: in its stored dtype by default
 /// (bf16/f16 bases get bf16/f16 fused weights, as PEFT's `merge_and_unload` and `mlx_lm.fuse` do), or all in
 /// `dtype`. The folder is built beside `output` and renamed into place, so a failure leaves nothing behind.
 public enum AdapterFuser {
@@ -67,32 +68,33 @@ public enum AdapterFuser {
                 let names = byFile[fileName]!.sorted {
                     (store.info($0)!.dataRange.lowerBound, $0) < (store.info($1)!.dataRange.lowerBound, $1)
                 }
-                // Merged float32 copies of this file's adapted weights; freed when the file is written.
-                var owned: [UnsafeMutableBufferPointer<Float>] = []
-                defer { for buffer in owned { buffer.deallocate() } }
-                var tensors: [TensorToWrite] = []
-                for name in names {
+                let headers = names.map { TensorHeader(name: $0, dtype: dtype ?? store.info($0)!.dtype, shape: store.info($0)!.shape) }
+                // Streamed tensor by tensor: an adapted weight is widened, merged and checked in one float32 buffer that
+                // is freed once written; every other tensor goes through in chunks (its stored bytes when the dtype
+                // stays). Peak memory is about the largest adapted tensor, not the model.
+                try SafeTensorsWriter.write(streaming: headers, metadata: ["format": "pt"], to: staging.appendingPathComponent(fileName)) { index, sink in
+                    let name = names[index]
                     let info = store.info(name)!
-                    let tensor = try store.floatTensor(name)
-                    let outputDType = dtype ?? info.dtype
-                    var values = tensor.buffer
+                    let matrix = try store.weightMatrix(name)
                     if let (linear, lowRank) = adapted[name] {
-                        let merged = UnsafeMutableBufferPointer<Float>.allocate(capacity: tensor.count)
-                        owned.append(merged)
-                        _ = merged.initialize(from: tensor.buffer)
+                        let merged = UnsafeMutableBufferPointer<Float>.allocate(capacity: matrix.count)
+                        defer { merged.deallocate() }
+                        matrix.widen(elements: 0..<matrix.count, into: merged.baseAddress!)
                         addDelta(lowRank, to: merged.baseAddress!, layout: linear.layout, inFeatures: linear.inFeatures,
                                  outFeatures: linear.outFeatures)
-                        guard WeightStore.allFinite(merged.baseAddress!, count: merged.count) else {
+                        guard WeightMatrix(UnsafePointer(merged.baseAddress!), rows: 1, columns: merged.count).allFinite() else {
                             throw EngineError.nonFiniteWeights(path: adapter.weightsURL.path, name: name)
                         }
-                        values = UnsafeBufferPointer(merged)
+                        try sink.write(UnsafeBufferPointer(merged))
                         report.fusedTensors.append(name)
+                    } else if headers[index].dtype == info.dtype, matrix.storage == WeightStorage(info.dtype) {
+                        try sink.writeRaw(UnsafeRawBufferPointer(start: matrix.base, count: matrix.byteCount))
+                    } else {
+                        try streamWidened(matrix, into: sink)
                     }
-                    tensors.append(TensorToWrite(name: name, dtype: outputDType, shape: info.shape, values: values))
-                    totalBytes += tensor.count * outputDType.byteSize
+                    totalBytes += info.elementCount * headers[index].dtype.byteSize
                 }
-                try SafeTensorsWriter.write(tensors, metadata: ["format": "pt"], to: staging.appendingPathComponent(fileName))
-                report.tensorCount += tensors.count
+                report.tensorCount += names.count
             }
             if FileManager.default.fileExists(atPath: base.appendingPathComponent("model.safetensors.index.json").path) {
                 try writeIndex(byFile: byFile, totalBytes: totalBytes, to: staging.appendingPathComponent("model.safetensors.index.json"))
@@ -100,6 +102,20 @@ public enum AdapterFuser {
             report.copiedFiles = try copyOtherFiles(from: base, to: staging, dtype: dtype)
         }
         return report
+    }
+
+    /// Writes `matrix` through `sink` a chunk of 1M values at a time (converted to the sink's dtype).
+    static func streamWidened(_ matrix: WeightMatrix, into sink: TensorSink) throws {
+        let chunk = 1 << 20
+        let buffer = UnsafeMutablePointer<Float>.allocate(capacity: chunk)
+        defer { buffer.deallocate() }
+        var start = 0
+        while start < matrix.count {
+            let end = min(matrix.count, start + chunk)
+            matrix.widen(elements: start..<end, into: buffer)
+            try sink.write(UnsafeBufferPointer(start: buffer, count: end - start))
+            start = end
+        }
     }
 
     /// `W += scale · ΔW₀` in place, one GEMM: for `(out, in)` storage `W += scale · Bᵀ·Aᵀ` in mlx_lm's terms

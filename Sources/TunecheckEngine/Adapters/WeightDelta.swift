@@ -160,8 +160,7 @@ public enum WeightDelta {
         for (layerIndex, layer) in model.weights.layers.enumerated() {
             for linear in layer.linears {
                 guard let lowRank = linear.adapter else { continue }
-                let count = linear.inFeatures * linear.outFeatures
-                let baseSquares = cblas_dsdot(Int32(count), linear.weight, 1, linear.weight, 1)
+                let baseSquares = linear.weight.sumOfSquares()
                 let (frobenius, maxAbs) = lowRankNorms(lowRank, inFeatures: linear.inFeatures, outFeatures: linear.outFeatures,
                                                        includeMaxAbs: includeMaxAbs)
                 tensors.append(TensorDelta(

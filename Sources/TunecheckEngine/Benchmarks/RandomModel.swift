@@ -25,6 +25,8 @@ public struct ModelShape: Sendable, Equatable {
     public var ropeTheta: Double = 10_000
     public var maxPositions: Int = 2048
     public var hybrid: Hybrid? = nil
+    /// The dtype the folder's weights are written in (the real-size shapes are published in bfloat16).
+    public var dtype: DType = .float32
 
     /// stories15M (llama2.c): dim 288, 6 layers, 6 heads, ffn 768, vocab 32000.
     public static let stories15M = ModelShape(name: "s15m", hidden: 288, layers: 6, heads: 6, kvHeads: 6, intermediate: 768, vocabulary: 32000, tied: false)
@@ -40,7 +42,14 @@ public struct ModelShape: Sendable, Equatable {
     public static let hybrid110M = ModelShape(name: "h110m", hidden: 768, layers: 12, heads: 12, kvHeads: 4, intermediate: 2048, vocabulary: 32000,
                                               tied: false, hybrid: Hybrid(attentionLayers: [5, 11], mambaHeads: 24, mambaHeadDim: 64, stateSize: 128))
 
-    public static let all = [stories15M, stories110M, qwen05B, hybrid110M]
+    /// Llama-3.2-3B: dim 3072, 28 layers, 24 heads / 8 KV heads, ffn 8192, vocab 128256, tied; bfloat16 (6.4 GB).
+    public static let llama3B = ModelShape(name: "l3b", hidden: 3072, layers: 28, heads: 24, kvHeads: 8, intermediate: 8192, vocabulary: 128_256,
+                                           tied: true, ropeTheta: 500_000, maxPositions: 131_072, dtype: .bfloat16)
+    /// Mistral-7B: dim 4096, 32 layers, 32 heads / 8 KV heads, ffn 14336, vocab 32000, untied; bfloat16 (14.5 GB).
+    public static let mistral7B = ModelShape(name: "m7b", hidden: 4096, layers: 32, heads: 32, kvHeads: 8, intermediate: 14336, vocabulary: 32000,
+                                             tied: false, ropeTheta: 1_000_000, maxPositions: 32768, dtype: .bfloat16)
+
+    public static let all = [stories15M, stories110M, qwen05B, hybrid110M, llama3B, mistral7B]
 
     public var headDim: Int { hidden / heads }
 
@@ -97,38 +106,44 @@ public enum RandomModel {
                             ("\(prefix).\(mlp).down_proj.weight", [shape.hidden, shape.intermediate])]
             }
         }
+        // Streamed a chunk at a time: writing a 7B folder holds 4 MB of values, not the model. The values come from
+        // one generator in tensor order, chunk after chunk, so a shape's folder is the same whatever the chunk size.
         var generator = SeededGenerator(seed: seed)
-        var buffers: [UnsafeMutableBufferPointer<Float>] = []
-        defer { buffers.forEach { $0.deallocate() } }
-        var toWrite: [TensorToWrite] = []
-        for (name, dims) in tensors {
-            let count = dims.reduce(1, *)
-            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
-            buffers.append(buffer)
-            if name.hasSuffix("norm.weight") || name.hasSuffix(".D") {
-                buffer.initialize(repeating: 1)
-            } else if name.hasSuffix("A_log") {
-                // A = −exp(A_log) in [−16, −1], as mamba_ssm initialises it.
-                for index in 0..<count { buffer[index] = log(Float.random(in: 1...16, using: &generator)) }
-            } else if name.hasSuffix("dt_bias") {
-                // softplus(dt_bias) = dt in [0.001, 0.1] (log-uniform), the inverse softplus of mamba_ssm's init.
-                for index in 0..<count {
-                    let dt = exp(Float.random(in: log(Float(0.001))...log(Float(0.1)), using: &generator))
-                    buffer[index] = dt + log(-expm1(-dt))
+        let chunk = 1 << 20
+        let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: chunk)
+        defer { buffer.deallocate() }
+        let headers = tensors.map { TensorHeader(name: $0.0, dtype: shape.dtype, shape: $0.1) }
+        try SafeTensorsWriter.write(streaming: headers, metadata: ["format": "pt"], to: folder.appendingPathComponent("model.safetensors")) { index, sink in
+            let name = tensors[index].0
+            let total = tensors[index].1.reduce(1, *)
+            var start = 0
+            while start < total {
+                let count = min(chunk, total - start)
+                if name.hasSuffix("norm.weight") || name.hasSuffix(".D") {
+                    buffer.update(repeating: 1)
+                } else if name.hasSuffix("A_log") {
+                    // A = −exp(A_log) in [−16, −1], as mamba_ssm initialises it.
+                    for index in 0..<count { buffer[index] = log(Float.random(in: 1...16, using: &generator)) }
+                } else if name.hasSuffix("dt_bias") {
+                    // softplus(dt_bias) = dt in [0.001, 0.1] (log-uniform), the inverse softplus of mamba_ssm's init.
+                    for index in 0..<count {
+                        let dt = exp(Float.random(in: log(Float(0.001))...log(Float(0.1)), using: &generator))
+                        buffer[index] = dt + log(-expm1(-dt))
+                    }
+                } else {
+                    // Uniform with the standard deviation of N(0, 0.02): cheap and deterministic.
+                    let bound: Float = 0.02 * 3.0.squareRoot().float
+                    for index in 0..<count { buffer[index] = Float.random(in: -bound...bound, using: &generator) }
                 }
-            } else {
-                // Uniform with the standard deviation of N(0, 0.02): cheap and deterministic.
-                let bound: Float = 0.02 * 3.0.squareRoot().float
-                for index in 0..<count { buffer[index] = Float.random(in: -bound...bound, using: &generator) }
+                try sink.write(UnsafeBufferPointer(rebasing: buffer[0..<count]))
+                start += count
             }
-            toWrite.append(TensorToWrite(name: name, dtype: .float32, shape: dims, values: UnsafeBufferPointer(buffer)))
         }
-        try SafeTensorsWriter.write(toWrite, metadata: ["format": "pt"], to: folder.appendingPathComponent("model.safetensors"))
         let config = shape.hybrid.map { hybridConfig(shape, $0) } ?? """
         {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": \(shape.hidden), "intermediate_size": \(shape.intermediate),
          "num_hidden_layers": \(shape.layers), "num_attention_heads": \(shape.heads), "num_key_value_heads": \(shape.kvHeads),
          "vocab_size": \(shape.vocabulary), "max_position_embeddings": \(shape.maxPositions), "rms_norm_eps": 1e-05,
-         "rope_theta": \(shape.ropeTheta), "tie_word_embeddings": \(shape.tied), "hidden_act": "silu", "torch_dtype": "float32",
+         "rope_theta": \(shape.ropeTheta), "tie_word_embeddings": \(shape.tied), "hidden_act": "silu", "torch_dtype": "\(shape.dtype.configName)",
          "bos_token_id": 1, "eos_token_id": 2}
         """
         try AtomicWrite.write(Data(config.utf8), to: folder.appendingPathComponent("config.json"))
@@ -147,7 +162,7 @@ public enum RandomModel {
          "mamba_d_state": \(hybrid.stateSize), "mamba_d_conv": \(hybrid.convKernel), "mamba_expand": \(hybrid.mambaHeads * hybrid.mambaHeadDim / shape.hidden),
          "mamba_chunk_size": \(hybrid.chunkSize), "mamba_conv_bias": true, "mamba_proj_bias": false,
          "embedding_multiplier": 1.0, "residual_multiplier": 1.0, "attention_multiplier": \(1 / Double(shape.headDim).squareRoot()),
-         "logits_scaling": 1.0, "tie_word_embeddings": \(shape.tied), "hidden_act": "silu", "torch_dtype": "float32",
+         "logits_scaling": 1.0, "tie_word_embeddings": \(shape.tied), "hidden_act": "silu", "torch_dtype": "\(shape.dtype.configName)",
          "bos_token_id": 1, "eos_token_id": 2}
         """
     }

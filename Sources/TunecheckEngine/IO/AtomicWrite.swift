@@ -26,6 +26,8 @@ public enum AtomicWrite {
             try handle.synchronize()
         } catch {
             try? FileManager.default.removeItem(at: temporary)
+            // A streamed body's own errors (bad input found while producing the data) keep their meaning.
+            if let engineError = error as? EngineError { throw engineError }
             throw EngineError.writeFailed(path: url.path, reason: describe(error))
         }
         guard rename(temporary.path, url.path) == 0 else {

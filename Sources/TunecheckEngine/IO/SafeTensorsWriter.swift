@@ -16,13 +16,76 @@ public struct TensorToWrite {
     }
 }
 
+/// One tensor of a streamed write: its name, the dtype to store it as, and its shape (values come later).
+public struct TensorHeader: Sendable {
+    public let name: String
+    public let dtype: DType
+    public let shape: [Int]
+
+    public init(name: String, dtype: DType, shape: [Int]) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+    }
+}
+
+/// Where a streamed write takes one tensor's values, in order, a chunk at a time (float32 values encoded to the
+/// tensor's dtype, or bytes already in it). The writer checks that exactly the declared size arrives.
+public final class TensorSink {
+    let handle: FileHandle
+    let dtype: DType
+    let url: URL
+    let name: String
+    let expectedBytes: Int
+    private(set) var writtenBytes = 0
+
+    init(handle: FileHandle, dtype: DType, url: URL, name: String, expectedBytes: Int) {
+        self.handle = handle
+        self.dtype = dtype
+        self.url = url
+        self.name = name
+        self.expectedBytes = expectedBytes
+    }
+
+    /// Appends float32 values, rounded to the tensor's dtype (nearest even for the half types, as torch does).
+    public func write(_ values: UnsafeBufferPointer<Float>) throws {
+        try writeRaw(SafeTensorsWriter.encode(values, as: dtype))
+    }
+
+    /// Appends bytes already encoded in the tensor's dtype (a tensor copied through unchanged).
+    public func writeRaw(_ bytes: UnsafeRawBufferPointer) throws {
+        try writeRaw(Data(bytes: bytes.baseAddress!, count: bytes.count))
+    }
+
+    private func writeRaw(_ data: Data) throws {
+        guard writtenBytes + data.count <= expectedBytes else {
+            throw EngineError.writeFailed(path: url.path, reason: "tensor '\(name)' got more than its \(expectedBytes) bytes")
+        }
+        try handle.write(contentsOf: data)
+        writtenBytes += data.count
+    }
+}
+
 /// Writes safetensors files (F32, F16 or BF16) atomically. The header is padded with spaces to a multiple of 8
 /// bytes, as the reference implementation does, so float data stays aligned when memory-mapped.
 public enum SafeTensorsWriter {
     public static func write(_ tensors: [TensorToWrite], metadata: [String: String]? = nil, to url: URL) throws {
+        for tensor in tensors where tensor.shape.reduce(1, { $0.multipliedReportingOverflow(by: $1).overflow ? -1 : $0 * $1 }) != tensor.values.count {
+            throw EngineError.writeFailed(path: url.path, reason: "tensor '\(tensor.name)' has shape \(tensor.shape) but \(tensor.values.count) values")
+        }
+        try write(streaming: tensors.map { TensorHeader(name: $0.name, dtype: $0.dtype, shape: $0.shape) }, metadata: metadata, to: url) { index, sink in
+            try sink.write(tensors[index].values)
+        }
+    }
+
+    /// Writes the header for `tensors`, then asks `produce(index, sink)` for each tensor's values in file order, so a
+    /// file of any size is written holding one chunk at a time (fusing and generating benchmark models stream).
+    public static func write(streaming tensors: [TensorHeader], metadata: [String: String]? = nil, to url: URL,
+                             produce: (Int, TensorSink) throws -> Void) throws {
         func fail(_ reason: String) -> EngineError { .writeFailed(path: url.path, reason: reason) }
         var header: [String: JSONValue] = [:]
         var offset = 0
+        var byteCounts: [Int] = []
         for tensor in tensors {
             guard tensor.dtype.isFloatWeight else {
                 throw fail("tensor '\(tensor.name)' has dtype \(tensor.dtype.rawValue); only F32, F16 and BF16 can be written")
@@ -36,12 +99,10 @@ public enum SafeTensorsWriter {
                 guard dimension >= 0, !overflow else { throw fail("tensor '\(tensor.name)' has an invalid shape \(tensor.shape)") }
                 elementCount = product
             }
-            guard elementCount == tensor.values.count else {
-                throw fail("tensor '\(tensor.name)' has shape \(tensor.shape) but \(tensor.values.count) values")
-            }
-            let byteCount = tensor.values.count * tensor.dtype.byteSize
+            let byteCount = elementCount * tensor.dtype.byteSize
             header[tensor.name] = .object(JSONObject(["data_offsets": .from([offset, offset + byteCount]), "dtype": .string(tensor.dtype.rawValue),
                                                       "shape": .from(tensor.shape)]))
+            byteCounts.append(byteCount)
             offset += byteCount
         }
         if let metadata {
@@ -59,8 +120,12 @@ public enum SafeTensorsWriter {
             var length = UInt64(headerData.count).littleEndian
             try handle.write(contentsOf: Data(bytes: &length, count: 8))
             try handle.write(contentsOf: headerData)
-            for tensor in tensors {
-                try handle.write(contentsOf: encode(tensor.values, as: tensor.dtype))
+            for (index, tensor) in tensors.enumerated() {
+                let sink = TensorSink(handle: handle, dtype: tensor.dtype, url: url, name: tensor.name, expectedBytes: byteCounts[index])
+                try produce(index, sink)
+                guard sink.writtenBytes == byteCounts[index] else {
+                    throw fail("tensor '\(tensor.name)' got \(sink.writtenBytes) of its \(byteCounts[index]) bytes")
+                }
             }
         }
     }

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import TunecheckJSON
 
@@ -13,7 +14,9 @@ public struct FloatTensor: @unchecked Sendable {
 
 /// All safetensors files of a model folder: `model.safetensors`, or the shards named by
 /// `model.safetensors.index.json`, or (as some exporters write) every `*.safetensors` in the folder.
-/// Tensors are memory-mapped; aligned F32 data is used in place, F16/BF16 is widened once into owned memory.
+/// Tensors are memory-mapped. Weight matrices (`weightMatrix`) are used in place in their stored dtype (F32, BF16,
+/// F16); `floatTensor` gives float32 views, widening F16/BF16 into owned memory, for small tensors (norms, biases,
+/// conv taps) and adapters.
 public final class WeightStore: @unchecked Sendable {
     public let folder: URL
     private var files: [SafeTensorsFile] = []
@@ -97,6 +100,44 @@ public final class WeightStore: @unchecked Sendable {
         return files[location.file].path
     }
 
+    /// `name` as a (shape[0], rest) matrix in its stored dtype, in place in the mapped file (no copy), checked against
+    /// `shape` when given and checked to be finite. Data the kernels cannot read in place (a misaligned offset, which
+    /// safetensors writers do not produce) is widened into owned float32 memory instead.
+    public func weightMatrix(_ name: String, shape expected: [Int]? = nil) throws -> WeightMatrix {
+        guard let location = locations[name] else {
+            throw EngineError.missingTensor(path: folder.path, name: name)
+        }
+        let info = location.info
+        let rows = info.shape.first ?? 1
+        let columns = info.shape.dropFirst().reduce(1, *)
+        guard location.file >= 0, let storage = WeightStorage(info.dtype) else {
+            let tensor = try floatTensor(name, shape: expected)
+            return WeightMatrix(tensor.pointer, rows: rows, columns: columns)
+        }
+        let file = files[location.file]
+        if let expected, expected != info.shape {
+            throw EngineError.tensorShapeMismatch(path: file.path, name: name, expected: expected, actual: info.shape)
+        }
+        let raw = file.bytes(of: info)
+        guard let address = raw.baseAddress, Int(bitPattern: address) % storage.byteSize == 0 else {
+            let tensor = try floatTensor(name, shape: expected)
+            return WeightMatrix(tensor.pointer, rows: rows, columns: columns)
+        }
+        let matrix = WeightMatrix(storage: storage, base: address, rows: rows, columns: columns)
+        guard matrix.allFinite() else {
+            throw EngineError.nonFiniteWeights(path: file.path, name: name)
+        }
+        return matrix
+    }
+
+    /// Bytes of the float32 copies this store owns (widened small tensors; weights used in place are not counted).
+    public var ownedBytes: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return ownedByteCount
+    }
+    private var ownedByteCount = 0
+
     /// A float32 view of `name`, checked against `shape` when given, and checked to be finite.
     public func floatTensor(_ name: String, shape expected: [Int]? = nil) throws -> FloatTensor {
         guard let location = locations[name] else {
@@ -126,10 +167,11 @@ public final class WeightStore: @unchecked Sendable {
             Self.widen(raw, dtype: info.dtype, into: owned, count: count)
             lock.lock()
             ownedBuffers.append(owned)
+            ownedByteCount += count * 4
             lock.unlock()
             pointer = UnsafePointer(owned)
         }
-        guard Self.allFinite(pointer, count: count) else {
+        guard WeightMatrix(pointer, rows: 1, columns: count).allFinite() else {
             throw EngineError.nonFiniteWeights(path: file.path, name: name)
         }
         return FloatTensor(name: name, shape: info.shape, pointer: pointer)
@@ -144,10 +186,18 @@ public final class WeightStore: @unchecked Sendable {
                 output[index] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
             }
         case .float16:
+            if Int(bitPattern: base) % 2 == 0 {
+                tc_f16_to_f32(base.assumingMemoryBound(to: UInt16.self), output, count)
+                return
+            }
             for index in 0..<count {
                 output[index] = Float(Float16(bitPattern: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self))))
             }
         case .bfloat16:
+            if Int(bitPattern: base) % 2 == 0 {
+                tc_bf16_to_f32(base.assumingMemoryBound(to: UInt16.self), output, count)
+                return
+            }
             for index in 0..<count {
                 let bits = UInt32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
                 output[index] = Float(bitPattern: bits << 16)

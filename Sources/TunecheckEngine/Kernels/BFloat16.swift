@@ -100,11 +100,26 @@ final class BFloat16Arena: @unchecked Sendable {
 
     deinit { storage.deallocate() }
 
-    /// A bfloat16 copy of `count` floats, carved from the arena.
-    func copy(_ source: UnsafePointer<Float>, count: Int) -> UnsafePointer<UInt16> {
+    /// A bfloat16 copy (rounded to nearest even) of `matrix`, carved from the arena; float16 weights are widened a
+    /// chunk at a time first.
+    func copy(_ matrix: WeightMatrix) -> UnsafePointer<UInt16> {
+        let count = matrix.count
         precondition(used + count <= capacity, "bfloat16 arena sized too small")
         let target = storage + used
-        BFloat16Kernels.round(source, count: count, into: target)
+        if let values = matrix.float32 {
+            BFloat16Kernels.round(values, count: count, into: target)
+        } else {
+            let chunk = 1 << 16
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: chunk)
+            defer { scratch.deallocate() }
+            var start = 0
+            while start < count {
+                let end = min(count, start + chunk)
+                matrix.widen(elements: start..<end, into: scratch)
+                BFloat16Kernels.round(scratch, count: end - start, into: target + start)
+                start = end
+            }
+        }
         used += count
         return UnsafePointer(target)
     }
@@ -112,7 +127,7 @@ final class BFloat16Arena: @unchecked Sendable {
 
 extension DecoderModel {
     /// The same model with every `(out, in)` linear layer of the blocks and the output projection kept as a bfloat16
-    /// copy, used for inference in their place (see `BFloat16Kernels`). Off unless asked for: log-probs move by the
+    /// copy (weights stored in bfloat16 are already read that way, in place, and get none), used for inference in their place (see `BFloat16Kernels`). Off unless asked for: log-probs move by the
     /// bfloat16 rounding of the weights (FastPathTests states the tolerance). Training keeps using float32 weights.
     public func withBFloat16Weights() -> DecoderModel {
         var total = spec.vocabularySize * spec.hiddenSize
@@ -123,11 +138,14 @@ extension DecoderModel {
         var newWeights = weights
         for index in newWeights.layers.indices {
             newWeights.layers[index].updateLinears { linear in
-                guard linear.layout == .outIn else { return }
-                linear.weightBF16 = arena.copy(linear.weight, count: linear.inFeatures * linear.outFeatures)
+                guard linear.layout == .outIn, linear.weight.storage != .bfloat16 else { return }
+                linear.weightBF16 = arena.copy(linear.weight)
             }
         }
-        newWeights.outputProjectionBF16 = arena.copy(weights.outputProjection, count: spec.vocabularySize * spec.hiddenSize)
+        // Weights already stored in bfloat16 are read in place; float32 and float16 ones get a rounded copy.
+        if weights.outputProjection.storage != .bfloat16 {
+            newWeights.outputProjectionBF16 = arena.copy(weights.outputProjection)
+        }
         return DecoderModel(spec: spec, weights: newWeights, store: store, retained: retained + [arena])
     }
 }

@@ -40,21 +40,24 @@ public struct LowRankAdapter: @unchecked Sendable {
     }
 }
 
-/// A linear layer `y = x·Wᵀ + b` over float32 weights that live in a `WeightStore`, optionally with a
-/// low-rank adapter applied unfused.
+/// A linear layer `y = x·Wᵀ + b` over weights used as stored (float32, bfloat16 or float16, usually in the
+/// memory-mapped file), optionally with a low-rank adapter applied unfused. Activations, products and sums are float32.
 public struct Linear: @unchecked Sendable {
     /// The module path, e.g. `model.layers.3.self_attn.q_proj` (tensor names add `.weight` / `.bias`).
     public let name: String
-    public let weight: UnsafePointer<Float>
+    /// Stored `(out, in)` for `.outIn`, `(in, out)` for `.inOut`.
+    public let weight: WeightMatrix
     public let layout: WeightLayout
     public let bias: UnsafePointer<Float>?
     public let inFeatures: Int
     public let outFeatures: Int
     public var adapter: LowRankAdapter?
-    /// A bfloat16 copy of `weight` (`.outIn` layout only), used instead of it when set (`withBFloat16Weights`).
+    /// A bfloat16 copy of a float32 `weight` (`.outIn` layout only), used instead of it when set (`withBFloat16Weights`).
     public var weightBF16: UnsafePointer<UInt16>? = nil
 
-    public init(name: String, weight: UnsafePointer<Float>, layout: WeightLayout, bias: UnsafePointer<Float>?, inFeatures: Int, outFeatures: Int, adapter: LowRankAdapter? = nil) {
+    public init(name: String, weight: WeightMatrix, layout: WeightLayout, bias: UnsafePointer<Float>?, inFeatures: Int, outFeatures: Int,
+                adapter: LowRankAdapter? = nil) {
+        precondition(weight.count == inFeatures * outFeatures, "Linear \(name): weight has \(weight.count) values for \(inFeatures)×\(outFeatures)")
         self.name = name
         self.weight = weight
         self.layout = layout
@@ -64,30 +67,30 @@ public struct Linear: @unchecked Sendable {
         self.adapter = adapter
     }
 
+    /// A layer over float32 weights.
+    public init(name: String, weight: UnsafePointer<Float>, layout: WeightLayout, bias: UnsafePointer<Float>?, inFeatures: Int, outFeatures: Int,
+                adapter: LowRankAdapter? = nil) {
+        let matrix = layout == .outIn ? WeightMatrix(weight, rows: outFeatures, columns: inFeatures)
+                                      : WeightMatrix(weight, rows: inFeatures, columns: outFeatures)
+        self.init(name: name, weight: matrix, layout: layout, bias: bias, inFeatures: inFeatures, outFeatures: outFeatures, adapter: adapter)
+    }
+
     /// Forward over a block of rows.
     ///
     /// Shapes: `x` is (rows, in) with row stride `ldx`; `y` is (rows, out) with row stride `ldy`.
     /// `y = alpha · (x·Wᵀ + b) + beta · y`, so `beta = 1` adds into a residual stream in place.
     /// `scratch` must hold `rows × rank` floats when an adapter is present.
-    @inlinable
     public func forward(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, ldy: Int,
                         alpha: Float = 1, beta: Float = 0, scratch: UnsafeMutablePointer<Float>? = nil) {
         guard rows > 0 else { return }
-        let ldw = layout == .outIn ? inFeatures : outFeatures
         if let weightBF16 {
             BFloat16Kernels.forward(weight: weightBF16, outFeatures: outFeatures, inFeatures: inFeatures, x: x, rows: rows, ldx: ldx,
                                     into: y, ldy: ldy, alpha: alpha, beta: beta)
-        } else if rows == 1 {
-            // One token (decoding): a matrix-vector product (sgemm with M = 1 does not reach a GEMV's bandwidth).
-            if layout == .outIn {
-                MatrixVectorKernels.multiply(weight, rows: outFeatures, columns: inFeatures, x: x, alpha: alpha, beta: beta, y: y)
-            } else {
-                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(inFeatures), Int32(outFeatures), alpha, weight, Int32(ldw), x, 1, beta, y, 1)
-            }
+        } else if layout == .outIn {
+            // One token (decoding) is a matrix-vector product (sgemm with M = 1 does not reach a GEMV's bandwidth).
+            WeightProducts.multiplyTransposed(weight, x: x, rows: rows, ldx: ldx, into: y, ldy: ldy, alpha: alpha, beta: beta)
         } else {
-            let transposeWeight = layout == .outIn ? CblasTrans : CblasNoTrans
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, transposeWeight, Int32(rows), Int32(outFeatures), Int32(inFeatures),
-                        alpha, x, Int32(ldx), weight, Int32(ldw), beta, y, Int32(ldy))
+            WeightProducts.multiply(weight, x: x, rows: rows, ldx: ldx, into: y, ldy: ldy, alpha: alpha, beta: beta)
         }
         if let bias {
             for row in 0..<rows {
@@ -145,11 +148,14 @@ extension Linear {
     public func backward(x: UnsafePointer<Float>, ldx: Int, dy: UnsafePointer<Float>, lddy: Int, rows: Int, alpha: Float = 1,
                          dx: UnsafeMutablePointer<Float>?, lddx: Int, gradients: LinearGradients?, scratch: UnsafeMutablePointer<Float>?) {
         guard rows > 0 else { return }
-        // dx += alpha · dy · W   (W stored (out, in)); for (in, out) storage, dy · Wᵀ.
+        // dx += alpha · dy · W   (W stored (out, in)); for (in, out) storage, dy · Wᵀ. Half-precision weights are
+        // widened a panel at a time, as in the forward pass.
         if let dx {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, layout == .outIn ? CblasNoTrans : CblasTrans,
-                        Int32(rows), Int32(inFeatures), Int32(outFeatures), alpha, dy, Int32(lddy),
-                        weight, Int32(layout == .outIn ? inFeatures : outFeatures), 1, dx, Int32(lddx))
+            if layout == .outIn {
+                WeightProducts.multiply(weight, x: dy, rows: rows, ldx: lddy, into: dx, ldy: lddx, alpha: alpha, beta: 1)
+            } else {
+                WeightProducts.multiplyTransposed(weight, x: dy, rows: rows, ldx: lddy, into: dx, ldy: lddx, alpha: alpha, beta: 1)
+            }
         }
         if let weightGradient = gradients?.weight {
             if layout == .outIn {

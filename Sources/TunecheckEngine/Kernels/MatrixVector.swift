@@ -40,7 +40,7 @@ public enum MatrixVectorKernels {
     /// One block of rows (a multiple of 4, the kernel's unroll) per thread for large products, one block otherwise.
     /// The blocks run on `tc_parallel_for`'s persistent workers (C, Sources/CKernels/pool.c), which spin briefly
     /// between calls: the ~85 products of a decoding step come faster than a sleeping thread wakes up.
-    private static func partCount(rows: Int, columns: Int, requested: Int?) -> Int {
+    static func partCount(rows: Int, columns: Int, requested: Int?) -> Int {
         max(1, min(requested ?? (rows * columns >= parallelThreshold ? min(threads, rows / 16) : 1), (rows + 3) / 4))
     }
 }

@@ -149,16 +149,16 @@ public struct DecoderLayerWeights: Sendable {
     }
 }
 
-/// All weights of a decoder, as float32 pointers into a `WeightStore`.
+/// All weights of a decoder, pointers into a `WeightStore`: matrices in their stored dtype, small tensors as float32.
 public struct DecoderWeights: @unchecked Sendable {
-    /// (vocab, hidden)
-    public var tokenEmbedding: UnsafePointer<Float>
+    /// (vocab, hidden); rows are widened on lookup.
+    public var tokenEmbedding: WeightMatrix
     /// (maxPositions, hidden), GPT-2 only.
     public var positionEmbedding: UnsafePointer<Float>?
     public var layers: [DecoderLayerWeights]
     public var finalNorm: NormWeights
     /// (vocab, hidden); the token embedding itself when tied.
-    public var outputProjection: UnsafePointer<Float>
+    public var outputProjection: WeightMatrix
     /// A bfloat16 copy of `outputProjection` (vocab, hidden), used instead of it when set (`withBFloat16Weights`).
     public var outputProjectionBF16: UnsafePointer<UInt16>? = nil
 }
@@ -167,9 +167,9 @@ extension WeightStore {
     /// Loads `prefix.weight` (and `prefix.bias` when `bias`) as a linear layer, checking shapes.
     func linear(_ prefix: String, inFeatures: Int, outFeatures: Int, bias: Bool, layout: WeightLayout = .outIn) throws -> Linear {
         let shape = layout == .outIn ? [outFeatures, inFeatures] : [inFeatures, outFeatures]
-        let weight = try floatTensor("\(prefix).weight", shape: shape)
+        let weight = try weightMatrix("\(prefix).weight", shape: shape)
         let biasTensor = bias ? try floatTensor("\(prefix).bias", shape: [outFeatures]) : nil
-        return Linear(name: prefix, weight: weight.pointer, layout: layout, bias: biasTensor?.pointer,
+        return Linear(name: prefix, weight: weight, layout: layout, bias: biasTensor?.pointer,
                       inFeatures: inFeatures, outFeatures: outFeatures)
     }
 

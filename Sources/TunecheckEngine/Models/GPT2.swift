@@ -78,7 +78,7 @@ enum GPT2: Architecture {
         let root = prefix(in: store)
         let hidden = spec.hiddenSize
         let inner = spec.intermediateSize
-        let embedding = try store.floatTensor("\(root)wte.weight", shape: [spec.vocabularySize, hidden])
+        let embedding = try store.weightMatrix("\(root)wte.weight", shape: [spec.vocabularySize, hidden])
         let positions = try store.floatTensor("\(root)wpe.weight", shape: [spec.maxPositions, hidden])
         var layers: [DecoderLayerWeights] = []
         for layer in 0..<spec.layerCount {
@@ -93,7 +93,7 @@ enum GPT2: Architecture {
                     projection: .single(try store.linear("\(prefix).mlp.c_fc", inFeatures: hidden, outFeatures: inner, bias: true, layout: .inOut)),
                     down: try store.linear("\(prefix).mlp.c_proj", inFeatures: inner, outFeatures: hidden, bias: true, layout: .inOut))))
         }
-        return DecoderWeights(tokenEmbedding: embedding.pointer, positionEmbedding: positions.pointer, layers: layers,
-                              finalNorm: try store.norm("\(root)ln_f", dim: hidden, bias: true), outputProjection: embedding.pointer)
+        return DecoderWeights(tokenEmbedding: embedding, positionEmbedding: positions.pointer, layers: layers,
+                              finalNorm: try store.norm("\(root)ln_f", dim: hidden, bias: true), outputProjection: embedding)
     }
 }

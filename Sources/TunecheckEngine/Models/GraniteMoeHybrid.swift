@@ -151,7 +151,7 @@ enum GraniteMoeHybrid: Architecture {
         let hidden = spec.hiddenSize
         let attention = spec.attention
         let shared = spec.intermediateSize
-        let embedding = try store.floatTensor("model.embed_tokens.weight", shape: [spec.vocabularySize, hidden])
+        let embedding = try store.weightMatrix("model.embed_tokens.weight", shape: [spec.vocabularySize, hidden])
         var layers: [DecoderLayerWeights] = []
         layers.reserveCapacity(spec.layerCount)
         for layer in 0..<spec.layerCount {
@@ -193,8 +193,8 @@ enum GraniteMoeHybrid: Architecture {
                 feedForwardNorm: try store.norm("\(prefix).post_attention_layernorm", dim: hidden, bias: false),
                 feedForward: feedForward))
         }
-        let output = spec.tiedEmbeddings ? embedding : try store.floatTensor("lm_head.weight", shape: [spec.vocabularySize, hidden])
-        return DecoderWeights(tokenEmbedding: embedding.pointer, positionEmbedding: nil, layers: layers,
-                              finalNorm: try store.norm("model.norm", dim: hidden, bias: false), outputProjection: output.pointer)
+        let output = spec.tiedEmbeddings ? embedding : try store.weightMatrix("lm_head.weight", shape: [spec.vocabularySize, hidden])
+        return DecoderWeights(tokenEmbedding: embedding, positionEmbedding: nil, layers: layers,
+                              finalNorm: try store.norm("model.norm", dim: hidden, bias: false), outputProjection: output)
     }
 }

@@ -110,7 +110,7 @@ func loadLlamaFamilyWeights(from store: WeightStore, spec: TransformerSpec, opti
     let hidden = spec.hiddenSize
     let attention = spec.attention
     let intermediate = spec.intermediateSize
-    let embedding = try store.floatTensor("model.embed_tokens.weight", shape: [spec.vocabularySize, hidden])
+    let embedding = try store.weightMatrix("model.embed_tokens.weight", shape: [spec.vocabularySize, hidden])
     var layers: [DecoderLayerWeights] = []
     layers.reserveCapacity(spec.layerCount)
     for layer in 0..<spec.layerCount {
@@ -148,7 +148,7 @@ func loadLlamaFamilyWeights(from store: WeightStore, spec: TransformerSpec, opti
                 projection: feedForwardProjection,
                 down: try store.linear("\(prefix).mlp.down_proj", inFeatures: intermediate, outFeatures: hidden, bias: spec.mlpBias))))
     }
-    let output = spec.tiedEmbeddings ? embedding : try store.floatTensor("lm_head.weight", shape: [spec.vocabularySize, hidden])
-    return DecoderWeights(tokenEmbedding: embedding.pointer, positionEmbedding: nil, layers: layers,
-                          finalNorm: try store.norm("model.norm", dim: hidden, bias: false), outputProjection: output.pointer)
+    let output = spec.tiedEmbeddings ? embedding : try store.weightMatrix("lm_head.weight", shape: [spec.vocabularySize, hidden])
+    return DecoderWeights(tokenEmbedding: embedding, positionEmbedding: nil, layers: layers,
+                          finalNorm: try store.norm("model.norm", dim: hidden, bias: false), outputProjection: output)
 }

@@ -144,12 +144,10 @@ public final class DecoderModel: @unchecked Sendable {
         // Embeddings (× Granite's multiplier, + GPT-2's learned positions).
         let hidden = workspace.layer(0).residualIn
         for row in 0..<rows {
-            let source = weights.tokenEmbedding + Int(tokens[row]) * hiddenSize
             let target = hidden + row * hiddenSize
-            if spec.embeddingMultiplier == 1 {
-                target.update(from: source, count: hiddenSize)
-            } else {
-                for index in 0..<hiddenSize { target[index] = source[index] * spec.embeddingMultiplier }
+            weights.tokenEmbedding.copyRow(Int(tokens[row]), into: target)
+            if spec.embeddingMultiplier != 1 {
+                for index in 0..<hiddenSize { target[index] *= spec.embeddingMultiplier }
             }
             if let positionTable = weights.positionEmbedding {
                 let position = positionTable + Int(positions[row]) * hiddenSize
@@ -299,14 +297,9 @@ public final class DecoderModel: @unchecked Sendable {
                                     into: output, ldy: spec.vocabularySize, alpha: spec.logitsMultiplier, beta: 0)
             return
         }
-        if rows == 1 {
-            MatrixVectorKernels.multiply(weights.outputProjection, rows: spec.vocabularySize, columns: hiddenSize,
-                                         x: context.workspace.normed + firstRow * hiddenSize, alpha: spec.logitsMultiplier, beta: 0, y: output)
-            return
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(spec.vocabularySize), Int32(hiddenSize),
-                    spec.logitsMultiplier, context.workspace.normed + firstRow * hiddenSize, Int32(hiddenSize),
-                    weights.outputProjection, Int32(hiddenSize), 0, output, Int32(spec.vocabularySize))
+        // One row (decoding) is a GEMV over the stored weights; several rows widen them a panel at a time.
+        WeightProducts.multiplyTransposed(weights.outputProjection, x: context.workspace.normed + firstRow * hiddenSize, rows: rows,
+                                          ldx: hiddenSize, into: output, ldy: spec.vocabularySize, alpha: spec.logitsMultiplier, beta: 0)
     }
 }
 

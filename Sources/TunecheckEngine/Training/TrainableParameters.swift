@@ -185,6 +185,10 @@ public final class FullParameters: TrainableParameters {
         let (spec, architecture) = try ModelConfigLoader.loadSpec(configURL: folder.appendingPathComponent("config.json"))
         let source = try WeightStore(folder: folder)
         let names = source.tensorNames.filter { source.info($0)?.dtype.isFloatWeight ?? false }
+        // Full fine-tuning trains float32 copies: values, gradients and AdamW's two moments, 16 bytes per weight,
+        // all anonymous. Refused with the numbers when that cannot fit (LoRA trains on the stored weights instead).
+        let weightCount = names.reduce(0) { $0 + (source.info($1)?.elementCount ?? 0) }
+        try MemoryBudget.checkTraining(bytes: Double(weightCount) * 16 + MemoryBudget.workingBytes(spec), folder: folder)
         arena = TensorArena(shapes: names.map { ($0, source.info($0)!.shape) })
         for tensor in arena.tensors {
             let view = try source.floatTensor(tensor.name)
@@ -201,7 +205,7 @@ public final class FullParameters: TrainableParameters {
         }
         for layer in weights.layers {
             for linear in layer.linears {
-                gradients.linears[linear.name] = LinearGradients(weight: gradient(linear.weight), bias: gradient(linear.bias))
+                gradients.linears[linear.name] = LinearGradients(weight: gradient(linear.weight.float32), bias: gradient(linear.bias))
             }
             for norm in [layer.attentionNorm, layer.feedForwardNorm] + [layer.attention?.queryNorm, layer.attention?.keyNorm].compactMap({ $0 }) {
                 if let weightGradient = gradient(norm.weight) {
@@ -213,9 +217,9 @@ public final class FullParameters: TrainableParameters {
             gradients.norms[Int(bitPattern: weights.finalNorm.weight)] = (weightGradient, gradient(weights.finalNorm.bias))
         }
         for (address, gradientBuffer) in gradientByAddress { gradients.tensors[address] = gradientBuffer }
-        gradients.tokenEmbedding = gradient(weights.tokenEmbedding)
+        gradients.tokenEmbedding = gradient(weights.tokenEmbedding.float32)
         gradients.positionEmbedding = gradient(weights.positionEmbedding)
-        gradients.outputProjection = gradient(weights.outputProjection)
+        gradients.outputProjection = gradient(weights.outputProjection.float32)
     }
 
     /// All tensors in float32 (or `dtype`), with their original names.

@@ -106,9 +106,9 @@ public final class TrainingPass {
                 LogSoftmaxKernels.scaledExp(row, count: vocabulary, shift: shift, scale: -coefficient)
                 row[Int(tokens[chunkStart + offset + 1])] += coefficient
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(chunkRows), Int32(hiddenSize), Int32(vocabulary),
-                        spec.logitsMultiplier, logits, Int32(vocabulary), model.weights.outputProjection, Int32(hiddenSize),
-                        1, dNormed + chunkStart * hiddenSize, Int32(hiddenSize))
+            // dNormed (chunk, hidden) += multiplier · dlogits (chunk, vocab) · E (vocab, hidden), E as stored.
+            WeightProducts.multiply(model.weights.outputProjection, x: logits, rows: chunkRows, ldx: vocabulary,
+                                    into: dNormed + chunkStart * hiddenSize, ldy: hiddenSize, alpha: spec.logitsMultiplier, beta: 1)
             if let outputGradient = gradients.outputProjection {
                 // dE (vocab, hidden) += multiplier · dlogitsᵀ · normed
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(vocabulary), Int32(hiddenSize), Int32(chunkRows),

@@ -1,0 +1,267 @@
+import CBLAS
+import CKernels
+import Foundation
+
+/// The element type a weight matrix is stored in. Products read bfloat16 and float16 weights in place (widened to
+/// float32 a panel at a time, or converted in registers by the decoding GEMV); activations and sums stay float32.
+public enum WeightStorage: Sendable, Equatable {
+    case float32, bfloat16, float16
+
+    var kernelKind: Int32 {
+        switch self {
+        case .float32: return Int32(TC_F32)
+        case .bfloat16: return Int32(TC_BF16)
+        case .float16: return Int32(TC_F16)
+        }
+    }
+
+    public var byteSize: Int { self == .float32 ? 4 : 2 }
+
+    init?(_ dtype: DType) {
+        switch dtype {
+        case .float32: self = .float32
+        case .bfloat16: self = .bfloat16
+        case .float16: self = .float16
+        default: return nil
+        }
+    }
+}
+
+/// A row-major (rows, columns) weight matrix in its stored dtype, usually straight in the memory-mapped safetensors
+/// file (never copied to float32 as a whole: a 3B bfloat16 model stays 6.4 GB of page cache instead of 12.8 GB of
+/// anonymous memory). For a tensor of more than two dimensions, `columns` is the product of the trailing ones.
+///
+/// The memory belongs to whoever made it (`WeightStore`, an arena) and must outlive every copy of this value.
+public struct WeightMatrix: @unchecked Sendable {
+    public let storage: WeightStorage
+    public let base: UnsafeRawPointer
+    public let rows: Int
+    public let columns: Int
+
+    public init(storage: WeightStorage, base: UnsafeRawPointer, rows: Int, columns: Int) {
+        self.storage = storage
+        self.base = base
+        self.rows = rows
+        self.columns = columns
+    }
+
+    /// A float32 matrix (`pointer` must be 4-byte aligned).
+    public init(_ pointer: UnsafePointer<Float>, rows: Int, columns: Int) {
+        self.init(storage: .float32, base: UnsafeRawPointer(pointer), rows: rows, columns: columns)
+    }
+
+    public var count: Int { rows * columns }
+    public var byteCount: Int { count * storage.byteSize }
+
+    /// The float32 values in place, when stored as float32 (nil for bfloat16/float16).
+    public var float32: UnsafePointer<Float>? {
+        storage == .float32 ? base.assumingMemoryBound(to: Float.self) : nil
+    }
+
+    /// The raw 16-bit values (bfloat16 or float16 bits), when stored in a half type.
+    var halves: UnsafePointer<UInt16> { base.assumingMemoryBound(to: UInt16.self) }
+
+    /// Element `index` (row-major) as float32. For occasional reads (norms of a whole tensor use `widen`).
+    public subscript(index: Int) -> Float {
+        switch storage {
+        case .float32: return base.load(fromByteOffset: index * 4, as: Float.self)
+        case .bfloat16: return Float(bitPattern: UInt32(base.load(fromByteOffset: index * 2, as: UInt16.self)) << 16)
+        case .float16: return Float(Float16(bitPattern: base.load(fromByteOffset: index * 2, as: UInt16.self)))
+        }
+    }
+
+    /// Widens rows `rowRange`, columns `columnRange` into `target` (row stride `columnRange.count`). Exact.
+    public func widen(rows rowRange: Range<Int>, columns columnRange: Range<Int>, into target: UnsafeMutablePointer<Float>) {
+        guard !rowRange.isEmpty, !columnRange.isEmpty else { return }
+        let start = base + (rowRange.lowerBound * columns + columnRange.lowerBound) * storage.byteSize
+        tc_widen_block(start, storage.kernelKind, columns, rowRange.count, columnRange.count, target)
+    }
+
+    /// Elements `range` (row-major) widened into `target`.
+    public func widen(elements range: Range<Int>, into target: UnsafeMutablePointer<Float>) {
+        guard !range.isEmpty else { return }
+        tc_widen_block(base + range.lowerBound * storage.byteSize, storage.kernelKind, range.count, 1, range.count, target)
+    }
+
+    /// Row `row` as float32 into `target` (`columns` values): embedding lookups.
+    public func copyRow(_ row: Int, into target: UnsafeMutablePointer<Float>) {
+        widen(rows: row..<(row + 1), columns: 0..<columns, into: target)
+    }
+
+    /// Whether every value is finite, scanned on the engine's threads (a 6.4 GB model in well under a second when
+    /// it is in the page cache).
+    public func allFinite() -> Bool {
+        tc_all_finite(base, storage.kernelKind, count, Int32(MatrixVectorKernels.threads)) != 0
+    }
+
+    /// `Σ w²` in float64, a chunk at a time (no widened copy of the matrix).
+    public func sumOfSquares() -> Double {
+        if let values = float32 { return cblas_dsdot(Int32(count), values, 1, values, 1) }
+        let chunk = 1 << 16
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: chunk)
+        defer { scratch.deallocate() }
+        var total = 0.0
+        var start = 0
+        while start < count {
+            let end = min(count, start + chunk)
+            widen(elements: start..<end, into: scratch)
+            total += cblas_dsdot(Int32(end - start), scratch, 1, scratch, 1)
+            start = end
+        }
+        return total
+    }
+}
+
+/// Products with a `WeightMatrix` in any stored dtype; float32 weights go to sgemm / the float32 GEMV directly.
+///
+/// Several rows (prefill, scoring, training) widen the weights a panel at a time into a per-thread buffer of
+/// about 4 MB and multiply each panel with single-threaded sgemm, the panels split over the engine's
+/// threads: the widening is linear in the weights while the product is linear in weights × rows, so it vanishes
+/// beside the arithmetic, and products and sums stay float32 (exactly the float32 forward of the stored values).
+/// One row (decoding) is a GEMV reading the 16-bit values directly (AVX-512 conversion in registers).
+public enum WeightProducts {
+    /// Floats per widened panel (4 MB). sgemm re-packs the activations for every panel, so a panel must span enough
+    /// output columns (341 rows of a 3072-wide weight) for that to vanish beside the product: with 1 MB panels (85
+    /// rows) the packing took ~10% of an l3b scoring pass. `TUNECHECK_PANEL_FLOATS` overrides it (measurements).
+    nonisolated(unsafe) static var panelFloats: Int = {
+        ProcessInfo.processInfo.environment["TUNECHECK_PANEL_FLOATS"].flatMap(Int.init).map { max($0, 4096) } ?? 1 << 20
+    }()
+
+    /// `y (rows, n) = alpha · x (rows, k) · Wᵀ + beta · y` for `W` stored (n, k): a linear layer's `(out, in)`
+    /// weight in the forward pass, or an `(in, out)` weight in the input-gradient pass.
+    /// `x` has row stride `ldx`, `y` row stride `ldy`.
+    public static func multiplyTransposed(_ weight: WeightMatrix, x: UnsafePointer<Float>, rows: Int, ldx: Int,
+                                          into y: UnsafeMutablePointer<Float>, ldy: Int, alpha: Float, beta: Float) {
+        let n = weight.rows, k = weight.columns
+        guard rows > 0, n > 0 else { return }
+        if let values = weight.float32 {
+            if rows == 1 {
+                MatrixVectorKernels.multiply(values, rows: n, columns: k, x: x, alpha: alpha, beta: beta, y: y)
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(n), Int32(k), alpha, x, Int32(ldx),
+                            values, Int32(k), beta, y, Int32(ldy))
+            }
+            return
+        }
+        if rows == 1 {
+            MatrixVectorKernels.multiply(weight, x: x, alpha: alpha, beta: beta, y: y)
+            return
+        }
+        run(PanelJob(weight: weight, mode: .rowsAreOutputs, x: x, rows: rows, ldx: ldx, y: y, ldy: ldy, alpha: alpha, beta: beta))
+    }
+
+    /// `y (rows, n) = alpha · x (rows, k) · W + beta · y` for `W` stored (k, n): a GPT-2 `(in, out)` weight in the
+    /// forward pass, or an `(out, in)` weight (and the tied output projection) in the input-gradient pass.
+    public static func multiply(_ weight: WeightMatrix, x: UnsafePointer<Float>, rows: Int, ldx: Int,
+                                into y: UnsafeMutablePointer<Float>, ldy: Int, alpha: Float, beta: Float) {
+        let k = weight.rows, n = weight.columns
+        guard rows > 0, n > 0 else { return }
+        if let values = weight.float32 {
+            if rows == 1 {
+                cblas_sgemv(CblasRowMajor, CblasTrans, Int32(k), Int32(n), alpha, values, Int32(n), x, 1, beta, y, 1)
+            } else {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(n), Int32(k), alpha, x, Int32(ldx),
+                            values, Int32(n), beta, y, Int32(ldy))
+            }
+            return
+        }
+        run(PanelJob(weight: weight, mode: .rowsAreReduction, x: x, rows: rows, ldx: ldx, y: y, ldy: ldy, alpha: alpha, beta: beta))
+    }
+
+    /// Splits `job` over the engine's threads, or runs it on this thread when OpenBLAS is single-threaded (inside a
+    /// data-parallel split of the batch, where every core already has its own share of the sequences).
+    private static func run(_ job: PanelJob) {
+        let available = openblas_get_num_threads() == 1 ? 1 : MatrixVectorKernels.threads
+        let parts = max(1, min(available, job.splitExtent / 16))
+        var job = job
+        job.partSize = ((job.splitExtent + parts - 1) / parts + 15) / 16 * 16
+        if parts == 1 {
+            withSingleThreadedBLAS { job.run(part: 0) }
+            return
+        }
+        withSingleThreadedBLAS {
+            withUnsafeMutablePointer(to: &job) { pointer in
+                tc_parallel_for(Int32(parts), Int32(parts), { context, part in
+                    context!.assumingMemoryBound(to: PanelJob.self).pointee.run(part: Int(part))
+                }, pointer)
+            }
+        }
+    }
+
+    /// One product over widened panels, split over parts by output columns.
+    struct PanelJob {
+        enum Mode {
+            /// W (n, k): y = x·Wᵀ. A part owns a range of W's rows (= output columns) and widens them block by block.
+            case rowsAreOutputs
+            /// W (k, n): y = x·W. A part owns a range of W's columns (= output columns) and walks W's rows in blocks,
+            /// accumulating (the first block applies `beta`).
+            case rowsAreReduction
+        }
+        let weight: WeightMatrix
+        let mode: Mode
+        let x: UnsafePointer<Float>
+        let rows: Int, ldx: Int
+        let y: UnsafeMutablePointer<Float>
+        let ldy: Int
+        let alpha: Float, beta: Float
+        var partSize = 0
+
+        init(weight: WeightMatrix, mode: Mode, x: UnsafePointer<Float>, rows: Int, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
+             alpha: Float, beta: Float) {
+            self.weight = weight; self.mode = mode; self.x = x; self.rows = rows; self.ldx = ldx; self.y = y; self.ldy = ldy
+            self.alpha = alpha; self.beta = beta
+        }
+
+        /// Output columns: what the parts split.
+        var splitExtent: Int { mode == .rowsAreOutputs ? weight.rows : weight.columns }
+
+        func run(part: Int) {
+            let first = part * partSize
+            let end = min(splitExtent, first + partSize)
+            guard first < end else { return }
+            let panel = tc_thread_scratch(WeightProducts.panelFloats)!
+            switch mode {
+            case .rowsAreOutputs:
+                let k = weight.columns
+                let blockRows = max(1, min(end - first, WeightProducts.panelFloats / max(k, 1)))
+                var start = first
+                while start < end {
+                    let count = min(blockRows, end - start)
+                    weight.widen(rows: start..<(start + count), columns: 0..<k, into: panel)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(count), Int32(k), alpha, x, Int32(ldx),
+                                panel, Int32(k), beta, y + start, Int32(ldy))
+                    start += count
+                }
+            case .rowsAreReduction:
+                let k = weight.rows
+                let width = end - first
+                let blockRows = max(1, min(k, WeightProducts.panelFloats / width))
+                var start = 0
+                while start < k {
+                    let count = min(blockRows, k - start)
+                    weight.widen(rows: start..<(start + count), columns: first..<end, into: panel)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(width), Int32(count), alpha,
+                                x + start, Int32(ldx), panel, Int32(width), start == 0 ? beta : 1, y + first, Int32(ldy))
+                    start += count
+                }
+            }
+        }
+    }
+}
+
+extension MatrixVectorKernels {
+    /// `y (rows) = alpha · W x + beta · y` for `W` in any stored dtype, read in place.
+    public static func multiply(_ weight: WeightMatrix, x: UnsafePointer<Float>, alpha: Float, beta: Float,
+                                y: UnsafeMutablePointer<Float>, parts: Int? = nil) {
+        switch weight.storage {
+        case .float32:
+            multiply(weight.float32!, rows: weight.rows, columns: weight.columns, x: x, alpha: alpha, beta: beta, y: y, parts: parts)
+        case .bfloat16:
+            multiply(weight.halves, rows: weight.rows, columns: weight.columns, x: x, alpha: alpha, beta: beta, y: y, parts: parts)
+        case .float16:
+            guard weight.rows > 0 else { return }
+            tc_gemv_f16_parallel(weight.halves, weight.rows, weight.columns, weight.columns, x, alpha, beta, y,
+                                 Int32(partCount(rows: weight.rows, columns: weight.columns, requested: parts)))
+        }
+    }
+}
