@@ -11,6 +11,13 @@ import TunecheckJSON
 ///
 /// and, when present, the DPO values mlx-lm-lora prints on the same kind of line (`Rewards margin`/`margin`,
 /// `Accuracy`/`accuracy`). Validation lines (`Iter N: Val loss …`) are not training steps and are skipped.
+/// mlx_lm 0.3x prints a table instead (`cli_ui.py`, rich, ANSI-coloured even into a pipe, no learning rate):
+///
+///       iter   train_loss     tok/s     tokens
+///          2    1.873 ▼       10      0.5k
+///          6    val 3.455    0.70s
+///
+/// Both are read (`Tests/Fixtures/runs/mlx-lora-0.28` and `mlx-lora` are the two, from the same run).
 public enum MLXRunReader: RunReader {
     public static let trainer = TrainingRun.Trainer.mlxLM
     public static let signature = "adapter_config.json with NNNNNNN_adapters.safetensors or a console log (mlx_lm)"
@@ -60,21 +67,47 @@ public enum MLXRunReader: RunReader {
     /// The training steps of an mlx_lm console log, in order (a step logged twice keeps its last line).
     static func parseLog(_ text: String) -> [TrainingRun.Step] {
         var steps: [TrainingRun.Step] = []
-        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
-            guard let colon = line.firstIndex(of: ":"), line.hasPrefix("Iter ") else { continue }
-            guard let step = Int(line[line.index(line.startIndex, offsetBy: 5)..<colon].trimmingCharacters(in: .whitespaces)) else { continue }
-            var fields: [String: Double] = [:]
-            for part in line[line.index(after: colon)...].split(separator: ",") {
-                let words = part.split(separator: " ")
-                guard words.count >= 2, let value = Double(words.last!) else { continue }
-                fields[words.dropLast().joined(separator: " ").lowercased()] = value
-            }
-            guard let loss = fields["train loss"] ?? fields["loss"], fields["val loss"] == nil else { continue }
-            let entry = TrainingRun.Step(step: step, loss: loss, learningRate: fields["learning rate"],
-                                         margin: fields["rewards margin"] ?? fields["margin"] ?? fields["reward margin"],
-                                         accuracy: fields["accuracy"] ?? fields["rewards accuracy"])
-            if let index = steps.lastIndex(where: { $0.step == step }) { steps[index] = entry } else { steps.append(entry) }
+        for rawLine in stripANSI(text).split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            guard let entry = classicLine(line) ?? tableLine(line) else { continue }
+            if let index = steps.lastIndex(where: { $0.step == entry.step }) { steps[index] = entry } else { steps.append(entry) }
         }
         return steps
+    }
+
+    /// `Iter 10: Train loss 2.345, Learning Rate 1.000e-05, …` (mlx_lm up to 0.28, mlx-lm-lora).
+    static func classicLine(_ line: String) -> TrainingRun.Step? {
+        guard line.hasPrefix("Iter "), let colon = line.firstIndex(of: ":"),
+              let step = Int(line[line.index(line.startIndex, offsetBy: 5)..<colon].trimmingCharacters(in: .whitespaces)) else { return nil }
+        var fields: [String: Double] = [:]
+        for part in line[line.index(after: colon)...].split(separator: ",") {
+            let words = part.split(separator: " ")
+            guard words.count >= 2, let value = Double(words.last!) else { continue }
+            fields[words.dropLast().joined(separator: " ").lowercased()] = value
+        }
+        guard fields["val loss"] == nil, let loss = fields["train loss"] ?? fields["loss"] else { return nil }
+        return TrainingRun.Step(step: step, loss: loss, learningRate: fields["learning rate"],
+                                margin: fields["rewards margin"] ?? fields["reward margin"] ?? fields["margin"],
+                                accuracy: fields["rewards accuracy"] ?? fields["accuracy"])
+    }
+
+    /// `2    1.873 ▼    10    0.5k` (mlx_lm 0.3x's table: iteration, train loss and its trend arrow, tok/s, tokens).
+    static func tableLine(_ line: String) -> TrainingRun.Step? {
+        let words = line.split(separator: " ")
+        guard words.count >= 3, let step = Int(words[0]), let loss = Double(words[1]), words[2] == "▼" || words[2] == "▲" else { return nil }
+        return TrainingRun.Step(step: step, loss: loss)
+    }
+
+    /// The text without ANSI escape sequences (`ESC [ … letter`).
+    static func stripANSI(_ text: String) -> String {
+        guard text.contains("\u{1B}") else { return text }
+        var result = String.UnicodeScalarView()
+        var scalars = text.unicodeScalars.makeIterator()
+        while let scalar = scalars.next() {
+            guard scalar == "\u{1B}" else { result.append(scalar); continue }
+            guard let next = scalars.next(), next == "[" else { continue }
+            while let inner = scalars.next(), !(inner.properties.isAlphabetic && inner.isASCII) {}
+        }
+        return String(result)
     }
 }
