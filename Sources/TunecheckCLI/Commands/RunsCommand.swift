@@ -59,12 +59,18 @@ struct RunsCommand: ParsableCommand {
     func run() throws {
         let runs = try runDirs.map(RunReaders.read)
         var evaluator: RunSuiteEvaluator?
+        var progressLine: ProgressLine?
         if let suite {
             var instance = RunSuiteEvaluator(configuration: try SuiteConfiguration.load(URL(fileURLWithPath: suite)))
             instance.onNotice = { printToStandardError("notice: \($0)") }
-            let line = ProgressLine("evaluating", total: runs.count, unit: "runs")
-            instance.progress = { line.update(0, detail: $0) }
+            let line = ProgressLine("evaluating", total: runs.reduce(0) { $0 + $1.checkpoints.count }, unit: "checkpoints")
+            let counter = ProgressCounter()
+            instance.progress = { stage in
+                line.update(counter.done, detail: stage)
+                if !stage.hasSuffix("loading the base") { counter.done += 1 }
+            }
             evaluator = instance
+            progressLine = line
         }
         var settings = RunHistorySettings()
         if let marginThreshold {
@@ -81,6 +87,7 @@ struct RunsCommand: ParsableCommand {
             let evaluations = try evaluator?.evaluate(run)
             summaries.append(RunSummary(run: run, settings: settings, evaluations: evaluations))
         }
+        progressLine?.finish()
         let text: String
         switch format {
         case .terminal: text = RunTable.terminal(summaries, settings: settings, colored: output == nil && stdoutIsTerminal())
@@ -99,6 +106,11 @@ struct RunsCommand: ParsableCommand {
             throw ChecksFailed(summary: "runs failed: " + failed.map(\.run.path).joined(separator: ", "))
         }
     }
+}
+
+/// Checkpoints evaluated so far, for the progress line.
+private final class ProgressCounter {
+    var done = 0
 }
 
 /// Notices go to standard error so that `--format json` on standard output stays parseable.

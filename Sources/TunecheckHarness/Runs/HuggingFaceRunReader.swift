@@ -51,6 +51,7 @@ public enum HuggingFaceRunReader: RunReader {
             let config = try RunReaders.object(at: adapterConfig)
             run.loraRank = config["r"]?.int
             run.loraAlpha = config.number("lora_alpha")
+            run.base = config.text("base_model_name_or_path")
             if let targets = config["target_modules"]?.array?.compactMap(\.string) {
                 run.loraTargets = targets.sorted()
             } else if let target = config.text("target_modules") {
