@@ -129,6 +129,10 @@ public enum RunTable {
             object.set("first_failing_checkpoint", optional(summary.firstFailingCheckpoint))
             object.set("failing_suites", summary.firstFailingCheckpoint == nil ? .null : .array(summary.failingSuites.map { .string($0) }))
             object.set("best_checkpoint", optional(summary.bestCheckpoint))
+            object.set("checkpoint_evaluations", .array(summary.evaluations.map { evaluation in
+                .object(JSONObject(["name": .string(evaluation.name), "step": optional(evaluation.step), "passed": .bool(evaluation.passed),
+                                    "failing_suites": .array(evaluation.failingSuites.map { .string($0) })]))
+            }))
             object.set("verdict", .string(summary.verdict.rawValue))
             object.set("reason", .string(summary.reason))
             object.set("notices", .array(run.notices.map { .string($0) }))
