@@ -32,7 +32,8 @@ public enum RunHTML {
             let cells = RunTable.cells(summary)
             let tone = summary.verdict == .pass ? "cell-pass" : summary.verdict == .fail ? "cell-fail" : "cell-skip"
             html += "<tr><td><span class=\"swatch\" style=\"background:\(color(index))\"></span></td>"
-            html += "<th><code>\(HTML.escape(cells[0]))</code></th>"
+            // The folder's name in the table (the full path in its tooltip and in the reasons below).
+            html += "<th title=\"\(HTML.escape(cells[0]))\"><code>\(HTML.escape(shortName(summary.run.path)))</code></th>"
             html += cells.dropFirst().dropLast().map { "<td>\(HTML.escape($0))</td>" }.joined()
             html += "<td class=\"\(tone)\">\(HTML.escape(cells.last!))</td></tr>\n"
         }
@@ -45,10 +46,12 @@ public enum RunHTML {
         html += "</ul></section>\n"
 
         html += "<section id=\"charts\"><h2>Per step</h2><p class=\"legend\">"
-        html += summaries.enumerated().map { "<span class=\"swatch\" style=\"background:\(color($0.offset))\"></span>\(HTML.escape($0.element.run.path))" }
-            .joined(separator: " ")
-        html += " · checkpoints:<span class=\"dot dot-pass\"></span>passed<span class=\"dot dot-fail\"></span>failed"
-            + "<span class=\"dot dot-none\"></span>not evaluated</p><div class=\"charts\">\n"
+        html += summaries.enumerated().map {
+            "<span class=\"item\" title=\"\(HTML.escape($0.element.run.path))\"><span class=\"swatch\" style=\"background:\(color($0.offset))\"></span>"
+                + "\(HTML.escape(shortName($0.element.run.path)))</span>"
+        }.joined(separator: " ")
+        html += " <span class=\"item\">· checkpoints:<span class=\"dot dot-pass\"></span>passed<span class=\"dot dot-fail\"></span>failed"
+            + "<span class=\"dot dot-none\"></span>not evaluated</span></p><div class=\"charts\">\n"
         let charts: [(String, KeyPath<TrainingRun.Step, Double?>, (value: Double, label: String)?, ClosedRange<Double>?)] = [
             ("Training loss", \.loss, nil, nil),
             ("Reward margin (rewards/margins)", \.margin, (settings.marginThreshold, "threshold \(RunFormat.number(settings.marginThreshold))"), nil),
@@ -56,7 +59,7 @@ public enum RunHTML {
         ]
         for (index, chart) in charts.enumerated() {
             let series = summaries.enumerated().map { offset, summary in
-                OverlayChart.Series(label: summary.run.path, color: color(offset),
+                OverlayChart.Series(label: shortName(summary.run.path), color: color(offset),
                                     points: summary.run.history.compactMap { step in step[keyPath: chart.1].map { (step.step, $0) } },
                                     marks: marks(summary, value: chart.1))
             }
@@ -79,6 +82,12 @@ public enum RunHTML {
         }
     }
 
+    /// A run's folder name (`runs/lr-1e-4/` → `lr-1e-4`), for the table and legends.
+    static func shortName(_ path: String) -> String {
+        let name = URL(fileURLWithPath: path).lastPathComponent
+        return name.isEmpty ? path : name
+    }
+
     /// Series colours: distinguishable, colour-blind-safe (Okabe–Ito).
     static func color(_ index: Int) -> String {
         let palette = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442"]
@@ -89,6 +98,12 @@ public enum RunHTML {
     .swatch{display:inline-block;width:14px;height:4px;border-radius:2px;vertical-align:3px;margin:0 4px 0 10px}
     .dot-none{background:#fff;border:2px solid #8c959f}
     ul.reasons{font-size:14px;padding-left:20px}
+    .legend .item{white-space:nowrap;display:inline-block}
+    .wrap,main,footer{max-width:1680px}
+    table.runs{font-size:13px}
+    table.runs th,table.runs td{padding:6px 8px;white-space:normal;vertical-align:top}
+    table.runs td:nth-child(n+10){min-width:7em}
+    table.runs th code,table.runs td:nth-child(-n+9){white-space:nowrap}
     svg.chart .overlay{fill:none;stroke-width:2;stroke-linejoin:round}
     svg.chart .pt-none{fill:#fff;stroke:#57606a;stroke-width:1.5}
     """
