@@ -124,7 +124,8 @@ import TunecheckTestSupport
         let log = """
         Iter 1: Val loss 2.000, Val took 0.1s
         Iter 10: Train loss 0.693, Learning Rate 1.000e-05, It/sec 1.0, Tokens/sec 10.0, Trained Tokens 100, Peak mem 0.1 GB
-        Iter 20: Train loss 0.500, Rewards margin 7.500, Accuracy 0.750, Learning Rate 2.000e-05
+        Iter 20: Val loss 0.400, Val chosen reward 0.100, Val rejected reward -0.100, Val accuracy 0.750, Val margin 0.200, Val took 1.000s
+        Iter 20: loss 0.500, chosen_r 0.300, rejected_r -7.200, acc 0.750, margin 7.500, lr 2.000e-05, it/s 1.000, tok/s 300.000, peak_mem 1.234GB
         \u{1B}[38;5;244m  30\u{1B}[0m    \u{1B}[1;32m0.250 ▼\u{1B}[0m    \u{1B}[1m  290\u{1B}[0m    1.1k
           40    val 0.300    0.70s
         Iter 40: Saved adapter weights to a and b.
@@ -133,6 +134,23 @@ import TunecheckTestSupport
         #expect(steps == [TrainingRun.Step(step: 10, loss: 0.693, learningRate: 1e-5),
                           TrainingRun.Step(step: 20, loss: 0.5, learningRate: 2e-5, margin: 7.5, accuracy: 0.75),
                           TrainingRun.Step(step: 30, loss: 0.25)])
+    }
+
+    /// A run trained on another base than the suite's gets a notice (by folder name; nothing is evaluated here).
+    @Test func differentBaseGetsANotice() throws {
+        var run = TrainingRun(path: "runs/other", folder: URL(fileURLWithPath: "/nonexistent"), trainer: .mlxLM)
+        run.base = "/models/Qwen2.5-0.5B"
+        var configuration = SuiteConfiguration()
+        configuration.base = TestPaths.repository("models/demo-base").path
+        var evaluator = RunSuiteEvaluator(configuration: configuration)
+        let notices = NoticeBox()
+        evaluator.onNotice = { notices.items.append($0) }
+        #expect(try evaluator.evaluate(run).isEmpty)
+        #expect(notices.items == ["runs/other: trained on base 'Qwen2.5-0.5B', evaluated against the suite's base 'demo-base'"])
+        run.base = "../../models/demo-base"
+        notices.items = []
+        _ = try evaluator.evaluate(run)
+        #expect(notices.items.isEmpty)
     }
 
     @Test func unknownLayoutNamesTheFolderAndWhatWasLookedFor() throws {
@@ -212,4 +230,8 @@ import TunecheckTestSupport
         #expect(RunFormat.rate(5e-3) == "5e-3" && RunFormat.rate(1e-4) == "1e-4" && RunFormat.rate(2.5e-5) == "2.5e-5")
         #expect(RunFormat.rate(0.02) == "0.02")
     }
+}
+
+private final class NoticeBox: @unchecked Sendable {
+    var items: [String] = []
 }

@@ -9,8 +9,11 @@ import TunecheckJSON
 ///
 ///     Iter 10: Train loss 2.345, Learning Rate 1.000e-05, It/sec 1.2, Tokens/sec 300.1, Trained Tokens 2560, Peak mem 1.2 GB
 ///
-/// and, when present, the DPO values mlx-lm-lora prints on the same kind of line (`Rewards margin`/`margin`,
-/// `Accuracy`/`accuracy`). Validation lines (`Iter N: Val loss …`) are not training steps and are skipped.
+/// and mlx-lm-lora's DPO lines (its `trainer/dpo_trainer.py`, 0.8):
+///
+///     Iter 10: loss 0.693, chosen_r 0.000, rejected_r 0.000, acc 0.500, margin 0.000, lr 1.000e-05, it/s 1.0, tok/s 300.0, peak_mem 1.2GB
+///
+/// Validation lines (`Iter N: Val loss …`) are not training steps and are skipped.
 /// mlx_lm 0.3x prints a table instead (`cli_ui.py`, rich, ANSI-coloured even into a pipe, no learning rate):
 ///
 ///       iter   train_loss     tok/s     tokens
@@ -75,7 +78,8 @@ public enum MLXRunReader: RunReader {
         return steps
     }
 
-    /// `Iter 10: Train loss 2.345, Learning Rate 1.000e-05, …` (mlx_lm up to 0.28, mlx-lm-lora).
+    /// `Iter 10: Train loss 2.345, Learning Rate 1.000e-05, …` (mlx_lm up to 0.28) or
+    /// `Iter 10: loss 0.693, …, acc 0.5, margin 0.1, lr 1e-05, …` (mlx-lm-lora DPO).
     static func classicLine(_ line: String) -> TrainingRun.Step? {
         guard line.hasPrefix("Iter "), let colon = line.firstIndex(of: ":"),
               let step = Int(line[line.index(line.startIndex, offsetBy: 5)..<colon].trimmingCharacters(in: .whitespaces)) else { return nil }
@@ -86,9 +90,8 @@ public enum MLXRunReader: RunReader {
             fields[words.dropLast().joined(separator: " ").lowercased()] = value
         }
         guard fields["val loss"] == nil, let loss = fields["train loss"] ?? fields["loss"] else { return nil }
-        return TrainingRun.Step(step: step, loss: loss, learningRate: fields["learning rate"],
-                                margin: fields["rewards margin"] ?? fields["reward margin"] ?? fields["margin"],
-                                accuracy: fields["rewards accuracy"] ?? fields["accuracy"])
+        return TrainingRun.Step(step: step, loss: loss, learningRate: fields["learning rate"] ?? fields["lr"],
+                                margin: fields["margin"], accuracy: fields["acc"])
     }
 
     /// `2    1.873 ▼    10    0.5k` (mlx_lm 0.3x's table: iteration, train loss and its trend arrow, tok/s, tokens).
