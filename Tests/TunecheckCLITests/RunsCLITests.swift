@@ -14,7 +14,8 @@ struct RunsCLITests {
     }
 
     @Test func exitCodeFollowsTheVerdicts() throws {
-        let both = try CLIRunner.run(["runs", Self.fixture("tunecheck-lr5e-3"), Self.fixture("tunecheck-lr1e-4")])
+        let both = try CLIRunner.run(["runs", Self.fixture("tunecheck-lr5e-3"), Self.fixture("tunecheck-lr1e-4")],
+                                     environment: ["COLUMNS": "400"])
         #expect(both.status == 1)
         #expect(both.standardError.contains("runs failed: \(Self.fixture("tunecheck-lr5e-3"))"))
         let lines = both.standardOutput.split(separator: "\n")

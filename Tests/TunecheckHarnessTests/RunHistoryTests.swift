@@ -201,10 +201,16 @@ import TunecheckTestSupport
     @Test func terminalMarkdownAndHTML() throws {
         let settings = RunHistorySettings()
         let rows = try [Self.tooHot, Self.healthy].map { RunSummary(run: try RunReaders.read($0), settings: settings) }
-        let terminal = RunTable.terminal(rows, settings: settings)
+        let terminal = RunTable.terminal(rows, settings: settings, width: 400)
         let lines = terminal.split(separator: "\n")
         #expect(lines[0].hasPrefix("run ") && lines[2].contains("FAIL") && lines[3].contains("PASS"))
         #expect(lines[2].contains("5e-3") && lines[3].contains("1e-4") && lines[2].contains("max-margin @5"))
+        // Too wide for 100 columns: a row per field, a column per run, every line within the width.
+        let narrow = RunTable.terminal(rows, settings: settings, width: 100).split(separator: "\n")
+        let table = narrow.prefix(RunTable.headers.count + 1)
+        #expect(table.allSatisfy { $0.count <= 100 })
+        #expect(table.contains { $0.hasPrefix("lr ") && $0.contains("5e-3") && $0.contains("1e-4") })
+        #expect(table.last?.hasPrefix("verdict") == true && table.last!.contains("FAIL") && table.last!.contains("PASS"))
         let markdown = RunTable.markdown(rows, settings: settings)
         #expect(markdown.split(separator: "\n").filter { $0.hasPrefix("| `") }.count == 2)
         #expect(markdown.contains("**FAIL**") && markdown.contains("**PASS**"))

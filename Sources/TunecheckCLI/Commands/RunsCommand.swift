@@ -90,7 +90,9 @@ struct RunsCommand: ParsableCommand {
         progressLine?.finish()
         let text: String
         switch format {
-        case .terminal: text = RunTable.terminal(summaries, settings: settings, colored: output == nil && stdoutIsTerminal())
+        case .terminal:
+            text = RunTable.terminal(summaries, settings: settings, width: output == nil ? terminalWidth() : 1000,
+                                     colored: output == nil && stdoutIsTerminal())
         case .markdown: text = RunTable.markdown(summaries, settings: settings)
         case .json: text = String(decoding: JSONWriter.prettyData(RunTable.jsonValue(summaries, settings: settings)), as: UTF8.self)
         case .html: text = RunHTML.render(summaries, settings: settings)

@@ -32,24 +32,57 @@ public enum RunTable {
 
     // MARK: Terminal
 
-    public static func terminal(_ summaries: [RunSummary], settings: RunHistorySettings, colored: Bool = false) -> String {
+    /// One row per run when that fits `width` columns; otherwise transposed (a row per field, a column per run, cells
+    /// cut with `…`), which fits a few runs in an ordinary terminal. Then each run's verdict and reason.
+    public static func terminal(_ summaries: [RunSummary], settings: RunHistorySettings, width: Int = 100, colored: Bool = false) -> String {
         let rows = summaries.map { cells($0).map { ControlCharacters.escape($0, whitespace: .spaces) } }
         var widths = headers.map(\.count)
         for row in rows { for (index, cell) in row.enumerated() { widths[index] = max(widths[index], cell.count) } }
-        func line(_ cells: [String]) -> String {
-            var text = zip(cells, widths).map { $0 + String(repeating: " ", count: max($1 - $0.count, 0)) }.joined(separator: "  ")
+        let wide = widths.reduce(0, +) + 2 * (widths.count - 1)
+        func line(_ cells: [String], _ widths: [Int]) -> String {
+            var text = zip(cells, widths).map { cell, width in
+                let cut = ReportSupport.truncate(cell, to: width)
+                return cut + String(repeating: " ", count: max(width - cut.count, 0))
+            }.joined(separator: "  ")
             while text.hasSuffix(" ") { text.removeLast() }
             return text
         }
-        var lines = [line(headers), widths.map { String(repeating: "─", count: $0) }.joined(separator: "  ")]
-        for (summary, row) in zip(summaries, rows) {
-            var text = line(row)
-            if colored {
+        func paint(_ text: String, _ verdict: RunSummary.Verdict) -> String {
+            guard colored else { return text }
+            let color = verdict == .pass ? "32" : verdict == .fail ? "31" : "33"
+            return "\u{1B}[\(color)m\(text)\u{1B}[0m"
+        }
+        var lines: [String] = []
+        if wide <= width || summaries.isEmpty {
+            lines.append(line(headers, widths))
+            lines.append(widths.map { String(repeating: "─", count: $0) }.joined(separator: "  "))
+            for (summary, row) in zip(summaries, rows) {
+                var text = line(row, widths)
                 let word = summary.verdict.rawValue.uppercased()
-                let color = summary.verdict == .pass ? "32" : summary.verdict == .fail ? "31" : "33"
-                if let range = text.range(of: word, options: .backwards) { text.replaceSubrange(range, with: "\u{1B}[\(color)m\(word)\u{1B}[0m") }
+                if let range = text.range(of: word, options: .backwards) { text.replaceSubrange(range, with: paint(word, summary.verdict)) }
+                lines.append(text)
             }
-            lines.append(text)
+        } else {
+            // Transposed: the field names, then one column per run, as wide as the terminal allows.
+            let labelWidth = headers.dropFirst().map(\.count).max()!
+            let room = max((width - labelWidth - 2 * summaries.count) / summaries.count, 8)
+            let runWidths = rows.map { row in min(row.map(\.count).max()!, room) }
+            // Paths keep their end (the run's own folder name): `…out/demo-too-hot`.
+            let names = zip(rows, runWidths).map { row, width in row[0].count > width ? "…" + String(row[0].suffix(width - 1)) : row[0] }
+            lines.append(line([""] + names, [labelWidth] + runWidths))
+            lines.append(([labelWidth] + runWidths).map { String(repeating: "─", count: $0) }.joined(separator: "  "))
+            for field in 1..<headers.count {
+                var text = line([headers[field]] + rows.map { $0[field] }, [labelWidth] + runWidths)
+                if field == headers.count - 1 {
+                    text = String(repeating: " ", count: labelWidth) + "  " + zip(summaries, runWidths).map { summary, width in
+                        let word = summary.verdict.rawValue.uppercased()
+                        return paint(word, summary.verdict) + String(repeating: " ", count: max(width - word.count, 0))
+                    }.joined(separator: "  ")
+                    text = headers[field] + String(text.dropFirst(headers[field].count))
+                    while text.hasSuffix(" ") { text.removeLast() }
+                }
+                lines.append(text)
+            }
         }
         lines.append("")
         for summary in summaries {
