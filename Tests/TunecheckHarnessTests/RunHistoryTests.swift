@@ -102,6 +102,28 @@ import TunecheckTestSupport
         #expect(firstOver != nil && strict.marginExplosionStep == firstOver && strict.verdict == .fail)
     }
 
+    /// A diverged TRL run: Python's json writes NaN bare; the reader keeps it, and a NaN margin is an explosion.
+    @Test func nonFiniteValuesInTrainerState() throws {
+        let folder = try TestPaths.temporaryDirectory("runs-nan")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = folder.appendingPathComponent("trl-dpo")
+        try FileManager.default.copyItem(atPath: Self.trl, toPath: run.path)
+        let state = run.appendingPathComponent("checkpoint-8/trainer_state.json")
+        var text = try String(contentsOf: state, encoding: .utf8)
+        let lastMargin = try #require(text.range(of: "\"rewards/margins\": ", options: .backwards))
+        let end = try #require(text[lastMargin.upperBound...].firstIndex { $0 == "," || $0 == "\n" })
+        text.replaceSubrange(lastMargin.upperBound..<end, with: "NaN")
+        text = text.replacingOccurrences(of: "\"loss\": 0.008699300698935986", with: "\"loss\": Infinity")
+        try text.write(to: state, atomically: true, encoding: .utf8)
+        #expect(text.contains("\"loss\": Infinity") && text.contains(": NaN"))
+        let row = try Self.summary(run.path)
+        #expect(row.run.history.last?.margin?.isNaN == true && row.run.history.last?.loss == .infinity)
+        #expect(row.marginExplosionStep == 8 && row.verdict == .fail)
+        #expect(row.lossMin == row.run.history.compactMap(\.loss).filter(\.isFinite).min())
+        #expect(quotingNonFiniteNumbers(Array("{\"a\": \"NaN \\\" Infinity\", \"b\": -Infinity}".utf8))
+                == Array("{\"a\": \"NaN \\\" Infinity\", \"b\": \"-Infinity\"}".utf8))
+    }
+
     @Test func mlxRunsFromBothLogFormats() throws {
         let table = try RunReaders.read(Self.mlx), classic = try RunReaders.read(Self.mlxClassic)
         for run in [table, classic] {

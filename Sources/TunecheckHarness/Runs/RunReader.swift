@@ -63,7 +63,7 @@ public enum RunReaders {
             throw RunError.invalidFile(path: url.path, reason: error.reason)
         }
         do {
-            guard let object = try JSONParser.parse(Array(data)).object else {
+            guard let object = try JSONParser.parse(quotingNonFiniteNumbers(Array(data))).object else {
                 throw RunError.invalidFile(path: url.path, reason: "expected a JSON object")
             }
             return object
@@ -71,6 +71,42 @@ public enum RunReaders {
             throw RunError.invalidFile(path: url.path, reason: "\(error)")
         }
     }
+}
+
+/// Python's `json` writes non-finite floats as bare `NaN`, `Infinity`, `-Infinity` (not JSON), and a diverged run's
+/// `trainer_state.json` holds exactly those. Outside strings they become the strings `"NaN"`, `"Infinity"`,
+/// `"-Infinity"`, which `JSONObject.number` reads back as the non-finite values, so a NaN loss is seen, not lost.
+func quotingNonFiniteNumbers(_ bytes: [UInt8]) -> [UInt8] {
+    let tokens: [[UInt8]] = [Array("-Infinity".utf8), Array("Infinity".utf8), Array("NaN".utf8)]
+    guard bytes.contains(UInt8(ascii: "N")) || bytes.contains(UInt8(ascii: "I")) else { return bytes }
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count + 16)
+    var index = 0, inString = false
+    while index < bytes.count {
+        let byte = bytes[index]
+        if inString {
+            out.append(byte)
+            if byte == UInt8(ascii: "\\"), index + 1 < bytes.count {
+                out.append(bytes[index + 1])
+                index += 2
+                continue
+            }
+            if byte == UInt8(ascii: "\"") { inString = false }
+            index += 1
+            continue
+        }
+        if byte == UInt8(ascii: "\"") { inString = true }
+        if let token = tokens.first(where: { index + $0.count <= bytes.count && Array(bytes[index..<index + $0.count]) == $0 }) {
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: token)
+            out.append(UInt8(ascii: "\""))
+            index += token.count
+            continue
+        }
+        out.append(byte)
+        index += 1
+    }
+    return out
 }
 
 /// What can go wrong reading run folders (exit code 2).
@@ -94,6 +130,14 @@ public enum RunError: Error, LocalizedError, Equatable {
 }
 
 extension JSONObject {
-    func number(_ key: String) -> Double? { self[key]?.double }
+    /// A number, or a non-finite one quoted by `quotingNonFiniteNumbers`.
+    func number(_ key: String) -> Double? {
+        switch self[key]?.string {
+        case "NaN": return .nan
+        case "Infinity": return .infinity
+        case "-Infinity": return -.infinity
+        default: return self[key]?.double
+        }
+    }
     func text(_ key: String) -> String? { self[key]?.string }
 }
