@@ -79,6 +79,18 @@ import TunecheckTestSupport
         #expect(row.run.notices.first?.contains("ignoring 0000030_adapters.safetensors, a partially written checkpoint") == true)
         // Its recorded verdict is not about the file that is there now.
         #expect(row.evaluations.map(\.name) == ["0000010_adapters", "0000020_adapters"])
+        // A Hugging Face checkpoint folder whose weights are not written yet.
+        let folder = try TestPaths.temporaryDirectory("runs-partial-hf")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let trl = folder.appendingPathComponent("trl-dpo")
+        try FileManager.default.copyItem(atPath: Self.trl, toPath: trl.path)
+        let writing = trl.appendingPathComponent("checkpoint-12")
+        try FileManager.default.createDirectory(at: writing, withIntermediateDirectories: false)
+        try FileManager.default.copyItem(at: trl.appendingPathComponent("checkpoint-8/adapter_config.json"),
+                                         to: writing.appendingPathComponent("adapter_config.json"))
+        let hf = try RunReaders.read(trl.path)
+        #expect(hf.checkpoints.map(\.name) == ["checkpoint-4", "checkpoint-8"] && hf.steps == 8)
+        #expect(hf.notices.count == 1 && hf.notices[0].contains("ignoring checkpoint-12, a partially written checkpoint"))
         // The complete runs have no notices.
         #expect(try RunReaders.read(Self.healthy).notices.isEmpty)
     }

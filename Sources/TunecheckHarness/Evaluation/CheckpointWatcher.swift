@@ -99,7 +99,17 @@ public final class CheckpointWatcher {
         for file in candidate.files where !FileManager.default.fileExists(atPath: file.path) {
             return "\(file.path): missing"
         }
-        for file in candidate.files where file.pathExtension == "safetensors" {
+        // A trainer that writes into the folder itself (the Hugging Face Trainer) may have written only configs so far.
+        guard candidate.files.contains(where: { $0.pathExtension == "safetensors" }) else {
+            return "\(candidate.path.path): no .safetensors weights in it yet"
+        }
+        return safetensorsProblem(candidate.files)
+    }
+
+    /// The first safetensors file among `files` that cannot be opened (its header does not describe its whole
+    /// length, or it is malformed), with why; nil when all can.
+    static func safetensorsProblem(_ files: [URL]) -> String? {
+        for file in files where file.pathExtension == "safetensors" {
             do {
                 _ = try SafeTensorsFile(url: file)
             } catch {
@@ -133,17 +143,11 @@ public final class CheckpointWatcher {
             if file.pathExtension == "safetensors" { safetensors.append(file) }
         }
         guard stable else { return .pending }
-        for file in safetensors {
-            do {
-                _ = try SafeTensorsFile(url: file)
-            } catch {
-                // Maybe still being written by a writer that does not write atomically: wait, and only call it
-                // broken when it has not changed for a long time.
-                if final || now.timeIntervalSince(newestChange) > max(settleSeconds * 10, 30) {
-                    return .broken((error as? LocalizedError)?.errorDescription ?? "\(error)")
-                }
-                return .pending
-            }
+        if let problem = Self.safetensorsProblem(safetensors) {
+            // Maybe still being written by a writer that does not write atomically: wait, and only call it
+            // broken when it has not changed for a long time.
+            if final || now.timeIntervalSince(newestChange) > max(settleSeconds * 10, 30) { return .broken(problem) }
+            return .pending
         }
         return .ready
     }
