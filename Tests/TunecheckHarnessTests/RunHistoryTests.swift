@@ -72,6 +72,24 @@ import TunecheckTestSupport
         #expect(strict.marginExplosionStep == firstOver2 && strict.verdict == .fail)
     }
 
+    /// Newer run.json keys: a run ended by an error or by the callback says so in the reason.
+    @Test func failedAndCallbackStoppedRunsSaySoInTheReason() throws {
+        let folder = try TestPaths.temporaryDirectory("runs-status")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let run = folder.appendingPathComponent("run")
+        try FileManager.default.copyItem(atPath: Self.healthy, toPath: run.path)
+        let recordURL = run.appendingPathComponent("run.json")
+        var record = try JSONParser.parse(Array(try Data(contentsOf: recordURL))).object!
+        record.set("status", .string("failed"))
+        record.set("failure", .string("disk full"))
+        record.set("stop_request", .string("user asked"))
+        try JSONWriter.data(.object(record)).write(to: recordURL)
+        let row = try Self.summary(run.path)
+        #expect(row.run.status == "failed")
+        #expect(row.verdict == .pass)
+        #expect(row.reason.hasSuffix("; stopped by the training callback: user asked; the run failed: disk full"))
+    }
+
     @Test func partiallyWrittenCheckpointIsIgnoredWithANotice() throws {
         let row = try Self.summary(Self.partial)
         #expect(row.run.checkpoints.map(\.name) == ["0000010_adapters", "0000020_adapters"])

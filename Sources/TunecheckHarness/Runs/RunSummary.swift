@@ -128,6 +128,7 @@ public struct RunSummary: Sendable {
                 reason = "no checkpoint evaluated (give --suite) and no guard or margin explosion"
             }
         }
+        if !run.endNotes.isEmpty { reason += "; " + run.endNotes.joined(separator: "; ") }
     }
 }
 

@@ -127,6 +127,7 @@ public enum RunTable {
             var object = JSONObject()
             object.set("path", .string(run.path))
             object.set("trainer", .string(run.trainer.rawValue))
+            object.set("status", optional(run.status))
             object.set("method", .string(run.method))
             object.set("learning_rate", optional(run.learningRate))
             object.set("learning_rate_source", run.learningRate == nil ? .null : .string(run.learningRateIsPeak ? "peak_logged" : "configured"))

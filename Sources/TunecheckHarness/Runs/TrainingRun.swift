@@ -79,6 +79,11 @@ public struct TrainingRun: Sendable {
     public var history: [Step] = []
     public var checkpoints: [Checkpoint] = []
     public var stop: GuardStop?
+    /// tunecheck's `run.json` `status` (`running`, `finished`, `stopped`, `failed`); nil for other trainers.
+    public var status: String?
+    /// What else ended the run, as `run.json` says: the training callback's stop request, or the error of a failed
+    /// run. Shown in the reason; neither is a guard, so neither decides the verdict.
+    public var endNotes: [String] = []
     /// The run's own evaluation of its checkpoints, when it made one.
     public var recorded: [RecordedEvaluation] = []
     /// `eval/report.json`'s settings (what the recorded evaluations were made with), for reuse with `--suite`.

@@ -26,6 +26,11 @@ public enum TunecheckRunReader: RunReader {
             run.loraTargets = lora["keys"]?.array?.compactMap(\.string)
         }
         run.steps = record["steps"]?.int
+        // `status`, `stop_request` and `failure` are newer keys of run.json v1; older records lack them.
+        run.status = record.text("status")
+        if run.status == "running" { run.endNotes.append("still running (run.json status running)") }
+        if let request = record.text("stop_request") { run.endNotes.append("stopped by the training callback: \(request)") }
+        if let failure = record.text("failure") { run.endNotes.append("the run failed: \(failure)") }
         run.base = record.text("base")
         run.bestCheckpoint = record.text("best_checkpoint")
         run.bestMetric = record.text("best_metric").flatMap { try? MetricGoal(parsing: $0) }
