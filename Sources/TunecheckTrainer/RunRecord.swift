@@ -6,7 +6,7 @@ import TunecheckJSON
 /// dashboards). Written when the run starts and rewritten (atomically) at every save and at the end, so a killed
 /// run still has it. Keys (v1):
 ///
-///     { "schema_version": 1, "tool": "tunecheck", "tunecheck_version", "status": "running"|"finished"|"stopped",
+///     { "schema_version": 1, "tool": "tunecheck", "tunecheck_version", "status": "running"|"finished"|"stopped"|"failed",
 ///       "started_at", "updated_at", "seconds",
 ///       "method": "sft"|"dpo", "fine_tune_type": "lora"|"full", "base", "data", "learning_rate", "beta", "loss_type",
 ///       "lora": { "rank", "scale", "keys" } | null,
@@ -15,9 +15,11 @@ import TunecheckJSON
 ///       "checkpoints": [ names ], "checkpoint_records": [ { "name", "step", "loss", "passed", "metrics" } ],
 ///       "best_checkpoint", "best_metric",
 ///       "stop": { "guard", "step", "checkpoint", "value", "threshold", "reason" } | null,
-///       "stopped_by": the stop as one line | null }
+///       "stopped_by": the stop as one line | null,
+///       "stop_request": why the training callback stopped the run | null, "failure": the error that ended a failed run | null }
 public struct RunRecord: Sendable {
-    public enum Status: String, Sendable { case running, finished, stopped }
+    /// `running` until the run ends: `finished` (all steps), `stopped` (a guard or the callback), `failed` (an error).
+    public enum Status: String, Sendable { case running, finished, stopped, failed }
 
     /// One saved checkpoint and what its evaluation said.
     public struct CheckpointRecord: Sendable {
@@ -40,6 +42,10 @@ public struct RunRecord: Sendable {
     public var checkpoints: [CheckpointRecord] = []
     public var bestCheckpoint: String?
     public var stop: GuardTrip?
+    /// Why the training callback asked the run to stop, when it did.
+    public var stopRequest: String?
+    /// The error that ended a failed run.
+    public var failure: String?
 
     public init(configuration: TrainingConfiguration, startedAt: Date = Date()) {
         self.configuration = configuration
@@ -103,6 +109,8 @@ public struct RunRecord: Sendable {
             object.set("stop", .null)
         }
         object.set("stopped_by", stop.map { .string($0.error.errorDescription ?? $0.reason) } ?? .null)
+        object.set("stop_request", stopRequest.map { .string($0) } ?? .null)
+        object.set("failure", failure.map { .string($0) } ?? .null)
         return .object(object)
     }
 

@@ -145,6 +145,23 @@ public final class Trainer {
 
     public func run() throws -> TrainingSummary {
         try prepare()
+        do {
+            return try train()
+        } catch {
+            // The run record says how the run ended, also when an error ended it (a killed run keeps "running").
+            if FileManager.default.fileExists(atPath: outputFolder.appendingPathComponent("run.json").path) {
+                record.status = .failed
+                record.failure = (error as? LocalizedError)?.errorDescription ?? "\(error)"
+                record.updatedAt = Date()
+                try? writeMetrics()
+                try? record.write(to: outputFolder)
+            }
+            throw error
+        }
+    }
+
+    /// The loop, after `prepare`.
+    private func train() throws -> TrainingSummary {
         let config = configuration
         let rules = config.guards.rules
         record = RunRecord(configuration: config)
@@ -226,6 +243,7 @@ public final class Trainer {
                 if stop == nil { stop = rules.lazy.compactMap { $0.check(observation) }.first }
                 if stop == nil, let request = answer?.stopRequest {
                     observer?.message("stopping at \(saved.name.displayName): \(request)")
+                    record.stopRequest = request
                     break
                 }
                 record.bestCheckpoint = bestCheckpoint()
@@ -236,7 +254,7 @@ public final class Trainer {
             if stop != nil { break }
             step += 1
         }
-        record.status = stop == nil ? .finished : .stopped
+        record.status = stop == nil && record.stopRequest == nil ? .finished : .stopped
         record.stop = stop
         record.bestCheckpoint = bestCheckpoint()
         record.updatedAt = Date()

@@ -35,13 +35,10 @@ import Testing
 
     /// The rule a severe failure names is a real suite-file key.
     @Test func severeRuleNamesAreSuiteFileKeys() {
-        let keys = Set(RepetitionThresholds.CodingKeys.allCases.map(\.rawValue))
+        let keys = Set(RepetitionThresholds.fields.map(\.key))
         let severe = RepetitionThresholds.default.limits(.severe), mild = RepetitionThresholds.default.limits(.mild)
-        let limited: [RepetitionThresholds.CodingKeys] = [
-            .maxSeqRep4Words, .maxSeqRep4Tokens, .maxRepeatedUnitRun, .maxRepeatedWordRun, .maxSentenceRepeats,
-            .maxPunctuationRun, .maxLayoutRunCharacters, .maxCharacterLoopLength, .maxConsecutiveNewlines,
-            .maxRepeatedFraction, .minDistinct2, .maxCompressionRatio,
-        ]
+        let limited = RepetitionThresholds.LimitKey.allCases
+        #expect(limited.allSatisfy { keys.contains($0.rawValue) })
         for key in limited {
             #expect(mild.key(key) == key.rawValue)
             #expect(severe.key(key).hasPrefix("severe_") && keys.contains(severe.key(key)), "\(severe.key(key))")

@@ -89,5 +89,23 @@ struct TrainingCallbackTests {
         }
         let stopped = try polite.run()
         #expect(stopped.stop == nil && stopped.steps == 2 && stopped.checkpoints.count == 1)
+        let politeRun = try RecordingCallback(folder: other) { _ in nil }.readRunRecord()
+        #expect(politeRun["status"]?.string == "stopped" && politeRun["stop_request"]?.string == "enough")
+    }
+
+    @Test func aRunEndedByAnErrorSaysSoInItsRecord() throws {
+        struct EvaluationBroke: Error, LocalizedError { var errorDescription: String? { "evalset.jsonl:3: missing \"prompt\"" } }
+        let folder = try TrainerBehaviourTests.temporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let trainer = Trainer(configuration: TrainerBehaviourTests.configuration(folder) { $0.iters = 4; $0.saveEvery = 2 })
+        final class Failing: TrainingCallback {
+            func checkpointSaved(_ checkpoint: SavedCheckpoint) throws -> CheckpointFeedback? { throw EvaluationBroke() }
+        }
+        trainer.callback = Failing()
+        #expect(throws: EvaluationBroke.self) { _ = try trainer.run() }
+        let run = try RecordingCallback(folder: folder) { _ in nil }.readRunRecord()
+        #expect(run["status"]?.string == "failed")
+        #expect(run["failure"]?.string == "evalset.jsonl:3: missing \"prompt\"")
+        #expect(run["checkpoints"]?.array?.compactMap(\.string) == ["0000002_adapters"], "the checkpoint written before the error is recorded")
     }
 }

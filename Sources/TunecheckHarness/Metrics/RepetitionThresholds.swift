@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 
 /// When an answer counts as repetitive, at two levels. The `max_*` / `min_*` limits (and the two `fail_on_*`
 /// switches) are the *mild* level: an answer breaking one of them is repetitive. The `severe_*` limits beside
@@ -20,7 +21,7 @@ import Foundation
 /// (those scripts use no spaces); lowercased for matching. A *unit* is a sequence of word tokens; its word
 /// count counts only tokens containing a letter (`step 1,` is a one-word unit). A *run* is a unit repeated
 /// immediately, several times in a row.
-public struct RepetitionThresholds: Sendable, Equatable, Codable {
+public struct RepetitionThresholds: Sendable, Equatable, SettingsCodable {
     /// Fail when seq-rep-4 over the answer's words (letter/digit tokens; punctuation left out) exceeds this, for
     /// answers of at least `minTokensForRatios` words.
     /// 0.5: half of all 4-grams are repeats. Human text sits near 0–0.1 (Welleck et al. report ≈0.01 on
@@ -199,125 +200,52 @@ public struct RepetitionThresholds: Sendable, Equatable, Codable {
     /// The documented defaults.
     public static let `default` = RepetitionThresholds()
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case maxSeqRep4Words = "max_seq_rep_4_words"
-        case maxSeqRep4Tokens = "max_seq_rep_4_tokens"
-        case maxRepeatedUnitRun = "max_repeated_unit_run"
-        case maxRepeatedWordRun = "max_repeated_word_run"
-        case maxSentenceRepeats = "max_sentence_repeats"
-        case maxPunctuationRun = "max_punctuation_run"
-        case maxLayoutRunCharacters = "max_layout_run_characters"
-        case maxCharacterLoopLength = "max_character_loop_length"
-        case maxConsecutiveNewlines = "max_consecutive_newlines"
-        case maxRepeatedFraction = "max_repeated_fraction"
-        case minDistinct2 = "min_distinct_2"
-        case maxCompressionRatio = "max_compression_ratio"
-        case minBytesForCompression = "min_bytes_for_compression"
-        case failOnEmpty = "fail_on_empty"
-        case failOnSingleTokenRepeated = "fail_on_single_token_repeated"
-        case minTokensForRatios = "min_tokens_for_ratios"
-        case severeSeqRep4Words = "severe_seq_rep_4_words"
-        case severeSeqRep4Tokens = "severe_seq_rep_4_tokens"
-        case severeRepeatedUnitRun = "severe_repeated_unit_run"
-        case severeRepeatedWordRun = "severe_repeated_word_run"
-        case severeSentenceRepeats = "severe_sentence_repeats"
-        case severePunctuationRun = "severe_punctuation_run"
-        case severeLayoutRunCharacters = "severe_layout_run_characters"
-        case severeCharacterLoopLength = "severe_character_loop_length"
-        case severeConsecutiveNewlines = "severe_consecutive_newlines"
-        case severeRepeatedFraction = "severe_repeated_fraction"
-        case severeDistinct2 = "severe_distinct_2"
-        case severeCompressionRatio = "severe_compression_ratio"
-        case maxMildFraction = "max_mild_fraction"
+    public init() { self.init(maxSeqRep4Words: 0.5) }
+
+    /// The mild limits a failure's `rule:` line can name (each has a `severe_` counterpart).
+    enum LimitKey: String, CaseIterable {
+        case maxSeqRep4Words = "max_seq_rep_4_words", maxSeqRep4Tokens = "max_seq_rep_4_tokens"
+        case maxRepeatedUnitRun = "max_repeated_unit_run", maxRepeatedWordRun = "max_repeated_word_run"
+        case maxSentenceRepeats = "max_sentence_repeats", maxPunctuationRun = "max_punctuation_run"
+        case maxLayoutRunCharacters = "max_layout_run_characters", maxCharacterLoopLength = "max_character_loop_length"
+        case maxConsecutiveNewlines = "max_consecutive_newlines", maxRepeatedFraction = "max_repeated_fraction"
+        case minDistinct2 = "min_distinct_2", maxCompressionRatio = "max_compression_ratio"
     }
 
-    private struct AnyKey: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { return nil }
-    }
-
-    public init(from decoder: Decoder) throws {
-        let raw = try decoder.container(keyedBy: AnyKey.self)
-        let known = Set(CodingKeys.allCases.map(\.rawValue))
-        if let unknown = raw.allKeys.first(where: { !known.contains($0.stringValue) }) {
-            throw DecodingError.dataCorrupted(DecodingError.Context(
-                codingPath: decoder.codingPath + [unknown],
-                debugDescription: "unknown repetition threshold '\(unknown.stringValue)'; known: \(CodingKeys.allCases.map(\.rawValue).joined(separator: ", "))"))
-        }
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let d = RepetitionThresholds.default
-        maxSeqRep4Words = try c.decodeIfPresent(Double.self, forKey: .maxSeqRep4Words) ?? d.maxSeqRep4Words
-        maxSeqRep4Tokens = try c.decodeIfPresent(Double.self, forKey: .maxSeqRep4Tokens) ?? d.maxSeqRep4Tokens
-        maxRepeatedUnitRun = try c.decodeIfPresent(Int.self, forKey: .maxRepeatedUnitRun) ?? d.maxRepeatedUnitRun
-        maxRepeatedWordRun = try c.decodeIfPresent(Int.self, forKey: .maxRepeatedWordRun) ?? d.maxRepeatedWordRun
-        maxSentenceRepeats = try c.decodeIfPresent(Int.self, forKey: .maxSentenceRepeats) ?? d.maxSentenceRepeats
-        maxPunctuationRun = try c.decodeIfPresent(Int.self, forKey: .maxPunctuationRun) ?? d.maxPunctuationRun
-        maxLayoutRunCharacters = try c.decodeIfPresent(Int.self, forKey: .maxLayoutRunCharacters) ?? d.maxLayoutRunCharacters
-        maxCharacterLoopLength = try c.decodeIfPresent(Int.self, forKey: .maxCharacterLoopLength) ?? d.maxCharacterLoopLength
-        maxConsecutiveNewlines = try c.decodeIfPresent(Int.self, forKey: .maxConsecutiveNewlines) ?? d.maxConsecutiveNewlines
-        maxRepeatedFraction = try c.decodeIfPresent(Double.self, forKey: .maxRepeatedFraction) ?? d.maxRepeatedFraction
-        if c.contains(.minDistinct2) {
-            minDistinct2 = try c.decodeNil(forKey: .minDistinct2) ? nil : c.decode(Double.self, forKey: .minDistinct2)
-        } else {
-            minDistinct2 = d.minDistinct2
-        }
-        maxCompressionRatio = try c.decodeIfPresent(Double.self, forKey: .maxCompressionRatio) ?? d.maxCompressionRatio
-        minBytesForCompression = try c.decodeIfPresent(Int.self, forKey: .minBytesForCompression) ?? d.minBytesForCompression
-        failOnEmpty = try c.decodeIfPresent(Bool.self, forKey: .failOnEmpty) ?? d.failOnEmpty
-        failOnSingleTokenRepeated = try c.decodeIfPresent(Bool.self, forKey: .failOnSingleTokenRepeated) ?? d.failOnSingleTokenRepeated
-        minTokensForRatios = try c.decodeIfPresent(Int.self, forKey: .minTokensForRatios) ?? d.minTokensForRatios
-        severeSeqRep4Words = try c.decodeIfPresent(Double.self, forKey: .severeSeqRep4Words) ?? d.severeSeqRep4Words
-        severeSeqRep4Tokens = try c.decodeIfPresent(Double.self, forKey: .severeSeqRep4Tokens) ?? d.severeSeqRep4Tokens
-        severeRepeatedUnitRun = try c.decodeIfPresent(Int.self, forKey: .severeRepeatedUnitRun) ?? d.severeRepeatedUnitRun
-        severeRepeatedWordRun = try c.decodeIfPresent(Int.self, forKey: .severeRepeatedWordRun) ?? d.severeRepeatedWordRun
-        severeSentenceRepeats = try c.decodeIfPresent(Int.self, forKey: .severeSentenceRepeats) ?? d.severeSentenceRepeats
-        severePunctuationRun = try c.decodeIfPresent(Int.self, forKey: .severePunctuationRun) ?? d.severePunctuationRun
-        severeLayoutRunCharacters = try c.decodeIfPresent(Int.self, forKey: .severeLayoutRunCharacters) ?? d.severeLayoutRunCharacters
-        severeCharacterLoopLength = try c.decodeIfPresent(Int.self, forKey: .severeCharacterLoopLength) ?? d.severeCharacterLoopLength
-        severeConsecutiveNewlines = try c.decodeIfPresent(Int.self, forKey: .severeConsecutiveNewlines) ?? d.severeConsecutiveNewlines
-        severeRepeatedFraction = try c.decodeIfPresent(Double.self, forKey: .severeRepeatedFraction) ?? d.severeRepeatedFraction
-        if c.contains(.severeDistinct2) {
-            severeDistinct2 = try c.decodeNil(forKey: .severeDistinct2) ? nil : c.decode(Double.self, forKey: .severeDistinct2)
-        } else {
-            severeDistinct2 = d.severeDistinct2
-        }
-        severeCompressionRatio = try c.decodeIfPresent(Double.self, forKey: .severeCompressionRatio) ?? d.severeCompressionRatio
-        maxMildFraction = try c.decodeIfPresent(Double.self, forKey: .maxMildFraction) ?? d.maxMildFraction
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(maxSeqRep4Words, forKey: .maxSeqRep4Words)
-        try c.encode(maxSeqRep4Tokens, forKey: .maxSeqRep4Tokens)
-        try c.encode(maxRepeatedUnitRun, forKey: .maxRepeatedUnitRun)
-        try c.encode(maxRepeatedWordRun, forKey: .maxRepeatedWordRun)
-        try c.encode(maxSentenceRepeats, forKey: .maxSentenceRepeats)
-        try c.encode(maxPunctuationRun, forKey: .maxPunctuationRun)
-        try c.encode(maxLayoutRunCharacters, forKey: .maxLayoutRunCharacters)
-        try c.encode(maxCharacterLoopLength, forKey: .maxCharacterLoopLength)
-        try c.encode(maxConsecutiveNewlines, forKey: .maxConsecutiveNewlines)
-        try c.encode(maxRepeatedFraction, forKey: .maxRepeatedFraction)
-        if let minDistinct2 { try c.encode(minDistinct2, forKey: .minDistinct2) } else { try c.encodeNil(forKey: .minDistinct2) }
-        try c.encode(maxCompressionRatio, forKey: .maxCompressionRatio)
-        try c.encode(minBytesForCompression, forKey: .minBytesForCompression)
-        try c.encode(failOnEmpty, forKey: .failOnEmpty)
-        try c.encode(failOnSingleTokenRepeated, forKey: .failOnSingleTokenRepeated)
-        try c.encode(minTokensForRatios, forKey: .minTokensForRatios)
-        try c.encode(severeSeqRep4Words, forKey: .severeSeqRep4Words)
-        try c.encode(severeSeqRep4Tokens, forKey: .severeSeqRep4Tokens)
-        try c.encode(severeRepeatedUnitRun, forKey: .severeRepeatedUnitRun)
-        try c.encode(severeRepeatedWordRun, forKey: .severeRepeatedWordRun)
-        try c.encode(severeSentenceRepeats, forKey: .severeSentenceRepeats)
-        try c.encode(severePunctuationRun, forKey: .severePunctuationRun)
-        try c.encode(severeLayoutRunCharacters, forKey: .severeLayoutRunCharacters)
-        try c.encode(severeCharacterLoopLength, forKey: .severeCharacterLoopLength)
-        try c.encode(severeConsecutiveNewlines, forKey: .severeConsecutiveNewlines)
-        try c.encode(severeRepeatedFraction, forKey: .severeRepeatedFraction)
-        if let severeDistinct2 { try c.encode(severeDistinct2, forKey: .severeDistinct2) } else { try c.encodeNil(forKey: .severeDistinct2) }
-        try c.encode(severeCompressionRatio, forKey: .severeCompressionRatio)
-        try c.encode(maxMildFraction, forKey: .maxMildFraction)
+    /// The suite-file keys, each with the property it sets (absent keeps the default; `min_distinct_2: null` and
+    /// `severe_distinct_2: null` switch those checks off).
+    public static var fields: [SettingsField<Self>] {
+        [
+            .field("max_seq_rep_4_words", \.maxSeqRep4Words),
+            .field("max_seq_rep_4_tokens", \.maxSeqRep4Tokens),
+            .field("max_repeated_unit_run", \.maxRepeatedUnitRun),
+            .field("max_repeated_word_run", \.maxRepeatedWordRun),
+            .field("max_sentence_repeats", \.maxSentenceRepeats),
+            .field("max_punctuation_run", \.maxPunctuationRun),
+            .field("max_layout_run_characters", \.maxLayoutRunCharacters),
+            .field("max_character_loop_length", \.maxCharacterLoopLength),
+            .field("max_consecutive_newlines", \.maxConsecutiveNewlines),
+            .field("max_repeated_fraction", \.maxRepeatedFraction),
+            .field("min_distinct_2", \.minDistinct2),
+            .field("max_compression_ratio", \.maxCompressionRatio),
+            .field("min_bytes_for_compression", \.minBytesForCompression),
+            .field("fail_on_empty", \.failOnEmpty),
+            .field("fail_on_single_token_repeated", \.failOnSingleTokenRepeated),
+            .field("min_tokens_for_ratios", \.minTokensForRatios),
+            .field("severe_seq_rep_4_words", \.severeSeqRep4Words),
+            .field("severe_seq_rep_4_tokens", \.severeSeqRep4Tokens),
+            .field("severe_repeated_unit_run", \.severeRepeatedUnitRun),
+            .field("severe_repeated_word_run", \.severeRepeatedWordRun),
+            .field("severe_sentence_repeats", \.severeSentenceRepeats),
+            .field("severe_punctuation_run", \.severePunctuationRun),
+            .field("severe_layout_run_characters", \.severeLayoutRunCharacters),
+            .field("severe_character_loop_length", \.severeCharacterLoopLength),
+            .field("severe_consecutive_newlines", \.severeConsecutiveNewlines),
+            .field("severe_repeated_fraction", \.severeRepeatedFraction),
+            .field("severe_distinct_2", \.severeDistinct2),
+            .field("severe_compression_ratio", \.severeCompressionRatio),
+            .field("max_mild_fraction", \.maxMildFraction),
+        ]
     }
 }
 
@@ -344,7 +272,7 @@ struct RepetitionLimits: Sendable, Equatable {
 
     /// The suite-file key of a limit at this level, for the `rule:` line of a failure: the mild key itself
     /// (`max_repeated_word_run`), or its severe counterpart (`severe_repeated_word_run`: `max_`/`min_` replaced).
-    func key(_ mild: RepetitionThresholds.CodingKeys) -> String {
+    func key(_ mild: RepetitionThresholds.LimitKey) -> String {
         guard level == .severe else { return mild.rawValue }
         var name = Substring(mild.rawValue)
         if name.hasPrefix("max_") || name.hasPrefix("min_") { name = name.dropFirst(4) }
