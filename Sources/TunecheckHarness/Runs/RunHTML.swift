@@ -27,15 +27,17 @@ public enum RunHTML {
 
         """
         html += "<section id=\"table\"><h2>Runs</h2><div class=\"table-scroll\"><table class=\"matrix runs\"><thead><tr>"
-        html += "<th></th>" + RunTable.headers.map { "<th>\(HTML.escape($0))</th>" }.joined() + "</tr></thead><tbody>\n"
+        // The verdict comes right after the run's name, where it is seen without scrolling a wide table.
+        html += "<th></th><th>\(HTML.escape(RunTable.headers[0]))</th><th>\(HTML.escape(RunTable.headers.last!))</th>"
+            + RunTable.headers.dropFirst().dropLast().map { "<th>\(HTML.escape($0))</th>" }.joined() + "</tr></thead><tbody>\n"
         for (index, summary) in summaries.enumerated() {
             let cells = RunTable.cells(summary)
             let tone = summary.verdict == .pass ? "cell-pass" : summary.verdict == .fail ? "cell-fail" : "cell-skip"
             html += "<tr><td><span class=\"swatch\" style=\"background:\(color(index))\"></span></td>"
             // The folder's name in the table (the full path in its tooltip and in the reasons below).
             html += "<th title=\"\(HTML.escape(cells[0]))\"><code>\(HTML.escape(shortName(summary.run.path)))</code></th>"
-            html += cells.dropFirst().dropLast().map { "<td>\(HTML.escape($0))</td>" }.joined()
-            html += "<td class=\"\(tone)\">\(HTML.escape(cells.last!))</td></tr>\n"
+            html += "<td class=\"\(tone)\">\(HTML.escape(cells.last!))</td>"
+            html += cells.dropFirst().dropLast().map { "<td>\(HTML.escape($0))</td>" }.joined() + "</tr>\n"
         }
         html += "</tbody></table></div>\n<ul class=\"reasons\">"
         for summary in summaries {
@@ -100,10 +102,11 @@ public enum RunHTML {
     ul.reasons{font-size:14px;padding-left:20px}
     .legend .item{white-space:nowrap;display:inline-block}
     .wrap,main,footer{max-width:1680px}
-    table.runs{font-size:13px}
-    table.runs th,table.runs td{padding:6px 8px;white-space:normal;vertical-align:top}
-    table.runs td:nth-child(n+10){min-width:7em}
-    table.runs th code,table.runs td:nth-child(-n+9){white-space:nowrap}
+    table.runs{font-size:12.5px}
+    table.runs th,table.runs td{padding:6px 6px;white-space:normal;vertical-align:top}
+    table.runs td:nth-child(16){min-width:10em;max-width:14em}
+    table.runs th code,table.runs td:nth-child(6),table.runs td:nth-child(9),table.runs td:nth-child(13),
+    table.runs td:nth-child(15),table.runs td:nth-child(17){white-space:nowrap}
     svg.chart .overlay{fill:none;stroke-width:2;stroke-linejoin:round}
     svg.chart .pt-none{fill:#fff;stroke:#57606a;stroke-width:1.5}
     """
