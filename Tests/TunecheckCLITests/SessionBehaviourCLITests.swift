@@ -146,19 +146,7 @@ struct SessionBehaviourCLITests {
         let first = try eval([])
         #expect(first.contains("read: none; computed and stored: answers, pairs") && first.contains(folder.appendingPathComponent("from-suite").path), "\(first)")
         func reportWithoutTimings() throws -> JSONValue {
-            func strip(_ value: JSONValue) -> JSONValue {
-                switch value {
-                case .object(let object):
-                    var result = JSONObject()
-                    for (key, item) in zip(object.keys, object.values) where !["started_at", "duration_seconds"].contains(key) {
-                        result.set(key, strip(item))
-                    }
-                    return .object(result)
-                case .array(let items): return .array(items.map(strip))
-                default: return value
-                }
-            }
-            return strip(try JSONParser.parse([UInt8](Data(contentsOf: folder.appendingPathComponent("report/report.json")))))
+            ReportComparison.withoutTimings(try JSONParser.parse([UInt8](Data(contentsOf: folder.appendingPathComponent("report/report.json")))))
         }
         let reportOne = try reportWithoutTimings()
         let second = try eval([])

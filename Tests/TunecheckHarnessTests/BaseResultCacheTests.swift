@@ -47,20 +47,7 @@ import TunecheckTestSupport
             let session = EvaluationSession(settings: settings)
             try session.prepare()
             try session.evaluateAll()
-            return (session.baseWork.sorted(), BaseResultCacheTests.withoutTimings(JSONReport.value(session.makeReport())), session.notices)
-        }
-    }
-
-    static func withoutTimings(_ value: JSONValue) -> JSONValue {
-        switch value {
-        case .object(let object):
-            var result = JSONObject()
-            for (key, item) in zip(object.keys, object.values) where !["started_at", "duration_seconds"].contains(key) {
-                result.set(key, withoutTimings(item))
-            }
-            return .object(result)
-        case .array(let items): return .array(items.map(withoutTimings))
-        default: return value
+            return (session.baseWork.sorted(), ReportComparison.withoutTimings(JSONReport.value(session.makeReport())), session.notices)
         }
     }
 
