@@ -15,6 +15,7 @@ import PackageDescription
 //                         registry; evalsets, golden outputs, reports (JUnit via libxml2, JSON, HTML)
 //   TunecheckTrainer      LoRA / full SFT and DPO on the engine's backward passes; hands each checkpoint to a
 //                         training callback (it does not depend on the harness)
+//   TunecheckBenchmarks   `tunecheck bench`'s measurements (score, decode, a LoRA step) and their FLOP accounting
 //   TunecheckCLI          the `tunecheck` executable, a thin layer over the libraries; wires the harness-backed
 //                         training callback into the trainer
 //
@@ -84,14 +85,18 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
+        .target(
+            name: "TunecheckBenchmarks",
+            dependencies: ["TunecheckEngine", "TunecheckTrainer", "TunecheckJSON", "CBLAS"]
+        ),
         .executableTarget(
             name: "TunecheckCLI",
             dependencies: [
                 "TunecheckEngine",
                 "TunecheckHarness",
                 "TunecheckTrainer",
+                "TunecheckBenchmarks",
                 "TunecheckJSON",
-                "CBLAS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -119,6 +124,10 @@ let package = Package(
         .testTarget(
             name: "TunecheckHarnessTests",
             dependencies: ["TunecheckHarness", "TunecheckEngine", "TunecheckJSON", "CLibXML2", "TunecheckTestSupport"]
+        ),
+        .testTarget(
+            name: "TunecheckBenchmarksTests",
+            dependencies: ["TunecheckBenchmarks", "TunecheckEngine", "TunecheckJSON", "TunecheckTestSupport"]
         ),
         .testTarget(
             name: "TunecheckTrainerTests",

@@ -28,10 +28,15 @@ typedef struct {
 static pthread_mutex_t pool_mutex = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_wake = PTHREAD_COND_INITIALIZER;
 static int pool_workers = 0;            // started worker threads
-static tc_job pool_job;
-static atomic_ulong pool_generation = 0; // incremented for each job
-static atomic_int pool_next_part = 0;    // next part to take
-static atomic_int pool_done_parts = 0;   // parts finished
+// A job's fields live in the slot of its generation's parity, and parts are claimed through one ticket that holds
+// the generation (high 32 bits) and the next part (low 32 bits). A worker that is late (it saw an older generation,
+// or is leaving its last job while the next one is being set up) can therefore never claim a part of a job it did
+// not read, nor read a job whose fields are being written: its compare-and-swap fails as soon as the generation
+// moved on, and a slot is rewritten only two generations later, after every part of the job between has finished.
+static tc_job pool_jobs[2];
+static atomic_ulong pool_generation = 0;   // incremented for each job
+static _Atomic unsigned long long pool_ticket = 0; // (generation << 32) | next part
+static atomic_int pool_done_parts = 0;     // parts finished
 static atomic_int pool_sleepers = 0;     // workers waiting on pool_wake
 static pthread_mutex_t pool_run_mutex = PTHREAD_MUTEX_INITIALIZER; // one job at a time
 
@@ -41,11 +46,18 @@ static long now_ns(void) {
     return ts.tv_sec * 1000000000L + ts.tv_nsec;
 }
 
-static void run_parts(void) {
+/// Runs parts of generation `generation`'s job until none is left, or the pool has moved on to another job.
+static void run_parts(unsigned long generation) {
+    const unsigned long long tag = (unsigned long long)(generation & 0xffffffffUL) << 32;
+    const tc_job *job = &pool_jobs[generation & 1];
     for (;;) {
-        int part = atomic_fetch_add_explicit(&pool_next_part, 1, memory_order_acq_rel);
-        if (part >= pool_job.parts) return;
-        pool_job.fn(pool_job.ctx, part);
+        unsigned long long ticket = atomic_load_explicit(&pool_ticket, memory_order_acquire);
+        if ((ticket & 0xffffffff00000000ULL) != tag) return;
+        int part = (int)(ticket & 0xffffffffULL);
+        // If the job was superseded, this read may see another job's fields, but the exchange below then fails.
+        if (part >= job->parts) return;
+        if (!atomic_compare_exchange_weak_explicit(&pool_ticket, &ticket, ticket + 1, memory_order_acq_rel, memory_order_acquire)) continue;
+        job->fn(job->ctx, part);
         atomic_fetch_add_explicit(&pool_done_parts, 1, memory_order_acq_rel);
     }
 }
@@ -74,7 +86,7 @@ static void *worker_main(void *unused) {
             }
         }
         seen = generation;
-        run_parts();
+        run_parts(generation);
     }
     return NULL;
 }
@@ -99,19 +111,21 @@ void tc_parallel_for(int parts, int threads, void (*fn)(void *ctx, int part), vo
         pthread_attr_destroy(&attributes);
         pool_workers++;
     }
-    pool_job.fn = fn;
-    pool_job.ctx = ctx;
-    pool_job.parts = parts;
+    // Only this thread (holding pool_run_mutex) advances the generation.
+    unsigned long generation = atomic_load_explicit(&pool_generation, memory_order_acquire) + 1;
+    tc_job *job = &pool_jobs[generation & 1];
+    job->fn = fn;
+    job->ctx = ctx;
+    job->parts = parts;
     atomic_store_explicit(&pool_done_parts, 0, memory_order_relaxed);
-    // Release: a worker still leaving the previous job may take a part of this one through pool_next_part (before it
-    // sees the new generation); its acquiring fetch_add must then see this job's fields.
-    atomic_store_explicit(&pool_next_part, 0, memory_order_release);
+    // Release: whoever claims a part through the new ticket sees the job's fields.
+    atomic_store_explicit(&pool_ticket, (unsigned long long)(generation & 0xffffffffUL) << 32, memory_order_release);
     // Publish the job; sleeping workers need the mutex-protected broadcast, spinning ones see the new generation.
     pthread_mutex_lock(&pool_mutex);
-    atomic_fetch_add_explicit(&pool_generation, 1, memory_order_acq_rel);
+    atomic_store_explicit(&pool_generation, generation, memory_order_release);
     if (atomic_load(&pool_sleepers) > 0) pthread_cond_broadcast(&pool_wake);
     pthread_mutex_unlock(&pool_mutex);
-    run_parts();
+    run_parts(generation);
     while (atomic_load_explicit(&pool_done_parts, memory_order_acquire) < parts) TC_PAUSE();
     pthread_mutex_unlock(&pool_run_mutex);
 }

@@ -35,6 +35,11 @@ enum CompareFormat: String, ExpressibleByArgument, CaseIterable {
     case terminal, markdown, html
 }
 
+/// `runs --format`.
+enum RunsFormat: String, ExpressibleByArgument, CaseIterable {
+    case terminal, markdown, html, json
+}
+
 /// `preflight --fail-on`: the verdict at which the command exits 1.
 enum PreflightFailOn: String, ExpressibleByArgument, CaseIterable {
     case fail, warn, never

@@ -24,6 +24,11 @@ struct EvaluationInputOptions: ParsableArguments {
     @Flag(name: .long, help: "Generate --max-tokens tokens even past EOS (as the suite's generation.ignore_eos).")
     var ignoreEos = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Keep the base model's results here between runs (its pair and text log-probs, greedy answers), keyed by the content of the model, evalsets and settings; overrides TUNECHECK_CACHE_DIR and the suite's cache_dir.",
+        valueName: "dir"))
+    var cacheDir: String?
+
     /// The suite file (or an empty configuration) with these flags applied.
     func configuration() throws -> SuiteConfiguration {
         var configuration = try suite.map { try SuiteConfiguration.load(URL(fileURLWithPath: $0)) } ?? SuiteConfiguration()
@@ -32,6 +37,7 @@ struct EvaluationInputOptions: ParsableArguments {
         if let maxTokens { configuration.generation.maxTokens = maxTokens }
         if let chatTemplate { configuration.generation.chatTemplate = chatTemplate }
         if ignoreEos { configuration.generation.ignoreEOS = true }
+        applyCacheDirectory(flag: cacheDir, to: &configuration)
         return configuration
     }
 }
@@ -46,4 +52,13 @@ extension EvaluationSession {
 /// Prints notices (a suite that did not run on a checkpoint, and why) as they come, after the progress line.
 func printNotice(_ text: String) {
     print("notice: \(text)")
+}
+
+/// The base-result cache folder: `--cache-dir`, else `TUNECHECK_CACHE_DIR`, else the suite file's `cache_dir`.
+func applyCacheDirectory(flag: String?, to configuration: inout SuiteConfiguration) {
+    if let flag {
+        configuration.cacheDir = flag
+    } else if let variable = ProcessInfo.processInfo.environment["TUNECHECK_CACHE_DIR"], !variable.isEmpty {
+        configuration.cacheDir = variable
+    }
 }

@@ -19,7 +19,8 @@ struct Tunecheck: ParsableCommand {
         """,
         version: TunecheckVersion.current,
         subcommands: [TokenizeCommand.self, ScoreCommand.self, GenerateCommand.self, FuseCommand.self, DeltaCommand.self,
-                      PreflightCommand.self, EvalCommand.self, CompareCommand.self, TrainCommand.self, WatchCommand.self, BenchCommand.self]
+                      PreflightCommand.self, EvalCommand.self, CompareCommand.self, TrainCommand.self, WatchCommand.self,
+                      RunsCommand.self, BenchCommand.self]
     )
 
     /// Runs the command line with tunecheck's exit codes: usage and input errors exit 2 (ArgumentParser would

@@ -15,7 +15,8 @@ import TunecheckJSON
 ///       "checkpoints": [ names ], "checkpoint_records": [ { "name", "step", "loss", "passed", "metrics" } ],
 ///       "best_checkpoint", "best_metric",
 ///       "stop": { "guard", "step", "checkpoint", "value", "threshold", "reason" } | null,
-///       "stopped_by": the stop as one line | null, "failure": the error that ended a failed run | null }
+///       "stopped_by": the stop as one line | null,
+///       "stop_request": why the training callback stopped the run | null, "failure": the error that ended a failed run | null }
 public struct RunRecord: Sendable {
     /// `running` until the run ends: `finished` (all steps), `stopped` (a guard or the callback), `failed` (an error).
     public enum Status: String, Sendable { case running, finished, stopped, failed }
@@ -41,6 +42,8 @@ public struct RunRecord: Sendable {
     public var checkpoints: [CheckpointRecord] = []
     public var bestCheckpoint: String?
     public var stop: GuardTrip?
+    /// Why the training callback asked the run to stop, when it did.
+    public var stopRequest: String?
     /// The error that ended a failed run.
     public var failure: String?
 
@@ -106,6 +109,7 @@ public struct RunRecord: Sendable {
             object.set("stop", .null)
         }
         object.set("stopped_by", stop.map { .string($0.error.errorDescription ?? $0.reason) } ?? .null)
+        object.set("stop_request", stopRequest.map { .string($0) } ?? .null)
         object.set("failure", failure.map { .string($0) } ?? .null)
         return .object(object)
     }

@@ -243,6 +243,7 @@ public final class Trainer {
                 if stop == nil { stop = rules.lazy.compactMap { $0.check(observation) }.first }
                 if stop == nil, let request = answer?.stopRequest {
                     observer?.message("stopping at \(saved.name.displayName): \(request)")
+                    record.stopRequest = request
                     break
                 }
                 record.bestCheckpoint = bestCheckpoint()
@@ -253,7 +254,7 @@ public final class Trainer {
             if stop != nil { break }
             step += 1
         }
-        record.status = stop == nil ? .finished : .stopped
+        record.status = stop == nil && record.stopRequest == nil ? .finished : .stopped
         record.stop = stop
         record.bestCheckpoint = bestCheckpoint()
         record.updatedAt = Date()

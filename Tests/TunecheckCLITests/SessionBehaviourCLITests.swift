@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckJSON
 import TunecheckTestSupport
 import Testing
 
@@ -118,5 +119,43 @@ struct SessionBehaviourCLITests {
         let records = (run["checkpoint_records"] as? [[String: Any]]) ?? []
         #expect(records.last?["step"] as? Int == step && records.last?["passed"] is Bool, "\(records)")
         #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("run/eval/\(String(format: "%07d", step))_adapters/junit.xml").path))
+    }
+
+    /// `--cache-dir` wins over `TUNECHECK_CACHE_DIR`, which wins over the suite's `cache_dir`; a second run reads the
+    /// base's results and writes the same report.
+    @Test func baseResultCacheFolderPrecedenceAndReuse() throws {
+        let folder = try CLIRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let suite = folder.appendingPathComponent("suite.yaml")
+        let root = TestPaths.repositoryRoot
+        try Self.write("""
+        name: cached
+        base: \(root.appendingPathComponent("models/demo-base").path)
+        evalsets: {prompts: \(root.appendingPathComponent("evalsets/demo/prompts.jsonl").path), pairs: \(root.appendingPathComponent("evalsets/demo/pairs.heldout.jsonl").path)}
+        suites: [repetition, preference]
+        generation: {max_tokens: 6}
+        cache_dir: from-suite
+        reports: {dir: report}
+        """, to: suite)
+        let checkpoint = root.appendingPathComponent("Tests/Fixtures/demo/collapsed-adapter").path
+        func eval(_ extra: [String], environment: [String: String] = [:]) throws -> String {
+            let result = try CLIRunner.run(["eval", "--suite", suite.path, "--checkpoint", checkpoint] + extra, environment: environment)
+            #expect(result.status == 0 || result.status == 1, "\(result.standardError)")
+            return result.standardOutput
+        }
+        let first = try eval([])
+        #expect(first.contains("read: none; computed and stored: answers, pairs") && first.contains(folder.appendingPathComponent("from-suite").path), "\(first)")
+        func reportWithoutTimings() throws -> JSONValue {
+            ReportComparison.withoutTimings(try JSONParser.parse([UInt8](Data(contentsOf: folder.appendingPathComponent("report/report.json")))))
+        }
+        let reportOne = try reportWithoutTimings()
+        let second = try eval([])
+        #expect(second.contains("base results read: answers, pairs; computed and stored: none"), "\(second)")
+        #expect(try reportWithoutTimings() == reportOne, "the second run's report equals the first's but for timings")
+        let fromVariable = try eval([], environment: ["TUNECHECK_CACHE_DIR": folder.appendingPathComponent("from-env").path])
+        #expect(fromVariable.contains(folder.appendingPathComponent("from-env").path), "\(fromVariable)")
+        let fromFlag = try eval(["--cache-dir", folder.appendingPathComponent("from-flag").path],
+                                environment: ["TUNECHECK_CACHE_DIR": folder.appendingPathComponent("from-env").path])
+        #expect(fromFlag.contains(folder.appendingPathComponent("from-flag").path) && fromFlag.contains("read: none"), "\(fromFlag)")
     }
 }

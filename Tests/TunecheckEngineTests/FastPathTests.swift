@@ -167,4 +167,38 @@ struct FastPathTests {
                                                 rows: model.spec.vocabularySize, columns: model.spec.hiddenSize)
         return (DecoderModel(spec: model.spec, weights: weights, store: model.store, retained: [buffers]), buffers)
     }
+
+    /// The C pool hands consecutive jobs to the same workers: a worker still leaving one job must never run a part of
+    /// the next one twice, skip one, or run a part with the other job's fields. Thousands of back-to-back products
+    /// that accumulate (`beta = 1`, so a part run twice or skipped changes the sum), issued from two threads at once,
+    /// must equal the same products on one thread exactly.
+    @Test func consecutivePoolJobsRunEveryPartExactlyOnce() throws {
+        let rows = 64, columns = 48, iterations = 4000
+        var generator = SeededGenerator(seed: 11)
+        let weights = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
+        let x = (0..<columns).map { _ in Float.random(in: -0.01...0.01, using: &generator) }
+        var reference = [Float](repeating: 0, count: rows)
+        for _ in 0..<iterations {
+            MatrixVectorKernels.multiply(weights, rows: rows, columns: columns, x: x, alpha: 1, beta: 1, y: &reference, parts: 1)
+        }
+        let results = UnsafeMutableBufferPointer<[Float]>.allocate(capacity: 2)
+        results.initialize(repeating: [])
+        defer { results.deinitialize(); results.deallocate() }
+        let shared = UnsafeSendableBox(results)
+        DispatchQueue.concurrentPerform(iterations: 2) { caller in
+            var y = [Float](repeating: 0, count: rows)
+            for _ in 0..<iterations {
+                MatrixVectorKernels.multiply(weights, rows: rows, columns: columns, x: x, alpha: 1, beta: 1, y: &y, parts: 4)
+            }
+            shared.value[caller] = y
+        }
+        #expect(results[0] == reference)
+        #expect(results[1] == reference)
+    }
+}
+
+/// Hands a buffer to `concurrentPerform`'s iterations, which write disjoint elements.
+struct UnsafeSendableBox<Value>: @unchecked Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }

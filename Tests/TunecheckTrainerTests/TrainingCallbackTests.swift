@@ -89,6 +89,8 @@ struct TrainingCallbackTests {
         }
         let stopped = try polite.run()
         #expect(stopped.stop == nil && stopped.steps == 2 && stopped.checkpoints.count == 1)
+        let politeRun = try RecordingCallback(folder: other) { _ in nil }.readRunRecord()
+        #expect(politeRun["status"]?.string == "stopped" && politeRun["stop_request"]?.string == "enough")
     }
 
     @Test func aRunEndedByAnErrorSaysSoInItsRecord() throws {

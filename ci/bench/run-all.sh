@@ -42,7 +42,7 @@ PEAK=""
 
 for shape in $SHAPES; do
     # Writes the folder once (cached under .build-bench/models/<shape>).
-    "$TUNECHECK" bench score --shape "$shape" --batch 1 --seq 8 --repeats 1 --cache-dir "$MODELS" > /dev/null
+    "$TUNECHECK" bench score --shape "$shape" --batch 1 --seq 8 --repeats 1 --models-dir "$MODELS" > /dev/null
     sizes=()
     shape_tasks=$TASKS
     shape_repeats=$REPEATS
@@ -68,10 +68,10 @@ for shape in $SHAPES; do
                 load
                 case $tool in
                     tunecheck)
-                        line=$("$TUNECHECK" bench "$task" --shape "$shape" --repeats "$shape_repeats" --cache-dir "$MODELS" "${sizes[@]}" "${extra[@]}") ;;
+                        line=$("$TUNECHECK" bench "$task" --shape "$shape" --repeats "$shape_repeats" --models-dir "$MODELS" "${sizes[@]}" "${extra[@]}") ;;
                     tunecheck-bf16)
                         [ "$task" = train ] && continue
-                        line=$("$TUNECHECK" bench "$task" --shape "$shape" --repeats "$REPEATS" --cache-dir "$MODELS" --bf16-weights "${extra[@]}") ;;
+                        line=$("$TUNECHECK" bench "$task" --shape "$shape" --repeats "$REPEATS" --models-dir "$MODELS" --bf16-weights "${extra[@]}") ;;
                     pytorch)
                         line=$(python3 ci/bench/bench_pytorch.py "$task" --model "$MODELS/$shape" --shape "$shape" --threads "$THREADS" \
                             --repeats "$shape_repeats" --dtype "$torch_dtype" ${PEAK:+--sgemm-peak "$PEAK"} "${sizes[@]}" "${extra[@]}" 2>/dev/null) ;;

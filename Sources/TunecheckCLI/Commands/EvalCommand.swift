@@ -119,6 +119,7 @@ struct EvalCommand: ParsableCommand {
         let written = try session.writeReports()
         print(TerminalSummary.render(session.makeReport(), width: terminalWidth(), colored: stdoutIsTerminal()))
         for url in written { print("report: \(url.path)") }
+        if let summary = session.cache?.summary { print(summary) }
         let failures = session.failures
         if !failures.isEmpty { throw ChecksFailed(summary: failures.description) }
     }

@@ -70,6 +70,7 @@ final class SessionTrainingCallback: TrainingCallback {
         var suiteConfiguration = try SuiteConfiguration.load(suite)
         suiteConfiguration.base = configuration.model
         suiteConfiguration.checkpoints = []
+        applyCacheDirectory(flag: nil, to: &suiteConfiguration)
         var settings = try SessionSettings(configuration: suiteConfiguration)
         settings.checkpointsArriveLater = true
         let folder = URL(fileURLWithPath: configuration.adapterPath).appendingPathComponent("eval")

@@ -39,6 +39,9 @@ struct WatchCommand: ParsableCommand {
     @Option(name: .long, help: "Exit after this many seconds without a new checkpoint.")
     var idleExit: Double?
 
+    @Option(name: .long, help: ArgumentHelp("Keep the base model's results here between runs (see eval --help).", valueName: "dir"))
+    var cacheDir: String?
+
     @OptionGroup var reportOptions: ReportOptions
 
     func validate() throws {
@@ -48,6 +51,7 @@ struct WatchCommand: ParsableCommand {
     func run() throws {
         var configuration = try SuiteConfiguration.load(URL(fileURLWithPath: suite))
         configuration.checkpoints = []
+        applyCacheDirectory(flag: cacheDir, to: &configuration)
         if let reportDir = reportOptions.reportDir { configuration.reports.dir = reportDir }
         let formats = reportOptions.formats(default: configuration.reports.formats)
         var settings = try SessionSettings(configuration: configuration)
@@ -68,6 +72,7 @@ struct WatchCommand: ParsableCommand {
         }
         try session.writeReports()
         print(TerminalSummary.render(session.makeReport(), width: terminalWidth(), colored: stdoutIsTerminal()))
+        if let summary = session.cache?.summary { print(summary) }
         let failures = session.failures
         if evaluated == 0 && failures.isEmpty { print("no checkpoints found in \(dir)") }
         if !failures.isEmpty { throw ChecksFailed(summary: failures.description) }

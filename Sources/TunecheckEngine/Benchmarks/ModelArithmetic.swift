@@ -47,6 +47,25 @@ public enum ModelArithmetic {
         return total
     }
 
+    /// Scoring `batch` sequences of `length` tokens: every token through every linear layer (2 FLOPs per weight) plus
+    /// each sequence's token mixing.
+    public static func scoreFlops(_ spec: TransformerSpec, batch: Int, length: Int) -> Double {
+        2 * Double(linearParametersPerToken(spec)) * Double(batch * length) + tokenMixingFlops(spec, length: length) * Double(batch)
+    }
+
+    /// Decoding `tokens` new tokens after a `prompt`-token prompt: every token (prompt and new) through every linear
+    /// layer. Attention over the cache is left out: at decode lengths it is a few percent.
+    public static func decodeFlops(_ spec: TransformerSpec, prompt: Int, tokens: Int) -> Double {
+        2 * Double(linearParametersPerToken(spec)) * Double(prompt + tokens)
+    }
+
+    /// One LoRA training step on `sequences` of `length` tokens: forward 2·P per token, backward ≈ 2·P per token for
+    /// the input gradients (weight gradients are the adapters' only, negligible at small rank), and token mixing three
+    /// times (forward, and its two backward products).
+    public static func loraStepFlops(_ spec: TransformerSpec, sequences: Int, length: Int) -> Double {
+        4 * Double(linearParametersPerToken(spec)) * Double(sequences * length) + 3 * tokenMixingFlops(spec, length: length) * Double(sequences)
+    }
+
     /// A block's attention projections (q, k, v, o) or Mamba2 in/out projections.
     static func mixerParameters(_ spec: TransformerSpec, layer: Int) -> Int {
         let hidden = spec.hiddenSize

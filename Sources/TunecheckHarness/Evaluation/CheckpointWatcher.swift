@@ -32,23 +32,7 @@ public final class CheckpointWatcher {
     /// one of `watch --once`) waits for nothing: a checkpoint that cannot be read yet is reported as broken
     /// instead of pending, so it neither disappears silently nor holds back the checkpoints after it.
     public func poll(now: Date = Date(), final: Bool = false) -> [Event] {
-        let fileManager = FileManager.default
-        guard let names = try? fileManager.contentsOfDirectory(atPath: directory.path) else { return [] }
-        var candidates: [(step: Int, path: URL, files: [URL])] = []
-        for name in names where !name.hasPrefix(".") {
-            guard let checkpointName = CheckpointName(fileName: name), let step = checkpointName.step else { continue }
-            let url = directory.appendingPathComponent(name)
-            if checkpointName.isFolder {
-                var isDirectory: ObjCBool = false
-                guard fileManager.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
-                let contents = (try? fileManager.contentsOfDirectory(atPath: url.path)) ?? []
-                let files = contents.filter { $0.hasSuffix(".safetensors") || $0.hasSuffix(".json") }.map { url.appendingPathComponent($0) }
-                candidates.append((step, url, files))
-            } else {
-                candidates.append((step, url, [url, directory.appendingPathComponent("adapter_config.json")]))
-            }
-        }
-        candidates.sort { $0.step < $1.step }
+        let candidates = Self.candidates(in: directory)
         var events: [Event] = []
         var blocked = false
         for candidate in candidates where !reported.contains(candidate.path.path) {
@@ -78,6 +62,63 @@ public final class CheckpointWatcher {
         return events
     }
 
+    /// A numbered checkpoint found in a folder: its step, path, and the files whose completeness decides whether
+    /// it can be read (the safetensors and JSON files of a folder; a numbered adapter and `adapter_config.json`).
+    public struct Candidate: Sendable {
+        public var step: Int
+        public var path: URL
+        public var files: [URL]
+    }
+
+    /// The numbered checkpoints in `directory` (dot-named leftovers of atomic writes ignored), in step order.
+    public static func candidates(in directory: URL) -> [Candidate] {
+        let fileManager = FileManager.default
+        guard let names = try? fileManager.contentsOfDirectory(atPath: directory.path) else { return [] }
+        var candidates: [Candidate] = []
+        for name in names where !name.hasPrefix(".") {
+            guard let checkpointName = CheckpointName(fileName: name), let step = checkpointName.step else { continue }
+            let url = directory.appendingPathComponent(name)
+            if checkpointName.isFolder {
+                var isDirectory: ObjCBool = false
+                guard fileManager.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue else { continue }
+                let contents = (try? fileManager.contentsOfDirectory(atPath: url.path)) ?? []
+                let files = contents.filter { $0.hasSuffix(".safetensors") || $0.hasSuffix(".json") }.map { url.appendingPathComponent($0) }
+                candidates.append(Candidate(step: step, path: url, files: files))
+            } else {
+                candidates.append(Candidate(step: step, path: url, files: [url, directory.appendingPathComponent("adapter_config.json")]))
+            }
+        }
+        return candidates.sorted { $0.step < $1.step }
+    }
+
+    /// Why a checkpoint cannot be read as it is now (nil when it can): no files, a file missing, or a safetensors
+    /// file whose header does not describe its full length (still being written, or cut short). The content
+    /// half of `readiness`, for readers that look once (`tunecheck runs`) instead of waiting for files to settle.
+    public static func incompleteness(of candidate: Candidate) -> String? {
+        guard !candidate.files.isEmpty else { return "\(candidate.path.path): no weights or config files in it" }
+        for file in candidate.files where !FileManager.default.fileExists(atPath: file.path) {
+            return "\(file.path): missing"
+        }
+        // A trainer that writes into the folder itself (the Hugging Face Trainer) may have written only configs so far.
+        guard candidate.files.contains(where: { $0.pathExtension == "safetensors" }) else {
+            return "\(candidate.path.path): no .safetensors weights in it yet"
+        }
+        return safetensorsProblem(candidate.files)
+    }
+
+    /// The first safetensors file among `files` that cannot be opened (its header does not describe its whole
+    /// length, or it is malformed), with why; nil when all can.
+    static func safetensorsProblem(_ files: [URL]) -> String? {
+        for file in files where file.pathExtension == "safetensors" {
+            do {
+                _ = try SafeTensorsFile(url: file)
+            } catch {
+                return (error as? LocalizedError)?.errorDescription ?? "\(error)"
+            }
+        }
+        return nil
+    }
+
     enum Readiness { case pending, ready, broken(String) }
 
     func readiness(of checkpoint: URL, files: [URL], now: Date, final: Bool = false) -> Readiness {
@@ -102,17 +143,11 @@ public final class CheckpointWatcher {
             if file.pathExtension == "safetensors" { safetensors.append(file) }
         }
         guard stable else { return .pending }
-        for file in safetensors {
-            do {
-                _ = try SafeTensorsFile(url: file)
-            } catch {
-                // Maybe still being written by a writer that does not write atomically: wait, and only call it
-                // broken when it has not changed for a long time.
-                if final || now.timeIntervalSince(newestChange) > max(settleSeconds * 10, 30) {
-                    return .broken((error as? LocalizedError)?.errorDescription ?? "\(error)")
-                }
-                return .pending
-            }
+        if let problem = Self.safetensorsProblem(safetensors) {
+            // Maybe still being written by a writer that does not write atomically: wait, and only call it
+            // broken when it has not changed for a long time.
+            if final || now.timeIntervalSince(newestChange) > max(settleSeconds * 10, 30) { return .broken(problem) }
+            return .pending
         }
         return .ready
     }

@@ -58,7 +58,19 @@ public final class EvaluationContext {
         if let suppliedAnswers {
             made = Answers(outputs: suppliedAnswers, hasTokenIds: false, settingsRecord: ["source": "answers"])
         } else if let checkpoint, !session.prompts.isEmpty {
-            made = Answers(outputs: try generate(checkpoint.model), hasTokenIds: true, settingsRecord: settings.generation.record)
+            let record = settings.generation.record
+            var outputs: [GoldenOutput]
+            if kind == .base, let file = settings.evalsets.prompts {
+                // The base's answers are a base result: kept in the cache under the generation settings too.
+                let extra = record.keys.sorted().map { "\($0)=\(record[$0]!)" }
+                outputs = try session.cached("answers", evalset: file, extra: extra, encode: BaseResultCache.encode,
+                                             decode: { BaseResultCache.decodeAnswers($0, expecting: self.session.prompts.map(\.id)) }) {
+                    try generate(checkpoint.model)
+                }
+            } else {
+                outputs = try generate(checkpoint.model)
+            }
+            made = Answers(outputs: outputs, hasTokenIds: true, settingsRecord: record)
         } else {
             made = nil
         }

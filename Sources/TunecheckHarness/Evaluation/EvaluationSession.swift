@@ -1,5 +1,6 @@
 import Foundation
 import TunecheckEngine
+import TunecheckJSON
 
 /// What one evaluation session runs on and how: a suite file's settings plus the overrides a command adds.
 public struct SessionSettings: Sendable {
@@ -18,6 +19,8 @@ public struct SessionSettings: Sendable {
     /// Name of the golden subfolder (the suite file's `name`).
     public var goldenSuiteName = "tunecheck"
     public var updateGolden = false
+    /// Where the base's results are kept between runs (nil: computed every time).
+    public var cacheDirectory: URL?
     /// Checkpoints arrive after `prepare()` (from a watched folder or a trainer), so the checkpoint suites are
     /// active even though `checkpoints` is empty.
     public var checkpointsArriveLater = false
@@ -35,6 +38,7 @@ public struct SessionSettings: Sendable {
         thresholds = configuration.thresholds
         goldenDirectory = URL(fileURLWithPath: configuration.goldenDir)
         goldenSuiteName = configuration.name
+        cacheDirectory = configuration.cacheDir.map { URL(fileURLWithPath: $0) }
     }
 
     /// What the session has to work with.
@@ -101,6 +105,11 @@ public final class EvaluationSession: @unchecked Sendable {
     private(set) var suppliedAnswers: [AnswerItem] = []
     public private(set) var notices: [String] = []
 
+    /// The base-result cache (with `cacheDirectory`).
+    public private(set) var cache: BaseResultCache?
+    private var baseModelDigest: String?
+    /// The base results this session computed (rather than read from the cache): "pairs", "texts", "answers".
+    public private(set) var baseWork: [String] = []
     private var basePairScoresMemo: [PairScore]??
     private var baseTextScoresMemo: [TextScore]?
     private var preflightMemo: PreflightAnalysis??
@@ -154,6 +163,11 @@ public final class EvaluationSession: @unchecked Sendable {
         if let url = settings.evalsets.pairs { pairs = try EvalsetLoader.pairs(url.asFileURL) }
         if let url = settings.evalsets.texts { texts = try EvalsetLoader.texts(url.asFileURL) }
         if let url = settings.evalsets.answers { suppliedAnswers = try EvalsetLoader.answers(url.asFileURL) }
+        if let directory = settings.cacheDirectory {
+            let cache = try BaseResultCache(directory: directory)
+            cache.onNotice = { [weak self] in self?.notice($0) }
+            self.cache = cache
+        }
         if let baseURL = settings.base {
             report("loading base", 0, 1)
             let model = try LanguageModel.load(folder: baseURL)
@@ -194,9 +208,12 @@ public final class EvaluationSession: @unchecked Sendable {
     public func basePairScores() throws -> [PairScore]? {
         if let basePairScoresMemo { return basePairScoresMemo }
         var scores: [PairScore]?
-        if let base, !pairs.isEmpty {
-            report("scoring pairs (base)", 0, pairs.count)
-            scores = try EvalsetScoring.scorePairs(pairs, model: base)
+        if let base, !pairs.isEmpty, let file = settings.evalsets.pairs {
+            scores = try cached("pairs", evalset: file, encode: BaseResultCache.encode,
+                                decode: { BaseResultCache.decodePairs($0, expecting: self.pairs.map(\.id)) }) {
+                self.report("scoring pairs (base)", 0, self.pairs.count)
+                return try EvalsetScoring.scorePairs(self.pairs, model: base)
+            }
         }
         basePairScoresMemo = .some(scores)
         return scores
@@ -205,10 +222,29 @@ public final class EvaluationSession: @unchecked Sendable {
     /// The base's per-token log-probs of the reference texts (nil without a base or texts).
     public func baseTextScores() throws -> [TextScore]? {
         if let baseTextScoresMemo { return baseTextScoresMemo }
-        guard let base, !texts.isEmpty else { return nil }
-        let scores = try EvalsetScoring.scoreTexts(texts, model: base)
+        guard let base, !texts.isEmpty, let file = settings.evalsets.texts else { return nil }
+        let scores = try cached("texts", evalset: file, encode: BaseResultCache.encode,
+                                decode: { BaseResultCache.decodeTexts($0, expecting: self.texts.map(\.id)) }) {
+            try EvalsetScoring.scoreTexts(self.texts, model: base)
+        }
         baseTextScoresMemo = scores
         return scores
+    }
+
+    /// A base result: from the cache when it holds one for the same model, evalset content and `extra` settings,
+    /// else computed (and stored). Either way computed at most once per session by the callers' memos.
+    func cached<T>(_ kind: String, evalset: String, extra: [String] = [], encode: (T) -> JSONValue, decode: (JSONValue) -> T?,
+                   compute: () throws -> T) throws -> T {
+        guard let cache, let base else {
+            baseWork.append(kind)
+            return try compute()
+        }
+        if baseModelDigest == nil { baseModelDigest = try cache.modelDigest(base.folder) }
+        let key = cache.key(kind: kind, parts: ["model \(baseModelDigest!)", "evalset \(try cache.digest(ofFile: evalset.asFileURL))"] + extra)
+        return try cache.value(kind: kind, key: key, decode: decode, encode: encode) {
+            baseWork.append(kind)
+            return try compute()
+        }
     }
 
     /// Token sequences to compare distributions on: the texts, else the pairs' chosen and rejected sequences, else

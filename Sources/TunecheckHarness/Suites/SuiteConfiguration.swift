@@ -192,13 +192,16 @@ public struct SuiteConfiguration: Sendable, Equatable, SettingsCodable {
     public var thresholds = Thresholds()
     public var goldenDir: String = "golden"
     public var reports = Reports()
+    /// Where the base model's results are kept between runs (`--cache-dir` and `TUNECHECK_CACHE_DIR` override it).
+    public var cacheDir: String?
 
     public init() {}
 
     public static var fields: [SettingsField<Self>] {
         [.field("name", \.name), .field("base", \.base), .field("checkpoints", \.checkpoints), .field("fused", \.fused),
          .field("evalsets", \.evalsets), .field("suites", \.suites), .field("generation", \.generation),
-         .field("thresholds", \.thresholds), .field("golden_dir", \.goldenDir), .field("reports", \.reports)]
+         .field("thresholds", \.thresholds), .field("golden_dir", \.goldenDir), .field("reports", \.reports),
+         .field("cache_dir", \.cacheDir)]
     }
 
     /// Reads a suite file (`.yaml`/`.yml` or `.json`) and resolves its relative paths against its folder.
@@ -252,6 +255,7 @@ public struct SuiteConfiguration: Sendable, Equatable, SettingsCodable {
                             texts: evalsets.texts.map(resolve), answers: evalsets.answers.map(resolve))
         goldenDir = resolve(goldenDir)
         reports.dir = resolve(reports.dir)
+        cacheDir = cacheDir.map(resolve)
     }
 
     /// Range checks on values that decoding alone does not catch.
