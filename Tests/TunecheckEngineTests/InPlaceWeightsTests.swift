@@ -160,10 +160,11 @@ struct InPlaceWeightsTests {
     }
 
     /// Products over panels, split over threads, in both orientations and every stored dtype, against sgemm on the
-    /// widened matrix. The matrix is large enough for several panels per part (the fixtures fit in one).
+    /// widened matrix. The matrix is large enough for several panels (the fixtures fit in one); one thread and several
+    /// agree.
     @Test(arguments: [WeightStorage.bfloat16, .float16])
     func panelProductsMatchFloat32(storage: WeightStorage) throws {
-        let rows = 1000, columns = 700
+        let rows = 3000, columns = 700  // 3 tiles of whole rows (1497 per 4 MB panel); 2 column tiles of 512 × 2 row blocks
         var generator = SeededGenerator(seed: 3)
         let values = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
         let halves: [UInt16] = values.map { storage == .float16 ? Float16($0).bitPattern : SafeTensorsWriter.bfloat16Bits($0) }
@@ -187,6 +188,16 @@ struct InPlaceWeightsTests {
                     WeightProducts.multiply(matrix, x: x, rows: batch, ldx: rows, into: &y, ldy: columns, alpha: 0.5, beta: beta)
                     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(batch), Int32(columns), Int32(rows), 0.5, x, Int32(rows),
                                 wide, Int32(columns), beta, &expected, Int32(columns))
+                    // One thread (parts = 1) gives the same numbers: the panels are a fixed grid. Not compared bit for bit:
+                    // tests run concurrently and OpenBLAS' thread count is process-wide state that another test may
+                    // change in the middle of a product (threaded sgemm sums in another order), so 1e-5.
+                    var yT1 = startT, y1 = start
+                    withSingleThreadedBLAS {
+                        WeightProducts.multiplyTransposed(matrix, x: xT, rows: batch, ldx: columns, into: &yT1, ldy: rows, alpha: 0.5, beta: beta)
+                        WeightProducts.multiply(matrix, x: x, rows: batch, ldx: rows, into: &y1, ldy: columns, alpha: 0.5, beta: beta)
+                    }
+                    let threadDifference = max(zip(yT1, yT).map { abs($0 - $1) }.max()!, zip(y1, y).map { abs($0 - $1) }.max()!)
+                    #expect(threadDifference <= 1e-5, "\(storage) batch \(batch) beta \(beta): one thread vs several \(threadDifference)")
                     let errorT = zip(yT, expectedT).map { abs($0 - $1) }.max()!
                     let error = zip(y, expected).map { abs($0 - $1) }.max()!
                     #expect(errorT <= 1e-4 && error <= 1e-4, "\(storage) batch \(batch) beta \(beta): \(errorT), \(error)")

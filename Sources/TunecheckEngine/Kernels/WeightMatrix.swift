@@ -170,33 +170,41 @@ public enum WeightProducts {
 
     /// Splits `job` over the engine's threads, or runs it on this thread when OpenBLAS is single-threaded (inside a
     /// data-parallel split of the batch, where every core already has its own share of the sequences).
+    ///
+    /// The panels are a fixed grid of the weight matrix (their bounds depend on its shape only) and parts take whole
+    /// panels, so the numbers do not depend on how many threads run them: sgemm's edge kernels sum in another order
+    /// for other widths, and the thread count is global state that other work changes (a run that split differently
+    /// moved log-probs in the 7th digit).
     private static func run(_ job: PanelJob) {
         let available = openblas_get_num_threads() == 1 ? 1 : MatrixVectorKernels.threads
-        let parts = max(1, min(available, job.splitExtent / 16))
-        var job = job
-        job.partSize = ((job.splitExtent + parts - 1) / parts + 15) / 16 * 16
+        let parts = max(1, min(available, job.tileCount))
         if parts == 1 {
-            withSingleThreadedBLAS { job.run(part: 0) }
+            withSingleThreadedBLAS { job.run(tiles: 0..<job.tileCount) }
             return
         }
+        var job = job
+        job.parts = parts
         withSingleThreadedBLAS {
             withUnsafeMutablePointer(to: &job) { pointer in
                 tc_parallel_for(Int32(parts), Int32(parts), { context, part in
-                    context!.assumingMemoryBound(to: PanelJob.self).pointee.run(part: Int(part))
+                    let job = context!.assumingMemoryBound(to: PanelJob.self).pointee
+                    let first = Int(part) * job.tileCount / job.parts, end = (Int(part) + 1) * job.tileCount / job.parts
+                    job.run(tiles: first..<end)
                 }, pointer)
             }
         }
     }
 
-    /// One product over widened panels, split over parts by output columns.
+    /// One product over widened panels, split over parts by output columns, in tiles of fixed width.
     struct PanelJob {
         enum Mode {
-            /// W (n, k): y = x·Wᵀ. A part owns a range of W's rows (= output columns) and widens them block by block.
+            /// W (n, k): y = x·Wᵀ. A tile is a block of W's rows (= output columns), widened whole.
             case rowsAreOutputs
-            /// W (k, n): y = x·W. A part owns a range of W's columns (= output columns) and walks W's rows in blocks,
-            /// accumulating (the first block applies `beta`).
+            /// W (k, n): y = x·W. A tile is a block of `reductionTileWidth` of W's columns (= output columns); W's
+            /// rows are walked in blocks, accumulating (the first block applies `beta`).
             case rowsAreReduction
         }
+        static let reductionTileWidth = 512
         let weight: WeightMatrix
         let mode: Mode
         let x: UnsafePointer<Float>
@@ -204,7 +212,7 @@ public enum WeightProducts {
         let y: UnsafeMutablePointer<Float>
         let ldy: Int
         let alpha: Float, beta: Float
-        var partSize = 0
+        var parts = 1
 
         init(weight: WeightMatrix, mode: Mode, x: UnsafePointer<Float>, rows: Int, ldx: Int, y: UnsafeMutablePointer<Float>, ldy: Int,
              alpha: Float, beta: Float) {
@@ -212,37 +220,44 @@ public enum WeightProducts {
             self.alpha = alpha; self.beta = beta
         }
 
-        /// Output columns: what the parts split.
-        var splitExtent: Int { mode == .rowsAreOutputs ? weight.rows : weight.columns }
-
-        func run(part: Int) {
-            let first = part * partSize
-            let end = min(splitExtent, first + partSize)
-            guard first < end else { return }
-            let panel = tc_thread_scratch(WeightProducts.panelFloats)!
+        /// Output columns per tile.
+        var tileWidth: Int {
             switch mode {
-            case .rowsAreOutputs:
-                let k = weight.columns
-                let blockRows = max(1, min(end - first, WeightProducts.panelFloats / max(k, 1)))
-                var start = first
-                while start < end {
-                    let count = min(blockRows, end - start)
-                    weight.widen(rows: start..<(start + count), columns: 0..<k, into: panel)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(count), Int32(k), alpha, x, Int32(ldx),
-                                panel, Int32(k), beta, y + start, Int32(ldy))
-                    start += count
-                }
-            case .rowsAreReduction:
-                let k = weight.rows
-                let width = end - first
-                let blockRows = max(1, min(k, WeightProducts.panelFloats / width))
-                var start = 0
-                while start < k {
-                    let count = min(blockRows, k - start)
-                    weight.widen(rows: start..<(start + count), columns: first..<end, into: panel)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(width), Int32(count), alpha,
-                                x + start, Int32(ldx), panel, Int32(width), start == 0 ? beta : 1, y + first, Int32(ldy))
-                    start += count
+            case .rowsAreOutputs: return max(1, min(weight.rows, WeightProducts.panelFloats / max(weight.columns, 1)))
+            case .rowsAreReduction: return min(weight.columns, Self.reductionTileWidth)
+            }
+        }
+
+        /// Output columns: what the tiles cover.
+        var outputColumns: Int { mode == .rowsAreOutputs ? weight.rows : weight.columns }
+
+        var tileCount: Int { (outputColumns + tileWidth - 1) / tileWidth }
+
+        func run(tiles: Range<Int>) {
+            guard !tiles.isEmpty else { return }
+            let panel = tc_thread_scratch(WeightProducts.panelFloats)!
+            let width = tileWidth
+            for tile in tiles {
+                let first = tile * width
+                let end = min(outputColumns, first + width)
+                switch mode {
+                case .rowsAreOutputs:
+                    let k = weight.columns
+                    weight.widen(rows: first..<end, columns: 0..<k, into: panel)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(end - first), Int32(k), alpha, x, Int32(ldx),
+                                panel, Int32(k), beta, y + first, Int32(ldy))
+                case .rowsAreReduction:
+                    let k = weight.rows
+                    let columns = end - first
+                    let blockRows = max(1, min(k, WeightProducts.panelFloats / columns))
+                    var start = 0
+                    while start < k {
+                        let count = min(blockRows, k - start)
+                        weight.widen(rows: start..<(start + count), columns: first..<end, into: panel)
+                        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(columns), Int32(count), alpha,
+                                    x + start, Int32(ldx), panel, Int32(columns), start == 0 ? beta : 1, y + first, Int32(ldy))
+                        start += count
+                    }
                 }
             }
         }
