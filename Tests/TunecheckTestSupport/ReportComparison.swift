@@ -15,4 +15,20 @@ public enum ReportComparison {
         default: return value
         }
     }
+
+    /// Whether two JSON values are equal but for numbers within `relative` of each other (strings, booleans, keys
+    /// and shapes exact). For reports recomputed inside one test process: tests running in parallel change
+    /// OpenBLAS's process-wide thread count, which moves float32 sums in their last bits.
+    public static func nearlyEqual(_ a: JSONValue, _ b: JSONValue, relative: Double = 1e-6) -> Bool {
+        switch (a, b) {
+        case let (.number(x, _), .number(y, _)):
+            return x == y || abs(x - y) <= relative * max(abs(x), abs(y))
+        case let (.array(x), .array(y)):
+            return x.count == y.count && zip(x, y).allSatisfy { nearlyEqual($0, $1, relative: relative) }
+        case let (.object(x), .object(y)):
+            return x.keys == y.keys && zip(x.values, y.values).allSatisfy { nearlyEqual($0, $1, relative: relative) }
+        default:
+            return a == b
+        }
+    }
 }
