@@ -66,6 +66,11 @@ import TunecheckTestSupport
         #expect(Self.baseOnly(first.report).count == 3, "the preflight suite and the base's two answers")
         let second = try workspace.run(workspace.settings())
         #expect(second.work.isEmpty, "nothing of the base was recomputed")
+        // A restored cache without the remembered digests (a fresh clone): still hits, and remembers them again.
+        let digests = workspace.cache.appendingPathComponent("file-digests.json")
+        try FileManager.default.removeItem(at: digests)
+        #expect(try workspace.run(workspace.settings()).work.isEmpty)
+        #expect(FileManager.default.fileExists(atPath: digests.path), "digests computed on a run of hits are kept")
         // What comes from the base alone (preflight on its pair scores, its answers) is read back exactly; the
         // checkpoint's side is recomputed, equal up to float32 summation order inside this test process.
         #expect(Self.baseOnly(second.report) == Self.baseOnly(first.report))

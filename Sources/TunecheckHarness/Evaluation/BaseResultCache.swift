@@ -109,6 +109,9 @@ public final class BaseResultCache {
             case .success(let payload):
                 if let value = decode(payload) {
                     outcomes.append((kind, true))
+                    // A restored cache on a fresh clone hits every entry but had to hash the files for the keys:
+                    // remember those digests too, or every later run hashes the weights again.
+                    saveDigests()
                     return value
                 }
                 onNotice?("cache: \(url.lastPathComponent) does not hold valid \(kind) results; recomputing")
