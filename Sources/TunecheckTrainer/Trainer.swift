@@ -207,7 +207,7 @@ public final class Trainer {
             let gradientNorm = config.maxGradNorm.map { clipGradientNorm(parameters, maximum: $0) } ?? parameters.gradientNorm()
             let observation = StepObservation(step: step, stepsDone: step - firstStep + 1, loss: stepLoss, gradientNorm: gradientNorm,
                                               metrics: stepMetrics)
-            if let trip = rules.lazy.compactMap({ $0 == .nonFinite ? $0.check(observation) : nil }).first {
+            if rules.contains(.nonFinite), let trip = GuardRule.nonFinite.check(observation) {
                 // Nothing of this step is applied or saved.
                 stop = trip
                 try recordStep(step, loss: stepLoss, rate: nil, gradientNorm: gradientNorm, tokens: stepTokens, metrics: stepMetrics,

@@ -59,7 +59,7 @@ public final class EvaluationContext {
             made = Answers(outputs: suppliedAnswers, hasTokenIds: false, settingsRecord: ["source": "answers"])
         } else if let checkpoint, !session.prompts.isEmpty {
             let record = settings.generation.record
-            var outputs: [GoldenOutput]
+            let outputs: [GoldenOutput]
             if kind == .base, let file = settings.evalsets.prompts {
                 // The base's answers are a base result: kept in the cache under the generation settings too.
                 let extra = record.keys.sorted().map { "\($0)=\(record[$0]!)" }
