@@ -156,8 +156,9 @@ public final class EvaluationSession: @unchecked Sendable {
 
     // MARK: - Preparation: inputs, the base, session-level suites
 
-    /// Loads the evalsets and the base, evaluates the base, supplied answers and fused folders.
-    public func prepare() throws {
+    /// Loads the evalsets and the base, evaluates the base, supplied answers and fused folders. `base`: the
+    /// settings' base already loaded by the caller (the trainer's), used instead of mapping its files again.
+    public func prepare(base preloaded: LanguageModel? = nil) throws {
         try validateRequest()
         if let url = settings.evalsets.prompts { prompts = try EvalsetLoader.prompts(url.asFileURL) }
         if let url = settings.evalsets.pairs { pairs = try EvalsetLoader.pairs(url.asFileURL) }
@@ -170,7 +171,7 @@ public final class EvaluationSession: @unchecked Sendable {
         }
         if let baseURL = settings.base {
             report("loading base", 0, 1)
-            let model = try LanguageModel.load(folder: baseURL)
+            let model = try preloaded ?? LanguageModel.load(folder: baseURL)
             base = model
             let context = EvaluationContext(name: CheckpointSpec.base.name, step: nil, kind: .base, session: self,
                                             checkpoint: LoadedCheckpoint(spec: .base, model: model, adapter: nil))
