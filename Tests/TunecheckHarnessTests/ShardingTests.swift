@@ -259,3 +259,46 @@ import TunecheckTestSupport
         }
     }
 }
+
+extension ShardingTests {
+    @Test func mergeStoresTheBaseResultsSoTheNextShardsReadThem() throws {
+        let workspace = try Workspace(prompts: 4, pairs: 1, texts: 2, fuse: false)
+        defer { try? FileManager.default.removeItem(at: workspace.folder) }
+        // The base alone: its four answers are four units, split 3 + 1 over the two shards by weight; its pair one.
+        var settings = workspace.settings(maxTokens: 16, allSuites: false)
+        settings.checkpoints = []
+        settings.suites = [.preflight, .repetition]
+        settings.cacheDirectory = workspace.file("cache")
+        func shards() throws -> (parts: [ShardPart], baseWork: [String]) {
+            var work: [String] = []
+            let parts = try (1...2).map { index -> ShardPart in
+                let session = EvaluationSession(settings: settings)
+                let part = try session.recordShard(try ShardSpec(index: index, count: 2), anchor: workspace.folder)
+                work += session.baseWork
+                return part
+            }
+            return (parts, work.sorted())
+        }
+        func entries(_ kind: String) -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: workspace.file("cache").path)) ?? []).filter { $0.hasPrefix("base-\(kind)-") }
+        }
+        // A cold cache: each shard computes its share of the answers and stores none (a share is not the whole
+        // list); the shard that owns every pair stores the pairs' entry, as an unsharded run would.
+        let cold = try shards()
+        #expect(cold.baseWork == ["answers", "answers", "pairs"])
+        #expect(entries("answers").isEmpty && entries("pairs").count == 1)
+        // Merging with the cache folder stores the merged answers; the next shards read everything and compute none.
+        let merged = try EvaluationSession.merging(cold.parts, reports: nil, cacheDirectory: workspace.file("cache"))
+        #expect(entries("answers").count == 1)
+        let warm = try shards()
+        #expect(warm.baseWork.isEmpty, "\(warm.baseWork)")
+        let again = try EvaluationSession.merging(warm.parts, reports: nil)
+        #expect(ReportComparison.withoutTimings(JSONReport.value(again.makeReport()))
+                == ReportComparison.withoutTimings(JSONReport.value(merged.makeReport())), "read back exactly")
+        // An unsharded run with the same cache reads the same entries.
+        let unsharded = EvaluationSession(settings: settings)
+        try unsharded.prepare()
+        try unsharded.evaluateAll()
+        #expect(unsharded.baseWork.isEmpty)
+    }
+}

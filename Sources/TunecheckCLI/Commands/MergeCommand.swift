@@ -13,7 +13,8 @@ struct MergeCommand: ParsableCommand {
         once, none corrupt or truncated), runs the suites on the merged per-item results and writes the junit.xml, \\
         report.json and report.html an unsharded `eval` writes. Accuracies, margins, KL percentiles and repetition \\
         verdicts are recomputed from the merged items, not averaged over shards. Needs neither the models nor the \\
-        evalsets.
+        evalsets. With --cache-dir (when the shards had one), the base's merged results are stored in the cache \
+        folder, so the next run's shards read them instead of computing their parts.
 
         Exits 1 when a check failed, 0 otherwise, and 2 (naming the files, writing nothing) when a shard is missing \\
         or given twice, the parts disagree, or a part is damaged.
@@ -30,6 +31,11 @@ struct MergeCommand: ParsableCommand {
     @Option(name: .long, help: "Report formats, comma separated (e.g. junit,json).")
     var format: CommaSeparated<ReportFormat>?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Store the base's merged results in this cache folder (as an unsharded eval with --cache-dir would), so the next run's shards read them; also TUNECHECK_CACHE_DIR.",
+        valueName: "dir"))
+    var cacheDir: String?
+
     @Argument(help: ArgumentHelp("Part files, folders holding them, or glob patterns.", valueName: "part"))
     var parts: [String] = []
 
@@ -41,7 +47,10 @@ struct MergeCommand: ParsableCommand {
         let files = try ShardPart.files(in: parts)
         let loaded = try files.map { try ShardPart.read($0) }
         let formats = Set(format?.values ?? [.junit, .json, .html])
-        let session = try EvaluationSession.merging(loaded, reports: ReportSettings(directory: URL(fileURLWithPath: reportDir), formats: formats))
+        var cacheConfiguration = SuiteConfiguration()
+        applyCacheDirectory(flag: cacheDir, to: &cacheConfiguration)
+        let session = try EvaluationSession.merging(loaded, reports: ReportSettings(directory: URL(fileURLWithPath: reportDir), formats: formats),
+                                                    cacheDirectory: cacheConfiguration.cacheDir.map { URL(fileURLWithPath: $0) })
         for notice in session.notices { printNotice(notice) }
         if let preflight = session.preflightRan, preflight.verdict != .ok {
             fflush(nil)  // all output streams
@@ -51,6 +60,7 @@ struct MergeCommand: ParsableCommand {
         print("merged \(loaded.count) part\(loaded.count == 1 ? "" : "s")")
         print(TerminalSummary.render(session.makeReport(), width: terminalWidth(), colored: stdoutIsTerminal()))
         for url in written { print("report: \(url.path)") }
+        if let summary = session.cache?.summary { print(summary) }
         let failures = session.failures
         if !failures.isEmpty { throw ChecksFailed(summary: failures.description) }
     }

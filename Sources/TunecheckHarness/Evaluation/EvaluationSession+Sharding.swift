@@ -163,6 +163,9 @@ extension EvaluationSession {
         }
         payload.set("items", .object(items))
         payload.set("units", .object(JSONObject(["total": .from(units.count), "owned": .from(mine.count)])))
+        // With a cache folder, where the base's whole results belong in it: `merge --cache-dir` stores them there,
+        // so the next run's shards (restoring the folder) read them instead of computing their parts again.
+        payload.set("base_cache_keys", ShardCodec.strings(try baseCacheKeys()))
         payload.set("subjects", .array(subjects.enumerated().map { index, subject in
             .object(JSONObject([
                 "name": .string(subject.name), "kind": .string(SessionSettingsCoding.word(subject.kind)),
@@ -191,8 +194,8 @@ extension EvaluationSession {
 
     /// A session rebuilt from complete, consistent parts (`ShardPart.checkComplete`), every subject evaluated on the
     /// merged values: its `makeReport()`, `writeReports()` and `failures` are those of the unsharded run.
-    public static func merging(_ parts: [ShardPart], reports: ReportSettings?, registry: [any EvaluationSuite.Type] = SuiteRegistry.all) throws
-        -> EvaluationSession {
+    public static func merging(_ parts: [ShardPart], reports: ReportSettings?, cacheDirectory: URL? = nil,
+                               registry: [any EvaluationSuite.Type] = SuiteRegistry.all) throws -> EvaluationSession {
         try ShardPart.checkComplete(parts)
         let ordered = parts.sorted { $0.shard.index < $1.shard.index }
         let first = ordered[0]
@@ -244,7 +247,28 @@ extension EvaluationSession {
                 if let evaluation = try session.run(context, recordEmpty: true) { session.record(evaluation) }
             }
         }
+        if let cacheDirectory, let keys = ShardCodec.strings(payload["base_cache_keys"]), !keys.isEmpty {
+            try session.storeMergedBaseResults(keys: keys, in: cacheDirectory)
+        }
         return session
+    }
+
+    /// Stores the base's merged results in the cache under the keys the shards computed (entries already there
+    /// are left alone): the same entries an unsharded run with this cache folder writes.
+    private func storeMergedBaseResults(keys: [String: String], in directory: URL) throws {
+        let cache = try BaseResultCache(directory: directory)
+        cache.onNotice = { [weak self] in self?.notice($0) }
+        self.cache = cache
+        let stored: [(kind: String, value: () throws -> JSONValue?)] = [
+            ("pairs", { try self.basePairScores().map(BaseResultCache.encode) }),
+            ("texts", { try self.baseTextScores().map(BaseResultCache.encode) }),
+            ("answers", { try self.baseContext?.answers().map { BaseResultCache.encode($0.outputs) } }),
+        ]
+        for (kind, value) in stored {
+            guard let key = keys[kind], cache.lookup(kind: kind, key: key, decode: { $0 }) == nil,
+                  let payload = try? value() else { continue }
+            cache.store(kind: kind, key: key, payload: payload)
+        }
     }
 }
 

@@ -163,7 +163,7 @@ public final class EvaluationSession: @unchecked Sendable {
     public private(set) var notices: [String] = []
 
     /// The base-result cache (with `cacheDirectory`).
-    public private(set) var cache: BaseResultCache?
+    public internal(set) var cache: BaseResultCache?
     private var baseModelDigest: String?
     /// The base results this session computed (rather than read from the cache): "pairs", "texts", "answers".
     public internal(set) var baseWork: [String] = []
@@ -284,9 +284,26 @@ public final class EvaluationSession: @unchecked Sendable {
 
     /// The cache's key of a base result: the base model's content, the evalset's bytes and `extra` settings.
     private func cacheKey<Value>(_ entry: BaseCacheEntry<Value>) throws -> String? {
+        try baseCacheKey(kind: entry.kind, evalset: entry.evalset, extra: entry.extra)
+    }
+
+    func baseCacheKey(kind: String, evalset: String, extra: [String]) throws -> String? {
         guard let cache, let base else { return nil }
         if baseModelDigest == nil { baseModelDigest = try cache.modelDigest(base.folder) }
-        return cache.key(kind: entry.kind, parts: ["model \(baseModelDigest!)", "evalset \(try cache.digest(ofFile: entry.evalset.asFileURL))"] + entry.extra)
+        return cache.key(kind: kind, parts: ["model \(baseModelDigest!)", "evalset \(try cache.digest(ofFile: evalset.asFileURL))"] + extra)
+    }
+
+    /// The cache keys of the base's results this session's suites use (`pairs`, `texts`, `answers`), when it has a
+    /// cache: a shard records them so that `merge` can store the merged results under them.
+    func baseCacheKeys() throws -> [String: String] {
+        var keys: [String: String] = [:]
+        let record = settings.generation.record
+        for (kind, evalset, extra) in [("pairs", settings.evalsets.pairs, [String]()), ("texts", settings.evalsets.texts, []),
+                                       ("answers", settings.evalsets.prompts, record.keys.sorted().map { "\($0)=\(record[$0]!)" })] {
+            guard let evalset, let key = try baseCacheKey(kind: kind, evalset: evalset, extra: extra) else { continue }
+            keys[kind] = key
+        }
+        return keys
     }
 
     /// A base result from the cache (nil without a cache or on a miss).
