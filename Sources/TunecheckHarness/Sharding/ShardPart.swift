@@ -1,3 +1,4 @@
+import CZlib
 import Foundation
 import TunecheckEngine
 import TunecheckJSON
@@ -95,16 +96,19 @@ public struct ShardPart {
         return part
     }
 
-    /// The part files named by `arguments`: files, folders (their `tunecheck-part-*.json`), or glob patterns.
+    /// The part files named by `arguments`: files, folders (the `tunecheck-part-*.json` in them and their
+    /// subfolders), or glob patterns.
     public static func files(in arguments: [String]) throws -> [URL] {
         var urls: [URL] = []
         for argument in arguments {
             var isDirectory: ObjCBool = false
             if FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory) {
                 if isDirectory.boolValue {
-                    let names = (try? FileManager.default.contentsOfDirectory(atPath: argument)) ?? []
-                    urls += names.filter { $0.hasPrefix("tunecheck-part-") && $0.hasSuffix(".json") }.sorted()
-                        .map { URL(fileURLWithPath: argument).appendingPathComponent($0) }
+                    // Also in subfolders (an artifact download puts each job's folder under one).
+                    let folder = URL(fileURLWithPath: argument)
+                    let found = FileManager.default.enumerator(at: folder, includingPropertiesForKeys: nil)?.compactMap { $0 as? URL } ?? []
+                    urls += found.filter { $0.lastPathComponent.hasPrefix("tunecheck-part-") && $0.pathExtension == "json" }
+                        .sorted { $0.path < $1.path }
                 } else {
                     urls.append(URL(fileURLWithPath: argument))
                 }
@@ -144,9 +148,10 @@ public struct ShardPart {
 
 /// The settings hash of a sharded evaluation: SHA-256 over the settings that change results and the inputs'
 /// contents, with paths relative to the suite file's folder (or the working folder without a suite file), so CI
-/// jobs that check out into different folders agree. Files up to 64 MiB are hashed whole; larger ones (weights,
-/// optimizer states) by size and their first and last 4 MiB, which tells apart any two different checkpoints in
-/// practice without reading gigabytes in every job.
+/// jobs that check out into different folders agree. Each file counts by its size and CRC-32: whole up to 64 MiB;
+/// larger ones (weights, optimizer states) by their first and last 4 MiB, which tells apart any two different
+/// checkpoints in practice without reading gigabytes in every job. An adapter given as a numbered file counts with
+/// the `adapter_config.json` beside it.
 enum SettingsDigest {
     static func hash(_ settings: SessionSettings, subjects: [String], anchor: URL) throws -> String {
         var lines: [String] = ["name \(settings.name)", "golden \(settings.goldenSuiteName) \(relative(settings.goldenDirectory.path, to: anchor))",
@@ -165,8 +170,13 @@ enum SettingsDigest {
             case .base: url = nil
             case .adapter(let location), .modelFolder(let location): url = location
             }
-            lines.append("checkpoint \(spec.name) \(spec.step.map(String.init) ?? "-") "
-                         + (try url.map { "\(relative($0.path, to: anchor)) \(try digest(ofPath: $0))" } ?? "base"))
+            var line = "checkpoint \(spec.name) \(spec.step.map(String.init) ?? "-") "
+                + (try url.map { "\(relative($0.path, to: anchor)) \(try digest(ofPath: $0))" } ?? "base")
+            if case .adapter(let file) = spec.source, file.pathExtension == "safetensors" {
+                let config = file.deletingLastPathComponent().appendingPathComponent("adapter_config.json")
+                if FileManager.default.fileExists(atPath: config.path) { line += " config \(try digest(ofFile: config))" }
+            }
+            lines.append(line)
         }
         for fused in settings.fused {
             lines.append("fused \(relative(fused.path, to: anchor)) \(try digest(ofPath: fused.path.asFileURL))"
@@ -207,18 +217,30 @@ enum SettingsDigest {
     static let wholeFileLimit = 64 << 20
     static let sampleBytes = 4 << 20
 
+    /// A file's fingerprint: its size and the CRC-32 (zlib) of its bytes, or of its first and last 4 MiB above
+    /// 64 MiB. CRC-32 rather than SHA-256: every shard fingerprints every input, and CRC-32 runs at gigabytes per
+    /// second where SHA-256 here runs at tens to hundreds of megabytes (the inputs are compared, not authenticated;
+    /// the part files themselves carry a SHA-256).
     static func digest(ofFile url: URL) throws -> String {
         let size = ((try? FileManager.default.attributesOfItem(atPath: url.path))?[.size] as? NSNumber)?.intValue ?? 0
-        if size <= wholeFileLimit { return try SHA256.hex(ofFile: url) }
         guard let handle = try? FileHandle(forReadingFrom: url) else {
             throw HarnessError.invalidCheckpoint(path: url.path, reason: "cannot be read")
         }
         defer { try? handle.close() }
-        var hasher = SHA256()
-        hasher.update(Array("size \(size)\n".utf8))
-        hasher.update([UInt8](try handle.read(upToCount: sampleBytes) ?? Data()))
+        var crc: UInt = 0
+        func add(_ data: Data) {
+            data.withUnsafeBytes { bytes in
+                guard let base = bytes.bindMemory(to: UInt8.self).baseAddress else { return }
+                crc = crc32_z(crc, base, bytes.count)
+            }
+        }
+        if size <= wholeFileLimit {
+            while let chunk = try handle.read(upToCount: sampleBytes), !chunk.isEmpty { add(chunk) }
+            return "\(size):\(String(crc, radix: 16))"
+        }
+        add(try handle.read(upToCount: sampleBytes) ?? Data())
         try handle.seek(toOffset: UInt64(size - sampleBytes))
-        hasher.update([UInt8](try handle.read(upToCount: sampleBytes) ?? Data()))
-        return hasher.finalizeHex()
+        add(try handle.read(upToCount: sampleBytes) ?? Data())
+        return "\(size):sampled:\(String(crc, radix: 16))"
     }
 }
