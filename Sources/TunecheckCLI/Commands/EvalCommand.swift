@@ -39,7 +39,8 @@ struct EvalCommand: ParsableCommand {
 
         Examples:
           tunecheck eval --suite evalsets/default/suite.yaml
-          tunecheck eval --suite evalsets/demo/suite.yaml --checkpoint 'run/checkpoint-*' --shard 2/4 --report-dir parts/2
+          tunecheck eval --suite evalsets/demo/suite.yaml --checkpoint 'run/checkpoint-*' \\
+              --shard 2/4 --report-dir parts/2
           tunecheck eval --base models/tiny-default --checkpoint run/adapters/0000100_adapters.safetensors \\
               --prompts evalsets/default/prompts.jsonl --pairs evalsets/default/pairs.jsonl --report-dir out
           tunecheck eval --answers answers.jsonl --golden-dir golden

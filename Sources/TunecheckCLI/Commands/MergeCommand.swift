@@ -8,15 +8,15 @@ struct MergeCommand: ParsableCommand {
         commandName: "merge",
         abstract: "Combine the part files of a sharded evaluation (eval --shard I/N) into its reports.",
         discussion: """
-        Reads tunecheck-part-I-of-N.json files (given as files, folders holding them, or glob patterns), checks \\
-        that they are shards 1…N of one evaluation (same settings and inputs, same tunecheck version, each shard \\
-        once, none corrupt or truncated), runs the suites on the merged per-item results and writes the junit.xml, \\
-        report.json and report.html an unsharded `eval` writes. Accuracies, margins, KL percentiles and repetition \\
-        verdicts are recomputed from the merged items, not averaged over shards. Needs neither the models nor the \\
+        Reads tunecheck-part-I-of-N.json files (given as files, folders holding them, or glob patterns), checks \
+        that they are shards 1…N of one evaluation (same settings and inputs, same tunecheck version, each shard \
+        once, none corrupt or truncated), runs the suites on the merged per-item results and writes the junit.xml, \
+        report.json and report.html an unsharded `eval` writes. Accuracies, margins, KL percentiles and repetition \
+        verdicts are recomputed from the merged items, not averaged over shards. Needs neither the models nor the \
         evalsets. With --cache-dir (when the shards had one), the base's merged results are stored in the cache \
         folder, so the next run's shards read them instead of computing their parts.
 
-        Exits 1 when a check failed, 0 otherwise, and 2 (naming the files, writing nothing) when a shard is missing \\
+        Exits 1 when a check failed, 0 otherwise, and 2 (naming the files, writing nothing) when a shard is missing \
         or given twice, the parts disagree, or a part is damaged.
 
         Example (four CI jobs wrote parts/1 … parts/4):
