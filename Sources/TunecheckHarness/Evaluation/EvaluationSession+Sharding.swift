@@ -205,7 +205,9 @@ extension EvaluationSession {
         let session = EvaluationSession(settings: settings, reports: reports, registry: registry)
         var itemIds: [ContextComputation.Scope: [String]] = [:]
         for scope in [ContextComputation.Scope.prompts, .pairs, .texts] {
-            guard let ids = payload["items"]?.object?[scope.rawValue]?.array?.compactMap(\.string) else { throw corrupt(first, "no \(scope.rawValue) ids") }
+            guard let ids = payload["items"]?.object?[scope.rawValue]?.array?.compactMap(\.string) else {
+                throw corrupt(first, "no \(scope.rawValue) ids")
+            }
             itemIds[scope] = ids
         }
         session.replayedItemIds = itemIds
@@ -218,7 +220,9 @@ extension EvaluationSession {
             if subjects.isEmpty {
                 for entry in entries {
                     guard let object = entry.object, let name = object["name"]?.string,
-                          let kind = object["kind"]?.string.flatMap(SessionSettingsCoding.subjectKind) else { throw corrupt(part, "a subject without name or kind") }
+                          let kind = object["kind"]?.string.flatMap(SessionSettingsCoding.subjectKind) else {
+                        throw corrupt(part, "a subject without name or kind")
+                    }
                     subjects.append(Subject(name: name, kind: kind, step: object["step"]?.int, record: SubjectRecord()))
                 }
             }

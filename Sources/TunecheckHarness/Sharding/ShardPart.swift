@@ -68,7 +68,7 @@ public struct ShardPart {
     /// Reads and checks a part file: its header, the payload's length and checksum, and that the two agree.
     public static func read(_ url: URL) throws -> ShardPart {
         let data: Data
-        do { data = try BoundedFile.read(url, limit: 1 << 34) } catch {
+        do { data = try BoundedFile.read(url, limit: 1 << 32) } catch {
             throw ShardError.unreadable(path: url.path, reason: error.reason)
         }
         let bytes = [UInt8](data)
@@ -76,12 +76,15 @@ public struct ShardPart {
         guard let newline = bytes.firstIndex(of: 0x0A), let header = try? JSONParser.parse(Array(bytes[..<newline])).object else {
             throw corrupt("no header line (empty, truncated, or another kind of file)")
         }
-        guard header["format"]?.string == format else { throw corrupt("not a tunecheck part file (format \(header["format"].map { JSONWriter.string($0) } ?? "missing"))") }
+        func field(_ key: String) -> String { header[key].map { JSONWriter.string($0) } ?? "missing" }
+        guard header["format"]?.string == format else { throw corrupt("not a tunecheck part file (format \(field("format")))") }
         guard let version = header["format_version"]?.int, version == formatVersion else {
-            throw corrupt("part format version \(header["format_version"].map { JSONWriter.string($0) } ?? "missing"), this tunecheck reads \(formatVersion)")
+            throw corrupt("part format version \(field("format_version")), this tunecheck reads \(formatVersion)")
         }
         let body = Array(bytes[(newline + 1)...])
-        guard let length = header["bytes"]?.int, let checksum = header["sha256"]?.string else { throw corrupt("the header has no length or checksum") }
+        guard let length = header["bytes"]?.int, let checksum = header["sha256"]?.string else {
+            throw corrupt("the header has no length or checksum")
+        }
         guard body.count == length else { throw corrupt("truncated: \(body.count) payload bytes, the header says \(length)") }
         guard SHA256.hex(body) == checksum else { throw corrupt("checksum mismatch (the file was changed or damaged)") }
         guard let payload = try? JSONParser.parse(body), let object = payload.object else { throw corrupt("the payload is not JSON") }
