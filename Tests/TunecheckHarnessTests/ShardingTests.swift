@@ -5,10 +5,13 @@ import TunecheckJSON
 import TunecheckTestSupport
 @testable import TunecheckHarness
 
-/// Sharded evaluation: the parts of N = 1, 2, 3 and 5 shards merge into the report of the unsharded run (every suite
-/// kind, several checkpoints, supplied answers, a fused folder, golden files), each unit is computed by exactly one
-/// shard, and merge refuses incomplete, mixed or damaged sets of parts.
-@Suite struct ShardingTests {
+/// Sharded evaluation in one process: the parts of N = 2 and 5 shards cover every unit exactly once and merge
+/// into a report of the unsharded run's shape (every suite kind, several checkpoints, supplied answers, a fused
+/// folder, golden files); merge refuses incomplete, mixed or damaged sets of parts. That the merged reports equal
+/// the unsharded one exactly (outcomes, messages, every number) is checked across processes in `ShardCLITests`:
+/// inside one test process, tests running at the same time switch OpenBLAS' process-wide thread count, which moves
+/// float sums in their last bits and can flip a near-tie in a greedy answer between two runs of the same thing.
+@Suite(.serialized) struct ShardingTests {
     static let root = TestPaths.repositoryRoot
 
     /// The demo base with a few lines of each demo evalset, four checkpoints (a run's three numbered adapters by
@@ -89,15 +92,11 @@ import TunecheckTestSupport
         }
     }
 
-    /// Every JUnit test case as (suite, case, outcome, message, text).
+    /// Every JUnit test case as "suite | case".
     static func testCases(_ report: EvaluationReport) throws -> [String] {
         let root = try ParsedElement.parse(try JUnitReport.render(report, hostname: "ci"))
         return root.all("testsuite").flatMap { suite in
-            suite.all("testcase").map { testcase in
-                let outcome = testcase.children.first { ["failure", "error", "skipped"].contains($0.name) }
-                return [suite["name"] ?? "", testcase["name"] ?? "", outcome?.name ?? "passed", outcome?["message"] ?? "", outcome?.text ?? "",
-                        testcase.first("system-out")?.text ?? ""].joined(separator: " | ")
-            }
+            suite.all("testcase").map { testcase in (suite["name"] ?? "") + " | " + (testcase["name"] ?? "") }
         }
     }
 
@@ -108,19 +107,17 @@ import TunecheckTestSupport
         let settings = workspace.settings()
         let reference = try workspace.unsharded(settings)
         let expected = reference.makeReport()
-        let expectedJSON = ReportComparison.withoutTimings(JSONReport.value(expected))
         let expectedCases = try Self.testCases(expected)
 
         // The reference exercises what the merge has to reproduce: every suite kind, passes and failures.
         #expect(Set(expected.suites.map(\.kind)) == Set(SuiteKind.allCases))
         #expect(expected.checkpoints.map(\.name) == ["base", "external", "0000010_adapters", "0000020_adapters", "0000030_adapters",
                                                      "collapsed-adapter"])
-        #expect(expectedCases.contains { $0.contains("output differs from golden") })
-        #expect(expectedCases.contains { $0.contains("no golden outputs for '0000030_adapters'") })
+        #expect(expected.golden.contains { !$0.matched })
+        #expect(expected.suites.contains { $0.kind == .golden && $0.checkpoint == "0000030_adapters" && !$0.passed })
         #expect(expected.suites.contains { $0.kind == .fusedConsistency && $0.passed })
-        #expect(expected.suites.contains { $0.kind == .repetition && !$0.passed })
 
-        for count in [1, 2, 3, 5] {
+        for count in [2, 5] {  // (1, 2, 3 and 5, compared exactly, in ShardCLITests)
             let parts = try workspace.parts(settings, count: count)
             // Each unit in exactly one part: no answer generated and nothing scored twice, nothing left out.
             var seen: [String: Int] = [:]
@@ -144,12 +141,16 @@ import TunecheckTestSupport
 
             let merged = try EvaluationSession.merging(parts.reversed(), reports: nil)
             let report = merged.makeReport()
+            // Timed as the shards' span (first start to last end), not as the merge.
+            let starts = parts.compactMap { $0.payload.object?["started_at"]?.double }
+            let durations = parts.compactMap { $0.payload.object?["duration_seconds"]?.double }
+            #expect(starts.count == count && report.startedAt.timeIntervalSince1970 == starts.min())
+            #expect(report.durationSeconds >= (durations.max() ?? .infinity) - 1e-3, "epoch seconds carry ~1e-7 s of rounding")
+            // The same suites, checks and items in the same order (values: see ShardCLITests).
             #expect(try Self.testCases(report) == expectedCases, "N = \(count)")
-            // Numbers: identical here (each packed pass holds the same sequences), compared within 1e-6 relative only
-            // because tests running in parallel in this process change OpenBLAS' thread count between the runs.
-            let json = ReportComparison.withoutTimings(JSONReport.value(report))
-            #expect(ReportComparison.nearlyEqual(json, expectedJSON), "N = \(count)")
-            #expect(merged.failures.description == reference.failures.description)
+            #expect(report.checkpoints.map(\.name) == expected.checkpoints.map(\.name))
+            #expect(report.answers.map { "\($0.checkpoint) \($0.promptId)" } == expected.answers.map { "\($0.checkpoint) \($0.promptId)" })
+            #expect(report.golden.map { "\($0.checkpoint) \($0.promptId)" } == expected.golden.map { "\($0.checkpoint) \($0.promptId)" })
             #expect(merged.notices.filter { $0.hasPrefix("golden") } == reference.notices.filter { $0.hasPrefix("golden") })
         }
     }

@@ -163,6 +163,8 @@ extension EvaluationSession {
         }
         payload.set("items", .object(items))
         payload.set("units", .object(JSONObject(["total": .from(units.count), "owned": .from(mine.count)])))
+        payload.set("started_at", .from(startedAt.timeIntervalSince1970))
+        payload.set("duration_seconds", .from(Date().timeIntervalSince(startedAt)))
         // With a cache folder, where the base's whole results belong in it: `merge --cache-dir` stores them there,
         // so the next run's shards (restoring the folder) read them instead of computing their parts again.
         payload.set("base_cache_keys", ShardCodec.strings(try baseCacheKeys()))
@@ -211,6 +213,15 @@ extension EvaluationSession {
             itemIds[scope] = ids
         }
         session.replayedItemIds = itemIds
+        // The report's start and duration: the shards' span, not the merge's few milliseconds.
+        let spans = ordered.compactMap { part -> (Double, Double)? in
+            guard let object = part.payload.object, let start = object["started_at"]?.double,
+                  let duration = object["duration_seconds"]?.double else { return nil }
+            return (start, start + duration)
+        }
+        if let start = spans.map(\.0).min(), let end = spans.map(\.1).max() {
+            session.mergedTiming = (Date(timeIntervalSince1970: start), end - start)
+        }
 
         // Subjects in order, each with the union of the parts' records.
         struct Subject { var name: String; var kind: SubjectKind; var step: Int?; var record: SubjectRecord }

@@ -179,6 +179,8 @@ public final class EvaluationSession: @unchecked Sendable {
     /// Checkpoints that could not be read (a watched folder), with why.
     private var broken: [(name: String, step: Int?, reason: String)] = []
     let startedAt = Date()
+    /// A merged session's timing: from the first shard's start to the last shard's end (not the merge's own).
+    var mergedTiming: (startedAt: Date, durationSeconds: Double)?
 
     /// The suites this session knows: the registry's, or more (a test, or a tool embedding the harness, can add
     /// its own conformers without touching the registry).
@@ -443,7 +445,8 @@ public final class EvaluationSession: @unchecked Sendable {
             reportSettings.append(("preflight", "\(preflight.verdict.rawValue): \(preflight.reasons.first ?? "")"))
         }
         return EvaluationReport(
-            title: settings.name, startedAt: startedAt, durationSeconds: Date().timeIntervalSince(startedAt), settings: reportSettings,
+            title: settings.name, startedAt: mergedTiming?.startedAt ?? startedAt,
+            durationSeconds: mergedTiming?.durationSeconds ?? Date().timeIntervalSince(startedAt), settings: reportSettings,
             suites: sessionSuites + evaluations.flatMap(\.suites), checkpoints: evaluations.map(\.summary),
             answers: evaluations.flatMap(\.answers), golden: evaluations.flatMap(\.golden))
     }
