@@ -15,7 +15,8 @@ import TunecheckJSON
 ///    accessor: the shard restricts the context to its items around the call);
 /// 3. the suite's `sharding(on:)` lists it (and, with `onBase`, the base's side it reads).
 /// A suite that declares nothing (`.wholeSuite`, the default) still works sharded: one shard runs it on the whole
-/// subject and records its result (that shard computes every item the suite asks for).
+/// subject and records its result (that shard computes every item the suite asks for). `ShardingHookTests` defines
+/// one suite of each kind, with a computation of its own, in about forty lines.
 public struct ContextComputation: Sendable, Hashable {
     /// Which evalset's items the values are per, or `.subject` for one value per subject.
     public enum Scope: String, Sendable, Hashable, CaseIterable {
