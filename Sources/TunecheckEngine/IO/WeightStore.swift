@@ -151,7 +151,7 @@ public final class WeightStore: @unchecked Sendable {
         let packedInfo = locations[name]!.info
         let file = files[locations[name]!.file]
         func fail(_ tensor: String, _ reason: String) -> EngineError {
-            .invalidQuantizedWeights(path: path(of: tensor), name: tensor, reason: reason)
+            .invalidQuantizedWeights(path: contains(tensor) ? path(of: tensor) : file.path, name: tensor, reason: reason)
         }
         guard let quantization else {
             throw fail(module + ".scales", "the weights are quantized but config.json has no \"quantization\" entry")
