@@ -55,6 +55,28 @@ struct QuantizedCLITests {
         #expect(eval.status == 0 || eval.status == 1, "eval: \(eval.standardError)")
         #expect(FileManager.default.fileExists(atPath: reports.appendingPathComponent("report.json").path))
 
+        // watch: a run folder holding the QLoRA checkpoint, evaluated once against the quantized base.
+        let run = folder.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Self.adapter.appendingPathComponent("adapters.safetensors"),
+                                         to: run.appendingPathComponent("0000006_adapters.safetensors"))
+        try FileManager.default.copyItem(at: Self.adapter.appendingPathComponent("adapter_config.json"), to: run.appendingPathComponent("adapter_config.json"))
+        let suite = folder.appendingPathComponent("suite.yaml")
+        try Data("""
+            name: quantized
+            base: \(Self.base.path)
+            evalsets:
+              prompts: prompts.jsonl
+              pairs: pairs.jsonl
+            generation:
+              max_tokens: 4
+            reports:
+              dir: watch-reports
+            """.utf8).write(to: suite)
+        let watch = try CLIRunner.run(["watch", "--suite", suite.path, "--dir", run.path, "--once"])
+        #expect(watch.status == 0 || watch.status == 1, "watch: \(watch.standardError)")  // 1: the large-update check fails
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("watch-reports/report.json").path))
+
         let fused = folder.appendingPathComponent("fused")
         let fuse = try CLIRunner.run(["fuse", "--model", Self.base.path, "--adapter", Self.adapter.path, "--output", fused.path])
         #expect(fuse.status == 2 && fuse.standardError.contains("fusing onto an mlx-quantized base"), "fuse: \(fuse.standardError)")
