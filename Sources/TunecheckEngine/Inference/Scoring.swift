@@ -14,8 +14,11 @@ public final class Scorer {
     /// One single-threaded scorer per thread, made on first use.
     private var workers: [Scorer] = []
 
+    /// The default `tokenBudget`.
+    public static let defaultTokenBudget = 2048
+
     /// `threads` defaults to the cores this process may use (`MatrixVectorKernels.threads`).
-    public init(model: DecoderModel, tokenBudget: Int = 2048, threads: Int? = nil) {
+    public init(model: DecoderModel, tokenBudget: Int = Scorer.defaultTokenBudget, threads: Int? = nil) {
         self.model = model
         self.tokenBudget = max(tokenBudget, 1)
         self.threads = max(1, threads ?? MatrixVectorKernels.threads)

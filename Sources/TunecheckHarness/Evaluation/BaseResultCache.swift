@@ -103,25 +103,42 @@ public final class BaseResultCache {
 
     /// The stored value for (`kind`, `key`), or `compute()`'s, which is then stored.
     func value<T>(kind: String, key: String, decode: (JSONValue) -> T?, encode: (T) -> JSONValue, compute: () throws -> T) throws -> T {
-        let url = directory.appendingPathComponent("base-\(kind)-\(key.prefix(32)).json")
-        if FileManager.default.fileExists(atPath: url.path) {
-            switch read(url, kind: kind, key: key) {
-            case .success(let payload):
-                if let value = decode(payload) {
-                    outcomes.append((kind, true))
-                    // A restored cache on a fresh clone hits every entry but had to hash the files for the keys:
-                    // remember those digests too, or every later run hashes the weights again.
-                    saveDigests()
-                    return value
-                }
-                onNotice?("cache: \(url.lastPathComponent) does not hold valid \(kind) results; recomputing")
-            case .failure(let reason):
-                onNotice?("cache: \(url.lastPathComponent) \(reason); recomputing")
-            }
-        }
+        if let value = lookup(kind: kind, key: key, decode: decode) { return value }
         let value = try compute()
+        store(kind: kind, key: key, payload: encode(value))
+        return value
+    }
+
+    private func url(kind: String, key: String) -> URL {
+        directory.appendingPathComponent("base-\(kind)-\(key.prefix(32)).json")
+    }
+
+    /// The stored value for (`kind`, `key`); nil on a miss, or (with a notice) for an entry that is corrupt,
+    /// truncated, foreign or does not decode.
+    func lookup<T>(kind: String, key: String, decode: (JSONValue) -> T?) -> T? {
+        let url = url(kind: kind, key: key)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        switch read(url, kind: kind, key: key) {
+        case .success(let payload):
+            if let value = decode(payload) {
+                outcomes.append((kind, true))
+                // A restored cache on a fresh clone hits every entry but had to hash the files for the keys:
+                // remember those digests too, or every later run hashes the weights again.
+                saveDigests()
+                return value
+            }
+            onNotice?("cache: \(url.lastPathComponent) does not hold valid \(kind) results; recomputing")
+        case .failure(let reason):
+            onNotice?("cache: \(url.lastPathComponent) \(reason); recomputing")
+        }
+        return nil
+    }
+
+    /// Stores a computed value (atomically); a folder that cannot be written gives a notice, not an error.
+    func store(kind: String, key: String, payload value: JSONValue) {
+        let url = url(kind: kind, key: key)
         outcomes.append((kind, false))
-        let payload = JSONWriter.data(encode(value))
+        let payload = JSONWriter.data(value)
         var header = JSONObject()
         header.set("format", .from(Self.format))
         header.set("kind", .string(kind))
@@ -134,7 +151,6 @@ public final class BaseResultCache {
             onNotice?("cache: cannot write \(url.path) (\((error as? LocalizedError)?.errorDescription ?? "\(error)")); continuing without it")
         }
         saveDigests()
-        return value
     }
 
     private enum ReadError: Error { case problem(String) }
