@@ -80,9 +80,13 @@ public enum Benchmark {
             let decodeSeconds = max(best - bestPrefill, 1e-9)
             let decodeRate = Double(tokens - 1) / decodeSeconds
             let bytesPerWeight = bf16Weights ? 2 : decoder.store.dominantDType.byteSize
+            // Quantized weights: the bytes the GEMVs read per token as stored (codes, scales, biases).
+            let bytesPerToken = spec.quantization == nil ? ModelArithmetic.weightBytesPerToken(spec, bytesPerWeight: bytesPerWeight)
+                : Double(decoder.weights.layers.flatMap(\.linears).reduce(0) { $0 + $1.weight.byteCount } + decoder.weights.outputProjection.byteCount)
             extra = [("prompt", .from(prompt)), ("tokens", .from(tokens)), ("prefill_seconds", .from(bestPrefill)),
                      ("decode_only_tokens_per_s", .from(decodeRate)),
-                     ("decode_gb_per_s", .from(decodeRate * ModelArithmetic.weightBytesPerToken(spec, bytesPerWeight: bytesPerWeight) / 1e9))]
+                     ("decode_gb_per_s", .from(decodeRate * bytesPerToken / 1e9)),
+                     ("weights_per_s", .from(decodeRate * Double(ModelArithmetic.linearParametersPerToken(spec))))]
         case .train:
             let batchSize = batch ?? 2
             let lora = try LoRAParameters(base: decoder, rank: 8, scale: 20, keys: nil, numLayers: nil, seed: 1)
@@ -133,7 +137,12 @@ public enum Benchmark {
         line.set("peak_ratio", .from(flops / best / 1e9 / peak))
         line.set("peak_rss_mb", .from(Double(usage.ru_maxrss) / 1024))
         line.set("peak_anon_mb", .from(peaks.anonymous / 1_048_576))
-        line.set("weights_mb", .from(Double(ModelArithmetic.parameterCount(spec) * (bf16Weights ? 2 : decoder.store.dominantDType.byteSize)) / 1_048_576))
+        if let quantization = spec.quantization {
+            line.set("quantization", .string("q\(quantization.defaults.bits)-g\(quantization.defaults.groupSize)"))
+            line.set("weights_mb", .from(Double(decoder.store.storedBytes) / 1_048_576))
+        } else {
+            line.set("weights_mb", .from(Double(ModelArithmetic.parameterCount(spec) * (bf16Weights ? 2 : decoder.store.dominantDType.byteSize)) / 1_048_576))
+        }
         line.set("load_seconds", .from(loadSeconds))
         line.set("threads", .from(Int(openblas_get_num_threads())))
         return line

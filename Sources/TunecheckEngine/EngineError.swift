@@ -20,6 +20,9 @@ public enum EngineError: Error, LocalizedError, Equatable {
     case tensorShapeMismatch(path: String, name: String, expected: [Int], actual: [Int])
     /// A tensor's dtype cannot be used as a weight.
     case unsupportedDType(path: String, name: String, dtype: String)
+    /// An mlx affine-quantized weight whose packed codes, scales or biases do not fit the config's group size and bits
+    /// or the module's shape.
+    case invalidQuantizedWeights(path: String, name: String, reason: String)
     /// A weight holds NaN or infinity.
     case nonFiniteWeights(path: String, name: String)
     /// Input that is not about a file: token ids out of range, an empty sequence where one is needed.
@@ -47,6 +50,8 @@ public enum EngineError: Error, LocalizedError, Equatable {
             return "\(path): tensor '\(name)' has shape \(actual), expected \(expected)"
         case let .unsupportedDType(path, name, dtype):
             return "\(path): tensor '\(name)' has dtype \(dtype); weights must be F32, F16 or BF16"
+        case let .invalidQuantizedWeights(path, name, reason):
+            return "\(path): quantized tensor '\(name)': \(reason)"
         case let .nonFiniteWeights(path, name):
             return "\(path): tensor '\(name)' contains NaN or infinite values"
         case let .invalidInput(message):

@@ -283,6 +283,70 @@ enum MalformedCatalog {
     // MARK: - The catalogue
 
     static let cases: [MalformedCase] = safetensorsCases + configCases + tokenizerCases + jsonlCases + evalsetCases + adapterCases
+        + quantizedCases
+
+    /// A copy of the mlx 4-bit fixture (group size 64, bf16 scales, with a tokenizer) at `<folder>/model`, corrupted,
+    /// then scored.
+    static func quantizedCase(_ name: String, _ corrupt: @escaping @Sendable (URL) throws -> Void) -> MalformedCase {
+        MalformedCase(name: name) { folder in
+            let model = folder.appendingPathComponent("model")
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent("quantized/llama-q4-g64"), to: model)
+            try corrupt(model)
+            return try score(folder, model: model)
+        }
+    }
+
+    /// Edits `config.json`'s `quantization` and its copy `quantization_config` alike (as mlx_lm writes them).
+    static func editQuantization(_ model: URL, _ edit: @escaping (inout [String: Any]) -> Void) throws {
+        try editJSON(model.appendingPathComponent("config.json")) { config in
+            for key in ["quantization", "quantization_config"] {
+                var entry = config[key] as! [String: Any]
+                edit(&entry)
+                config[key] = entry
+            }
+        }
+    }
+
+    static let quantizedCases: [MalformedCase] = [
+        quantizedCase("quantized: scales shape does not match the group size") { model in
+            try editHeader(model.appendingPathComponent("model.safetensors")) { header in
+                var entry = header["model.layers.0.self_attn.q_proj.scales"] as! [String: Any]
+                entry["shape"] = [256, 1]  // same bytes as [128, 2]
+                header["model.layers.0.self_attn.q_proj.scales"] = entry
+            }
+        },
+        quantizedCase("quantized: biases missing") { model in
+            try editHeader(model.appendingPathComponent("model.safetensors")) { $0["model.layers.1.mlp.down_proj.biases"] = nil }
+        },
+        quantizedCase("quantized: config bits do not match the packed weights") { model in
+            try editQuantization(model) { $0["bits"] = 3 }
+        },
+        quantizedCase("quantized: group size does not divide the input dimension") { model in
+            // hidden 96 (head_dim stays 32): the embedding's rows hold 96 columns, which groups of 64 do not divide.
+            try editJSON(model.appendingPathComponent("config.json")) { $0["hidden_size"] = 96 }
+        },
+        quantizedCase("quantized: unknown bits for one module") { model in
+            try editQuantization(model) { $0["model.layers.1.mlp.down_proj"] = ["group_size": 64, "bits": 7] }
+        },
+        quantizedCase("quantized: module marked unquantized but stored packed") { model in
+            try editQuantization(model) { $0["model.layers.0.mlp.up_proj"] = false }
+        },
+        quantizedCase("quantized: mode mxfp4") { model in
+            try editQuantization(model) { $0["mode"] = "mxfp4" }
+        },
+        quantizedCase("quantized: GPTQ folder") { model in
+            try editJSON(model.appendingPathComponent("config.json")) { config in
+                config["quantization"] = nil
+                config["quantization_config"] = ["quant_method": "gptq", "bits": 4, "group_size": 128]
+            }
+        },
+        quantizedCase("quantized: no quantization in config.json") { model in
+            try editJSON(model.appendingPathComponent("config.json")) { config in
+                config["quantization"] = nil
+                config["quantization_config"] = nil
+            }
+        },
+    ]
         + suiteCases + trainingCases + goldenCases
 
     static let safetensorsCases: [MalformedCase] = [

@@ -142,6 +142,7 @@ extension EngineError {
         case .tensorShapeMismatch: return "tensorShapeMismatch"
         case .unsupportedDType: return "unsupportedDType"
         case .nonFiniteWeights: return "nonFiniteWeights"
+        case .invalidQuantizedWeights: return "invalidQuantizedWeights"
         case .invalidInput: return "invalidInput"
         case .writeFailed: return "writeFailed"
         case .insufficientMemory: return "insufficientMemory"
@@ -154,6 +155,7 @@ extension EngineError {
         case let .unreadable(path, _), let .invalidSafetensors(path, _), let .invalidConfig(path, _),
              let .unsupportedModelType(path, _, _), let .unsupportedFeature(path, _), let .missingTensor(path, _),
              let .tensorShapeMismatch(path, _, _, _), let .unsupportedDType(path, _, _), let .nonFiniteWeights(path, _),
+             let .invalidQuantizedWeights(path, _, _),
              let .writeFailed(path, _), let .insufficientMemory(path, _, _):
             return path
         case .invalidInput:

@@ -3,6 +3,7 @@
     pip install llama-cpp-python gguf      # builds llama.cpp from source (~10 min on 2 cores)
     python ci/bench/bench_llamacpp.py score  --model .build-bench/models/s15m --dtype f32|bf16
     python ci/bench/bench_llamacpp.py decode --model .build-bench/models/s15m --dtype bf16
+    python ci/bench/bench_llamacpp.py decode --model /work/bench-cache/l3b --dtype q4_0   # llama.cpp Q4_0 (gguf.quants)
 
 The folder (a llama `config.json` + `model.safetensors`, as `tunecheck bench --shape` writes) is converted once to
 `<folder>/bench-<dtype>.gguf` with the `gguf` package, the way llama.cpp's convert_hf_to_gguf.py does for llama:
@@ -93,8 +94,10 @@ def convert(folder, dtype):
     writer.add_rope_freq_base(float(config.get("rope_theta", 10000.0)))
     writer.add_layer_norm_rms_eps(float(config.get("rms_norm_eps", 1e-5)))
     writer.add_vocab_size(vocabulary)
-    qtype = gguf.GGMLQuantizationType.F32 if dtype == "f32" else gguf.GGMLQuantizationType.BF16
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32 if dtype == "f32" else gguf.LlamaFileType.MOSTLY_BF16)
+    qtype = {"f32": gguf.GGMLQuantizationType.F32, "bf16": gguf.GGMLQuantizationType.BF16,
+             "q4_0": gguf.GGMLQuantizationType.Q4_0}[dtype]
+    writer.add_file_type({"f32": gguf.LlamaFileType.ALL_F32, "bf16": gguf.LlamaFileType.MOSTLY_BF16,
+                          "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[dtype])
 
     # Placeholder SentencePiece vocabulary: <unk> <s> </s>, the 256 byte tokens, then filler pieces.
     tokens = ["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)]
@@ -128,6 +131,14 @@ def convert(folder, dtype):
 
     def array(source, count):
         entry = tensors[source]
+        if qtype == gguf.GGMLQuantizationType.Q4_0 and len(entry[1]) == 2:
+            # Q4_0 (llama.cpp's own rounding, gguf.quants), a block of rows at a time to bound the float32 copy.
+            from gguf import quants
+            values = as_float32(entry)
+            if count is not None:
+                values = permute(values, count)
+            return np.concatenate([quants.quantize(np.ascontiguousarray(values[start:start + 4096]), qtype)
+                                   for start in range(0, values.shape[0], 4096)])
         if len(entry[1]) == 1 or qtype == gguf.GGMLQuantizationType.F32:
             values = as_float32(entry)
         else:
@@ -140,6 +151,9 @@ def convert(folder, dtype):
         shape = tensors[source][1]
         if len(shape) == 1 or qtype == gguf.GGMLQuantizationType.F32:
             writer.add_tensor_info(name, shape, np.dtype(np.float32), int(np.prod(shape)) * 4)
+        elif qtype == gguf.GGMLQuantizationType.Q4_0:
+            row_bytes = shape[1] // 32 * 18  # 32 weights per block: an f16 scale and 16 bytes of nibbles
+            writer.add_tensor_info(name, [shape[0], row_bytes], np.dtype(np.uint8), shape[0] * row_bytes, raw_dtype=qtype)
         else:
             writer.add_tensor_info(name, [shape[0], shape[1] * 2], np.dtype(np.uint8), int(np.prod(shape)) * 2, raw_dtype=qtype)
     writer.write_header_to_file()
@@ -161,8 +175,8 @@ def main():
         index = sys.argv.index("--dtype")
         dtype = sys.argv[index + 1]
         del sys.argv[index:index + 2]
-    if dtype not in ("f32", "bf16"):
-        raise SystemExit("--dtype is f32 or bf16")
+    if dtype not in ("f32", "bf16", "q4_0"):
+        raise SystemExit("--dtype is f32, bf16 or q4_0")
     args = common.parse_args(f"llamacpp-{dtype}")
     if args.task == "train":
         print(f"llamacpp-{dtype}: train is not supported by llama.cpp", file=sys.stderr)

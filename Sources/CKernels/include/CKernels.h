@@ -60,6 +60,35 @@ void tc_gemv_bf16_parallel(const uint16_t *w, size_t rows, size_t cols, size_t l
 void tc_gemv_f16_parallel(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y,
                           int parts);
 
+/// A matrix in mlx's affine quantization (docs/quantized-weights.md): the logical (rows, cols) weight w with
+/// w[r][c] = scale[r][g] · q[r][c] + bias[r][g], g = c / group_size. `packed` is (rows, cols·bits/32) uint32 words, each
+/// row one little-endian bit stream of its codes (code c at bits [c·bits, (c+1)·bits)); `scales` and `biases` are
+/// (rows, cols/group_size) of element type `scale_kind` (TC_F32, TC_BF16 or TC_F16). bits ∈ {2,3,4,5,6,8},
+/// group_size ∈ {32, 64, 128}, cols a multiple of group_size (the caller validates all of it).
+/// Any of the three arrays may start at any byte (mlx's safetensors writer does not align tensors).
+typedef struct {
+    const void *packed;
+    const void *scales;
+    const void *biases;
+    size_t rows, cols;
+    int bits, group_size, scale_kind;
+} tc_affine_matrix;
+
+/// Dequantizes rows [row_begin, row_begin + rows) × columns [col_begin, col_begin + cols) of `m` into `out` (row stride
+/// cols), float32: out = scale · q + bias. Any column range (whole groups are unpacked, the overlap kept).
+void tc_dequantize_block(const tc_affine_matrix *m, size_t row_begin, size_t rows, size_t col_begin, size_t cols, float *out);
+
+/// y[r] = alpha · Σ_c w[r][c] · x[c] + beta · y[r] (beta = 0 ignores y) straight on the packed codes, float32 products and
+/// sums (as Σ_g scale·Σ q·x + bias·Σ x), split into `parts` row blocks on tc_parallel_for. AVX2 + FMA where the CPU has
+/// it (AVX-512 CPUs too), else a portable loop; each row is summed by one thread, so the result does not depend on parts.
+void tc_gemv_affine_parallel(const tc_affine_matrix *m, const float *x, float alpha, float beta, float *y, int parts);
+
+/// 1 when every scale and bias of `m` is finite, else 0 (the codes are integers and always are).
+int tc_affine_scales_finite(const tc_affine_matrix *m);
+
+/// The portable loop of tc_gemv_affine_parallel on the calling thread, whatever the CPU (tests compare the two).
+void tc_gemv_affine_portable(const tc_affine_matrix *m, const float *x, float alpha, float beta, float *y);
+
 /// log Σ exp(x[i]) over n values with max subtraction (the max is stored in *maximum); exp by a degree-6
 /// polynomial (relative error < 2e-7), lanes summed in float32, the total in double.
 double tc_log_sum_exp(const float *x, size_t n, float *maximum);

@@ -27,6 +27,7 @@ struct BenchCommand: ParsableCommand {
           .build/release/tunecheck bench train --shape s15m --mode dpo
           .build/release/tunecheck bench score --shape h110m      # hybrid, compare with s110m
           .build/release/tunecheck bench decode --shape l3b --models-dir /work/bench-cache --tokens 32
+          .build/release/tunecheck bench decode --shape l3b --models-dir /work/bench-cache --quantize 4   # mlx 4-bit
         """
     )
 
@@ -57,6 +58,11 @@ struct BenchCommand: ParsableCommand {
     @Flag(name: .customLong("bf16-weights"), help: "Round float32 linear weights to a bfloat16 copy (float32 sums; score and decode only). bf16 folders need no flag: they are read as stored.")
     var bf16Weights = false
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Quantize the model the mlx way (affine, groups of 64, as mlx_lm.convert -q) to this many bits first; the quantized "
+            + "folder is written once beside the float one in --models-dir (<shape>-q<bits>).", valueName: "bits"))
+    var quantize: Int?
+
     @Option(name: .long, help: "Timed repetitions (the best is reported).")
     var repeats = 3
 
@@ -66,12 +72,14 @@ struct BenchCommand: ParsableCommand {
     func validate() throws {
         guard (shape == nil) != (model == nil) else { throw ValidationError("give --shape or --model") }
         if let shape, shape.shape == nil { throw ValidationError("--shape \(shape.rawValue) has no ModelShape") }
+        if let quantize, ![2, 3, 4, 5, 6, 8].contains(quantize) { throw ValidationError("--quantize takes 2, 3, 4, 5, 6 or 8 bits") }
+        if quantize != nil && bf16Weights { throw ValidationError("--quantize and --bf16-weights exclude each other") }
         if bf16Weights && task == .train { throw ValidationError("--bf16-weights is for score and decode (training uses float32 weights)") }
         guard seq >= 2, prompt >= 1, tokens >= 1, repeats >= 1 else { throw ValidationError("sizes must be positive") }
     }
 
     func run() throws {
-        let folder: URL
+        var folder: URL
         var shapeName = "custom"
         if let shape, let known = shape.shape {
             shapeName = shape.rawValue
@@ -83,6 +91,15 @@ struct BenchCommand: ParsableCommand {
         } else {
             folder = URL(fileURLWithPath: model!)
             shapeName = folder.lastPathComponent
+        }
+        if let quantize {
+            let quantized = URL(fileURLWithPath: modelsDir).appendingPathComponent("\(shapeName)-q\(quantize)")
+            if !FileManager.default.fileExists(atPath: quantized.appendingPathComponent("config.json").path) {
+                FileHandle.standardError.write(Data("writing a \(quantize)-bit quantized copy of \(folder.path) to \(quantized.path)\n".utf8))
+                try QuantizedModel.write(from: folder, to: quantized, bits: quantize)
+            }
+            folder = quantized
+            shapeName += "-q\(quantize)"
         }
         var settings = Benchmark.Settings(task: task)
         settings.batch = batch

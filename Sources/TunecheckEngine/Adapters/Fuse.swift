@@ -39,6 +39,12 @@ public enum AdapterFuser {
         // Attaching validates that every adapter module fits the base (names, layers, shapes) before anything is
         // written, and gives, per linear layer, the factors in a layout-aware form.
         let model = try adapter.attach(to: ModelLoader.loadDecoder(folder: base))
+        if model.spec.quantization != nil {
+            // mlx_lm.fuse re-quantizes the fused layers (or writes float ones with --dequantize); until that is
+            // implemented, an adapter on a quantized base is evaluated unfused (score, eval, generate apply it).
+            throw EngineError.unsupportedFeature(path: base.path, feature: "fusing onto an mlx-quantized base (not implemented yet; "
+                                                 + "tunecheck applies the adapter unfused: score, eval and generate take --adapter)")
+        }
         var adapted: [String: (linear: Linear, adapter: LowRankAdapter)] = [:]
         for layer in model.weights.layers {
             for linear in layer.linears {

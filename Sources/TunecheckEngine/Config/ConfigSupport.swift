@@ -92,13 +92,11 @@ public enum ModelConfigLoader {
         guard let modelType = dictionary["model_type"]?.string else {
             throw EngineError.invalidConfig(path: path, reason: "missing \"model_type\"")
         }
-        if dictionary["quantization"] != nil || dictionary["quantization_config"] != nil {
-            throw EngineError.unsupportedFeature(path: path, feature: "quantized weights (dequantize or fuse with --de-quantize first)")
-        }
+        let quantization = try QuantizationConfig.parse(dictionary, path: path)
         guard let architecture = ModelRegistry.architecture(forModelType: modelType) else {
             throw EngineError.unsupportedModelType(path: path, modelType: modelType, supported: ModelRegistry.supportedModelTypes)
         }
-        let spec: TransformerSpec
+        var spec: TransformerSpec
         do {
             spec = try architecture.specification(configJSON: root, modelType: modelType)
         } catch let error as EngineError {
@@ -113,6 +111,7 @@ public enum ModelConfigLoader {
         } catch let error as DecodingError {
             throw EngineError.invalidConfig(path: path, reason: describe(error))
         }
+        spec.quantization = quantization
         try validate(spec, path: path)
         return (spec, architecture)
     }

@@ -49,6 +49,9 @@ public final class TensorSink {
 
     /// Appends float32 values, rounded to the tensor's dtype (nearest even for the half types, as torch does).
     public func write(_ values: UnsafeBufferPointer<Float>) throws {
+        guard dtype.isFloatWeight else {
+            throw EngineError.writeFailed(path: url.path, reason: "tensor '\(name)' is \(dtype.rawValue): its bytes are written raw, not from floats")
+        }
         try writeRaw(SafeTensorsWriter.encode(values, as: dtype))
     }
 
@@ -87,8 +90,9 @@ public enum SafeTensorsWriter {
         var offset = 0
         var byteCounts: [Int] = []
         for tensor in tensors {
-            guard tensor.dtype.isFloatWeight else {
-                throw fail("tensor '\(tensor.name)' has dtype \(tensor.dtype.rawValue); only F32, F16 and BF16 can be written")
+            // U32: mlx-quantized packed codes, written raw (`TensorSink.writeRaw`).
+            guard tensor.dtype.isFloatWeight || tensor.dtype == .uint32 else {
+                throw fail("tensor '\(tensor.name)' has dtype \(tensor.dtype.rawValue); only F32, F16, BF16 and U32 can be written")
             }
             guard tensor.name != "__metadata__", header[tensor.name] == nil else {
                 throw fail("tensor name '\(tensor.name)' is used twice or is reserved")

@@ -24,8 +24,16 @@ public final class WeightStore: @unchecked Sendable {
     private var ownedBuffers: [UnsafeMutablePointer<Float>] = []
     private let lock = NSLock()
 
-    /// The dtype most weights are stored in (used as the default when writing a fused model).
+    /// The dtype most weights are stored in (used as the default when writing a fused model). For a quantized
+    /// model, the dtype of its float tensors (scales, biases, norms), not the packed U32 words.
     public private(set) var dominantDType: DType = .float32
+
+    /// The model's mlx affine quantization (`config.json`), set by the loader before any weight is read: a
+    /// `P.weight` with a `P.scales` beside it is then read as a quantized matrix (`weightMatrix`).
+    public var quantization: QuantizationConfig?
+
+    /// Bytes of every tensor as stored (what the mapped weights occupy in the page cache when read).
+    public var storedBytes: Int { locations.values.reduce(0) { $0 + $1.info.dataRange.count } }
 
     public init(folder: URL) throws {
         self.folder = folder
@@ -108,6 +116,11 @@ public final class WeightStore: @unchecked Sendable {
             throw EngineError.missingTensor(path: folder.path, name: name)
         }
         let info = location.info
+        // A packed U32 weight, or one with scales beside it, is mlx-quantized (mlx_lm decides by `P.scales` too).
+        if name.hasSuffix(".weight"), location.file >= 0,
+           info.dtype == .uint32 || contains(String(name.dropLast(".weight".count)) + ".scales") {
+            return try affineMatrix(name, shape: expected)
+        }
         let rows = info.shape.first ?? 1
         let columns = info.shape.dropFirst().reduce(1, *)
         guard location.file >= 0, let storage = WeightStorage(info.dtype) else {
@@ -126,6 +139,76 @@ public final class WeightStore: @unchecked Sendable {
         let matrix = WeightMatrix(storage: storage, base: address, rows: rows, columns: columns)
         guard matrix.allFinite() else {
             throw EngineError.nonFiniteWeights(path: file.path, name: name)
+        }
+        return matrix
+    }
+
+    /// `name` (`P.weight`) as an mlx affine-quantized matrix of logical shape `expected` (out, in), read in place: the
+    /// packed words, `P.scales` and `P.biases` are checked against the config's group size and bits for module `P` and
+    /// against each other, and the scales and biases are checked finite. Errors name the file and the tensor.
+    private func affineMatrix(_ name: String, shape expected: [Int]?) throws -> WeightMatrix {
+        let module = String(name.dropLast(".weight".count))
+        let packedInfo = locations[name]!.info
+        let file = files[locations[name]!.file]
+        func fail(_ tensor: String, _ reason: String) -> EngineError {
+            .invalidQuantizedWeights(path: contains(tensor) ? path(of: tensor) : file.path, name: tensor, reason: reason)
+        }
+        guard let quantization else {
+            throw fail(module + ".scales", "the weights are quantized but config.json has no \"quantization\" entry")
+        }
+        guard let parameters = quantization.parameters(forModule: module) else {
+            throw fail(module + ".scales", "config.json's quantization says '\(module)' is not quantized (false), but its weights are")
+        }
+        let bits = parameters.bits, groupSize = parameters.groupSize
+        guard packedInfo.dtype == .uint32 else {
+            throw fail(name, "a quantized weight must be U32 (packed \(bits)-bit codes), found \(packedInfo.dtype.rawValue)")
+        }
+        guard packedInfo.shape.count == 2 else {
+            throw fail(name, "a quantized weight must be 2-D (out, in·bits/32), found shape \(packedInfo.shape)")
+        }
+        let rows = packedInfo.shape[0]
+        let columns = expected?.last ?? packedInfo.shape[1] * 32 / bits
+        if let expected {
+            guard expected.count == 2, expected[0] == rows else {
+                throw fail(name, "shape \(packedInfo.shape) holds \(rows) rows, the model needs \(expected)")
+            }
+        }
+        guard columns % groupSize == 0 else {
+            throw fail(name, "group size \(groupSize) does not divide the input dimension \(columns)")
+        }
+        guard packedInfo.shape[1] * 32 == columns * bits else {
+            throw fail(name, "shape \(packedInfo.shape) does not hold \(columns) \(bits)-bit codes per row "
+                             + "(expected [\(rows), \(columns * bits / 32)] for group_size \(groupSize), bits \(bits))")
+        }
+        let groupShape = [rows, columns / groupSize]
+        var pointers: [UnsafeRawPointer] = []
+        var scaleType: DType?
+        for part in ["scales", "biases"] {
+            let tensor = "\(module).\(part)"
+            guard let location = locations[tensor], location.file >= 0 else {
+                throw fail(tensor, "missing (an affine-quantized weight needs \(module).scales and \(module).biases)")
+            }
+            let info = location.info
+            guard info.dtype.isFloatWeight else {
+                throw fail(tensor, "dtype \(info.dtype.rawValue); scales and biases must be F32, BF16 or F16 (mode 'affine')")
+            }
+            guard scaleType == nil || scaleType == info.dtype else {
+                throw fail(tensor, "dtype \(info.dtype.rawValue) differs from \(module).scales' \(scaleType!.rawValue)")
+            }
+            scaleType = info.dtype
+            guard info.shape == groupShape else {
+                throw fail(tensor, "shape \(info.shape), expected \(groupShape) for group_size \(groupSize), bits \(bits)")
+            }
+            // Any alignment: the kernels copy as they read (mlx's writer does not align tensors).
+            guard let address = files[location.file].bytes(of: info).baseAddress else { throw fail(tensor, "empty") }
+            pointers.append(address)
+        }
+        guard let packed = file.bytes(of: packedInfo).baseAddress else { throw fail(name, "empty") }
+        let matrix = WeightMatrix(affine: AffineQuantization(bits: bits, groupSize: groupSize, scales: pointers[0], biases: pointers[1],
+                                                             scaleType: scaleType!),
+                                  packed: packed, rows: rows, columns: columns)
+        guard matrix.allFinite() else {
+            throw EngineError.nonFiniteWeights(path: file.path, name: "\(module).scales/biases")
         }
         return matrix
     }

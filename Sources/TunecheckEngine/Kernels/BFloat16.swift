@@ -130,7 +130,7 @@ extension DecoderModel {
     /// copy (weights stored in bfloat16 are already read that way, in place, and get none), used for inference in their place (see `BFloat16Kernels`). Off unless asked for: log-probs move by the
     /// bfloat16 rounding of the weights (FastPathTests states the tolerance). Training keeps using float32 weights.
     public func withBFloat16Weights() -> DecoderModel {
-        var total = spec.vocabularySize * spec.hiddenSize
+        var total = spec.vocabularySize * spec.hiddenSize  // an upper bound: skipped matrices leave their share unused
         for layer in weights.layers {
             for linear in layer.linears where linear.layout == .outIn { total += linear.inFeatures * linear.outFeatures }
         }
@@ -138,14 +138,20 @@ extension DecoderModel {
         var newWeights = weights
         for index in newWeights.layers.indices {
             newWeights.layers[index].updateLinears { linear in
-                guard linear.layout == .outIn, linear.weight.storage != .bfloat16 else { return }
+                guard linear.layout == .outIn, Self.roundsToBFloat16(linear.weight) else { return }
                 linear.weightBF16 = arena.copy(linear.weight)
             }
         }
         // Weights already stored in bfloat16 are read in place; float32 and float16 ones get a rounded copy.
-        if weights.outputProjection.storage != .bfloat16 {
+        if Self.roundsToBFloat16(weights.outputProjection) {
             newWeights.outputProjectionBF16 = arena.copy(weights.outputProjection)
         }
         return DecoderModel(spec: spec, weights: newWeights, store: store, retained: retained + [arena])
+    }
+
+    /// Float32 and float16 weights get a bfloat16 copy; bfloat16 ones are already read that way, and quantized ones
+    /// are smaller as stored than any copy (and rounding their dequantized values would change the model).
+    static func roundsToBFloat16(_ weight: WeightMatrix) -> Bool {
+        weight.storage == .float32 || weight.storage == .float16
     }
 }

@@ -2,20 +2,37 @@ import CBLAS
 import CKernels
 import Foundation
 
-/// The element type a weight matrix is stored in. Products read bfloat16 and float16 weights in place (widened to
-/// float32 a panel at a time, or converted in registers by the decoding GEMV); activations and sums stay float32.
+/// How a weight matrix is stored. Products read every kind in place (widened to float32 a panel at a time, or
+/// converted in registers by the decoding GEMV); activations and sums stay float32.
 public enum WeightStorage: Sendable, Equatable {
     case float32, bfloat16, float16
+    /// mlx's affine quantization (`AffineQuantization`): `base` points at the packed uint32 codes.
+    case affine(AffineQuantization)
 
+    /// The C kernels' element type (TC_F32 / TC_BF16 / TC_F16); affine matrices have their own kernels.
     var kernelKind: Int32 {
         switch self {
         case .float32: return Int32(TC_F32)
         case .bfloat16: return Int32(TC_BF16)
         case .float16: return Int32(TC_F16)
+        case .affine: preconditionFailure("affine weights have no element kind")
         }
     }
 
-    public var byteSize: Int { self == .float32 ? 4 : 2 }
+    /// Bytes of one stored element: 4, 2, 2, and for affine matrices one uint32 word of packed codes (the alignment
+    /// the kernels need).
+    public var byteSize: Int {
+        switch self {
+        case .float32, .affine: return 4
+        case .bfloat16, .float16: return 2
+        }
+    }
+
+    /// Whether the values are rounded to a few bits per weight (mlx affine quantization).
+    public var isQuantized: Bool {
+        if case .affine = self { return true }
+        return false
+    }
 
     init?(_ dtype: DType) {
         switch dtype {
@@ -25,6 +42,38 @@ public enum WeightStorage: Sendable, Equatable {
         default: return nil
         }
     }
+}
+
+/// mlx affine quantization of a (rows, columns) weight, as `mx.quantize` / `mlx_lm.convert -q` write it
+/// (docs/quantized-weights.md): `P.weight` holds (rows, columns·bits/32) uint32 words, each row one little-endian bit
+/// stream of its `bits`-bit codes q (code c at bits [c·bits, (c+1)·bits), so 3-, 5- and 6-bit codes straddle words);
+/// `P.scales` and `P.biases` are (rows, columns/groupSize) in the model's float dtype; the weight is
+/// w[r][c] = scales[r][g] · q[r][c] + biases[r][g] with g = c / groupSize, computed in float32.
+public struct AffineQuantization: @unchecked Sendable, Equatable {
+    /// Bits per code: 2, 3, 4, 5, 6 or 8.
+    public let bits: Int
+    /// Codes sharing one scale and bias: 32, 64 or 128 (divides `columns`).
+    public let groupSize: Int
+    /// (rows, columns / groupSize) scales, element type `scaleType`. Like the packed codes, at any byte offset: mlx's
+    /// safetensors writer does not pad its header, so its tensors are often misaligned; the C kernels copy as they read.
+    public let scales: UnsafeRawPointer
+    /// (rows, columns / groupSize) biases, element type `scaleType`.
+    public let biases: UnsafeRawPointer
+    /// F32, BF16 or F16 (scales and biases share it).
+    public let scaleType: DType
+
+    public static let supportedBits: Set<Int> = [2, 3, 4, 5, 6, 8]
+    public static let supportedGroupSizes: Set<Int> = [32, 64, 128]
+
+    public init(bits: Int, groupSize: Int, scales: UnsafeRawPointer, biases: UnsafeRawPointer, scaleType: DType) {
+        self.bits = bits
+        self.groupSize = groupSize
+        self.scales = scales
+        self.biases = biases
+        self.scaleType = scaleType
+    }
+
+    var scaleKind: Int32 { WeightStorage(scaleType)!.kernelKind }
 }
 
 /// A row-major (rows, columns) weight matrix in its stored dtype, usually straight in the memory-mapped safetensors
@@ -50,12 +99,38 @@ public struct WeightMatrix: @unchecked Sendable {
         self.init(storage: .float32, base: UnsafeRawPointer(pointer), rows: rows, columns: columns)
     }
 
-    public var count: Int { rows * columns }
-    public var byteCount: Int { count * storage.byteSize }
+    /// A quantized matrix: `packed` is the (rows, columns·bits/32) uint32 words of `quantization`'s codes; `rows` and
+    /// `columns` are the logical (dequantized) shape.
+    public init(affine quantization: AffineQuantization, packed: UnsafeRawPointer, rows: Int, columns: Int) {
+        self.init(storage: .affine(quantization), base: packed, rows: rows, columns: columns)
+    }
 
-    /// The float32 values in place, when stored as float32 (nil for bfloat16/float16).
+    /// Logical values (rows × columns), also for quantized matrices.
+    public var count: Int { rows * columns }
+
+    /// Bytes as stored: values, or for a quantized matrix packed codes + scales + biases.
+    public var byteCount: Int {
+        guard let quantization else { return count * storage.byteSize }
+        return count * quantization.bits / 8 + 2 * rows * (columns / quantization.groupSize) * quantization.scaleType.byteSize
+    }
+
+    /// The float32 values in place, when stored as float32 (nil for bfloat16/float16/quantized).
     public var float32: UnsafePointer<Float>? {
         storage == .float32 ? base.assumingMemoryBound(to: Float.self) : nil
+    }
+
+    /// The quantization parameters of an affine-quantized matrix (nil for float matrices).
+    public var quantization: AffineQuantization? {
+        if case .affine(let quantization) = storage { return quantization }
+        return nil
+    }
+
+    /// The C kernels' view of a quantized matrix.
+    var affineKernelMatrix: tc_affine_matrix {
+        let quantization = quantization!
+        return tc_affine_matrix(packed: base, scales: quantization.scales, biases: quantization.biases,
+                                rows: rows, cols: columns, bits: Int32(quantization.bits), group_size: Int32(quantization.groupSize),
+                                scale_kind: quantization.scaleKind)
     }
 
     /// The raw 16-bit values (bfloat16 or float16 bits), when stored in a half type.
@@ -67,12 +142,23 @@ public struct WeightMatrix: @unchecked Sendable {
         case .float32: return base.load(fromByteOffset: index * 4, as: Float.self)
         case .bfloat16: return Float(bitPattern: UInt32(base.load(fromByteOffset: index * 2, as: UInt16.self)) << 16)
         case .float16: return Float(Float16(bitPattern: base.load(fromByteOffset: index * 2, as: UInt16.self)))
+        case .affine:
+            var value: Float = 0
+            var matrix = affineKernelMatrix
+            tc_dequantize_block(&matrix, index / columns, 1, index % columns, 1, &value)
+            return value
         }
     }
 
     /// Widens rows `rowRange`, columns `columnRange` into `target` (row stride `columnRange.count`). Exact.
+    /// A quantized matrix is dequantized (scale · q + bias in float32, as mlx does).
     public func widen(rows rowRange: Range<Int>, columns columnRange: Range<Int>, into target: UnsafeMutablePointer<Float>) {
         guard !rowRange.isEmpty, !columnRange.isEmpty else { return }
+        if storage.isQuantized {
+            var matrix = affineKernelMatrix
+            tc_dequantize_block(&matrix, rowRange.lowerBound, rowRange.count, columnRange.lowerBound, columnRange.count, target)
+            return
+        }
         let start = base + (rowRange.lowerBound * columns + columnRange.lowerBound) * storage.byteSize
         tc_widen_block(start, storage.kernelKind, columns, rowRange.count, columnRange.count, target)
     }
@@ -80,6 +166,17 @@ public struct WeightMatrix: @unchecked Sendable {
     /// Elements `range` (row-major) widened into `target`.
     public func widen(elements range: Range<Int>, into target: UnsafeMutablePointer<Float>) {
         guard !range.isEmpty else { return }
+        if storage.isQuantized {
+            // Row by row: a leading partial row, whole rows, a trailing partial row.
+            var index = range.lowerBound
+            while index < range.upperBound {
+                let row = index / columns, column = index % columns
+                let end = min(range.upperBound, (row + 1) * columns)
+                widen(rows: row..<(row + 1), columns: column..<(column + end - index), into: target + (index - range.lowerBound))
+                index = end
+            }
+            return
+        }
         tc_widen_block(base + range.lowerBound * storage.byteSize, storage.kernelKind, range.count, 1, range.count, target)
     }
 
@@ -90,8 +187,13 @@ public struct WeightMatrix: @unchecked Sendable {
 
     /// Whether every value is finite, scanned on the engine's threads (a 6.4 GB model in well under a second when
     /// it is in the page cache).
+    /// A quantized matrix's codes are integers: its scales and biases are scanned.
     public func allFinite() -> Bool {
-        tc_all_finite(base, storage.kernelKind, count, Int32(MatrixVectorKernels.threads)) != 0
+        if storage.isQuantized {
+            var matrix = affineKernelMatrix
+            return tc_affine_scales_finite(&matrix) != 0
+        }
+        return tc_all_finite(base, storage.kernelKind, count, Int32(MatrixVectorKernels.threads)) != 0
     }
 
     /// `Σ w²` in float64, a chunk at a time (no widened copy of the matrix).
@@ -118,7 +220,8 @@ public struct WeightMatrix: @unchecked Sendable {
 /// about 4 MB and multiply each panel with single-threaded sgemm, the panels split over the engine's
 /// threads: the widening is linear in the weights while the product is linear in weights × rows, so it vanishes
 /// beside the arithmetic, and products and sums stay float32 (exactly the float32 forward of the stored values).
-/// One row (decoding) is a GEMV reading the 16-bit values directly (AVX-512 conversion in registers).
+/// One row (decoding) is a GEMV reading the 16-bit values directly (AVX-512 conversion in registers), or for a
+/// quantized matrix the packed codes (`tc_gemv_affine_parallel`).
 public enum WeightProducts {
     /// Floats per widened panel (4 MB). sgemm re-packs the activations for every panel, so a panel must span enough
     /// output columns (341 rows of a 3072-wide weight) for that to vanish beside the product: with 1 MB panels (85
@@ -277,6 +380,17 @@ extension MatrixVectorKernels {
             guard weight.rows > 0 else { return }
             tc_gemv_f16_parallel(weight.halves, weight.rows, weight.columns, weight.columns, x, alpha, beta, y,
                                  Int32(partCount(rows: weight.rows, columns: weight.columns, requested: parts)))
+        case .affine:
+            guard weight.rows > 0 else { return }
+            var matrix = weight.affineKernelMatrix
+            tc_gemv_affine_parallel(&matrix, x, alpha, beta, y, Int32(partCount(rows: weight.rows, columns: weight.columns, requested: parts)))
         }
+    }
+
+    /// The portable C loop of the quantized GEMV, on this thread, whatever the CPU has (tests compare it with the
+    /// AVX2 path `multiply` takes).
+    static func multiplyPortable(_ weight: WeightMatrix, x: UnsafePointer<Float>, alpha: Float, beta: Float, y: UnsafeMutablePointer<Float>) {
+        var matrix = weight.affineKernelMatrix
+        tc_gemv_affine_portable(&matrix, x, alpha, beta, y)
     }
 }

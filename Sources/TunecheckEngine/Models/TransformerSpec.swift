@@ -52,6 +52,8 @@ public struct TransformerSpec: Sendable, Equatable {
     /// Logits are multiplied by this (Granite divides by `logits_scaling`).
     public var logitsMultiplier: Float = 1
     public var tiedEmbeddings: Bool
+    /// mlx affine quantization of the weights (`config.json` `quantization`), nil for float weights.
+    public var quantization: QuantizationConfig? = nil
     /// Mistral/Qwen2-style sliding-window attention, when enabled.
     public var slidingWindow: Int?
     public var maxPositions: Int

@@ -52,12 +52,14 @@ public enum MemoryBudget {
 
     /// Throws `insufficientMemory` when the working memory exceeds what is available, or the weights as stored
     /// (`storedBytesPerWeight`: 4 for F32, 2 for BF16/F16) plus the working memory exceed the machine's memory.
-    public static func check(spec: TransformerSpec, folder: URL, storedBytesPerWeight: Int = 4,
+    /// A quantized model passes its weights' stored bytes (`storedWeightBytes`: packed codes, scales, biases and the
+    /// float tensors, all mapped), since a parameter count times a dtype size does not describe it.
+    public static func check(spec: TransformerSpec, folder: URL, storedBytesPerWeight: Int = 4, storedWeightBytes: Double? = nil,
                              availableBytes available: Double? = availableBytes(), totalBytes total: Double? = nil) throws {
-        let weights = Double(ModelArithmetic.parameterCount(spec)) * Double(storedBytesPerWeight)
+        let weights = storedWeightBytes ?? Double(ModelArithmetic.parameterCount(spec)) * Double(storedBytesPerWeight)
         let working = workingBytes(spec)
         let total = total ?? totalBytes() ?? available
-        let dtype = storedBytesPerWeight == 4 ? "F32" : "BF16/F16"
+        let dtype = storedWeightBytes != nil ? "quantized" : storedBytesPerWeight == 4 ? "F32" : "BF16/F16"
         if let total, weights + working > total {
             throw EngineError.insufficientMemory(
                 path: folder.path,

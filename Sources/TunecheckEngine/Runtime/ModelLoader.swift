@@ -15,7 +15,9 @@ public enum ModelLoader {
         let (spec, architecture) = try ModelConfigLoader.loadSpec(configURL: folder.appendingPathComponent("config.json"))
         // Mapping and header validation touch no weight data; the budget then knows the stored dtype.
         let store = try WeightStore(folder: folder)
-        try MemoryBudget.check(spec: spec, folder: folder, storedBytesPerWeight: store.dominantDType.byteSize)
+        store.quantization = spec.quantization
+        try MemoryBudget.check(spec: spec, folder: folder, storedBytesPerWeight: store.dominantDType.byteSize,
+                               storedWeightBytes: spec.quantization == nil ? nil : Double(store.storedBytes))
         let weights = try architecture.loadWeights(from: store, spec: spec)
         return DecoderModel(spec: spec, weights: weights, store: store)
     }

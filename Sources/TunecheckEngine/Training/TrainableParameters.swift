@@ -183,6 +183,10 @@ public final class FullParameters: TrainableParameters {
 
     public init(folder: URL) throws {
         let (spec, architecture) = try ModelConfigLoader.loadSpec(configURL: folder.appendingPathComponent("config.json"))
+        if spec.quantization != nil {
+            throw EngineError.unsupportedFeature(path: folder.path, feature: "full fine-tuning of an mlx-quantized base "
+                                                 + "(the weights are a few bits each; train LoRA on it, as mlx_lm does)")
+        }
         let source = try WeightStore(folder: folder)
         let names = source.tensorNames.filter { source.info($0)?.dtype.isFloatWeight ?? false }
         // Full fine-tuning trains float32 copies: values, gradients and AdamW's two moments, 16 bytes per weight,

@@ -1,0 +1,85 @@
+import Foundation
+import TunecheckTestSupport
+import Testing
+
+/// The read-only commands on an mlx 4-bit base (Tests/Fixtures/quantized/llama-q4-g64) and its QLoRA adapter written by
+/// mlx_lm lora: each runs to completion (the numbers themselves are checked against mlx_lm in the engine's
+/// QuantizedWeightsTests; here the scored ids' log-probs are compared with a second run through --adapter-free scoring
+/// of the same text to make sure the adapter is applied). fuse is refused with a clear message until re-quantizing
+/// fuse lands.
+struct QuantizedCLITests {
+    static let fixtures = TestPaths.repositoryRoot.appendingPathComponent("Tests/Fixtures/quantized")
+    static let base = fixtures.appendingPathComponent("llama-q4-g64")
+    static let adapter = fixtures.appendingPathComponent("qlora-llama-q4-g64")
+
+    @Test func readOnlyCommandsRunOnAQuantizedBase() throws {
+        let folder = try CLIRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let texts = folder.appendingPathComponent("texts.jsonl"), prompts = folder.appendingPathComponent("prompts.jsonl")
+        let pairs = folder.appendingPathComponent("pairs.jsonl")
+        try CLIRunner.writeLines([#"{"text": "the model checks weights"}"#, #"{"text": "quantized adapter learns fast"}"#], to: texts)
+        try CLIRunner.writeLines([#"{"prompt": "the model"}"#, #"{"prompt": "quantized data"}"#], to: prompts)
+        try CLIRunner.writeLines([#"{"prompt": "the model", "chosen": " checks weights", "rejected": " runs"}"#,
+                                  #"{"prompt": "the adapter", "chosen": " learns", "rejected": " data small"}"#], to: pairs)
+
+        var scores: [[Double]] = []
+        for adapterArguments in [[], ["--adapter", Self.adapter.path]] {
+            let output = folder.appendingPathComponent("scores\(scores.count).jsonl")
+            let result = try CLIRunner.run(["score", "--model", Self.base.path, "--input", texts.path, "--output", output.path] + adapterArguments)
+            #expect(result.status == 0, "score: \(result.standardError)")
+            let records = try CLIRunner.readJSONLines(output)
+            scores.append(records.flatMap { ($0["token_logprobs"] as? [Double]) ?? [] })
+        }
+        #expect(scores[0].count == scores[1].count && !scores[0].isEmpty)
+        #expect(zip(scores[0], scores[1]).contains { abs($0 - $1) > 0.1 }, "the QLoRA adapter changes the log-probs")
+
+        let generate = try CLIRunner.run(["generate", "--model", Self.base.path, "--adapter", Self.adapter.path, "--prompt", "the model",
+                                          "--max-tokens", "6", "--ignore-eos", "--json"])
+        #expect(generate.status == 0, "generate: \(generate.standardError)")
+
+        let preflight = try CLIRunner.run(["preflight", "--model", Self.base.path, "--adapter", Self.adapter.path, "--pairs", pairs.path])
+        #expect(preflight.status == 0, "preflight: \(preflight.standardError)")
+
+        let delta = try CLIRunner.run(["delta", "--base", Self.base.path, "--adapter", Self.adapter.path])
+        #expect(delta.status == 0, "delta: \(delta.standardError)")
+        #expect(delta.standardOutput.contains("model.layers.1.mlp.down_proj.weight"))
+
+        let compare = try CLIRunner.run(["compare", "--base", Self.base.path, "--checkpoint", Self.adapter.appendingPathComponent("adapters.safetensors").path,
+                                         "--prompts", prompts.path, "--max-tokens", "4"])
+        #expect(compare.status == 0, "compare: \(compare.standardError)")
+
+        // eval's checks may fail (exit 1: the adapter is a large update on a random model), but it runs and reports.
+        let reports = folder.appendingPathComponent("reports")
+        let eval = try CLIRunner.run(["eval", "--base", Self.base.path, "--checkpoint", Self.adapter.appendingPathComponent("adapters.safetensors").path,
+                                      "--prompts", prompts.path, "--pairs", pairs.path, "--report-dir", reports.path])
+        #expect(eval.status == 0 || eval.status == 1, "eval: \(eval.standardError)")
+        #expect(FileManager.default.fileExists(atPath: reports.appendingPathComponent("report.json").path))
+
+        // watch: a run folder holding the QLoRA checkpoint, evaluated once against the quantized base.
+        let run = folder.appendingPathComponent("run")
+        try FileManager.default.createDirectory(at: run, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Self.adapter.appendingPathComponent("adapters.safetensors"),
+                                         to: run.appendingPathComponent("0000006_adapters.safetensors"))
+        try FileManager.default.copyItem(at: Self.adapter.appendingPathComponent("adapter_config.json"), to: run.appendingPathComponent("adapter_config.json"))
+        let suite = folder.appendingPathComponent("suite.yaml")
+        try Data("""
+            name: quantized
+            base: \(Self.base.path)
+            evalsets:
+              prompts: prompts.jsonl
+              pairs: pairs.jsonl
+            generation:
+              max_tokens: 4
+            reports:
+              dir: watch-reports
+            """.utf8).write(to: suite)
+        let watch = try CLIRunner.run(["watch", "--suite", suite.path, "--dir", run.path, "--once"])
+        #expect(watch.status == 0 || watch.status == 1, "watch: \(watch.standardError)")  // 1: the large-update check fails
+        #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("watch-reports/report.json").path))
+
+        let fused = folder.appendingPathComponent("fused")
+        let fuse = try CLIRunner.run(["fuse", "--model", Self.base.path, "--adapter", Self.adapter.path, "--output", fused.path])
+        #expect(fuse.status == 2 && fuse.standardError.contains("fusing onto an mlx-quantized base"), "fuse: \(fuse.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: fused.path))
+    }
+}
