@@ -227,8 +227,16 @@ public enum WeightDelta {
     /// The delta between two model folders, tensor by tensor (in chunks, in float64, without holding widened
     /// copies): every tensor must exist in both with the same shape; tensors that differ are reported.
     public static func modelDelta(baseFolder: URL, otherFolder: URL, thresholds: DeltaThresholds = DeltaThresholds()) throws -> DeltaReport {
-        let base = try TensorSource(folder: baseFolder)
-        let other = try TensorSource(folder: otherFolder)
+        try modelDelta(base: WeightStore(folder: baseFolder), other: WeightStore(folder: otherFolder), thresholds: thresholds)
+    }
+
+    /// The same, over two stores already open (an evaluation's loaded base and checkpoint): their mappings are read,
+    /// no file is mapped again (at 3B a second mapping of both folders doubles the resident set the kernel reports).
+    public static func modelDelta(base baseStore: WeightStore, other otherStore: WeightStore,
+                                  thresholds: DeltaThresholds = DeltaThresholds()) throws -> DeltaReport {
+        let baseFolder = baseStore.folder, otherFolder = otherStore.folder
+        let base = try TensorSource(store: baseStore)
+        let other = try TensorSource(store: otherStore)
         for name in other.names where base.info[name] == nil {
             throw EngineError.missingTensor(path: baseFolder.path, name: "\(name) (present in \(otherFolder.path))")
         }
@@ -281,15 +289,16 @@ final class TensorSource {
 
     deinit { scratch.deallocate() }
 
-    init(folder: URL) throws {
-        let store = try WeightStore(folder: folder)  // finds the files (index, single file or shards) and validates them
-        var files: [String: SafeTensorsFile] = [:]
+    /// The tensors of `store` (which found the files — index, single file or shards — and validated them), read
+    /// through its own mappings.
+    init(store: WeightStore) throws {
         var filesByTensor: [String: SafeTensorsFile] = [:]
         var info: [String: TensorInfo] = [:]
         for name in store.tensorNames {
-            let path = store.path(of: name)
-            if files[path] == nil { files[path] = try SafeTensorsFile(url: URL(fileURLWithPath: path)) }
-            filesByTensor[name] = files[path]
+            guard let file = store.file(of: name) else {
+                throw EngineError.missingTensor(path: store.folder.path, name: "\(name) (not in a safetensors file)")
+            }
+            filesByTensor[name] = file
             info[name] = store.info(name)
         }
         self.filesByTensor = filesByTensor

@@ -102,6 +102,13 @@ public final class WeightStore: @unchecked Sendable {
 
     public func contains(_ name: String) -> Bool { locations[name] != nil }
 
+    /// The mapped file holding `name` (nil for owned tensors): readers that go through the store share its mapping
+    /// instead of mapping the file again.
+    func file(of name: String) -> SafeTensorsFile? {
+        guard let location = locations[name], location.file >= 0 else { return nil }
+        return files[location.file]
+    }
+
     /// The path of the file holding `name` (for messages).
     public func path(of name: String) -> String {
         guard let location = locations[name], location.file >= 0 else { return folder.path }

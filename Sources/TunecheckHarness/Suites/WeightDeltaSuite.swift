@@ -29,9 +29,10 @@ public enum WeightDeltaSuite: EvaluationSuite {
             // The checkpoint's model is the session's base with this adapter attached: its delta needs no second
             // mapping of the base (at 3B that would double the resident set).
             report = WeightDelta.adapterDelta(attached: checkpoint.model.decoder, baseFolder: base.folder, adapter: adapter, thresholds: limits)
-        case .modelFolder(let url):
+        case .modelFolder:
             do {
-                report = try WeightDelta.modelDelta(baseFolder: base.folder, otherFolder: url, thresholds: limits)
+                // Both folders are already loaded (mapped) by the evaluation: read through their stores.
+                report = try WeightDelta.modelDelta(base: base.decoder.store, other: checkpoint.model.decoder.store, thresholds: limits)
             } catch let error as EngineError {
                 // A folder whose tensors do not match the base's (another architecture variant, extra biases) is
                 // still evaluated by the other suites; only this check cannot run.
