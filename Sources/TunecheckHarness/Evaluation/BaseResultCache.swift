@@ -226,6 +226,35 @@ extension BaseResultCache {
         return outputs
     }
 
+    static func encode(_ scores: [ChoiceScore]) -> JSONValue {
+        .array(scores.map { .object(JSONObject(["id": .string($0.id), "loglikelihoods": .from($0.loglikelihoods)])) })
+    }
+
+    static func decodeChoices(_ value: JSONValue, expecting items: [ChoiceItem]) -> [ChoiceScore]? {
+        guard let array = value.array, array.count == items.count else { return nil }
+        var scores: [ChoiceScore] = []
+        for (element, item) in zip(array, items) {
+            guard let object = element.object, object["id"]?.string == item.id, let values = doubles(object["loglikelihoods"]),
+                  values.count == item.choices.count else { return nil }
+            scores.append(ChoiceScore(id: item.id, loglikelihoods: values))
+        }
+        return scores
+    }
+
+    static func encode(_ scores: [RollingScore]) -> JSONValue {
+        .array(scores.map { .object(JSONObject(["id": .string($0.id), "loglikelihood": .from($0.loglikelihood)])) })
+    }
+
+    static func decodeRolling(_ value: JSONValue, expecting ids: [String]) -> [RollingScore]? {
+        guard let array = value.array, array.count == ids.count else { return nil }
+        var scores: [RollingScore] = []
+        for (element, id) in zip(array, ids) {
+            guard let object = element.object, object["id"]?.string == id, let value = object["loglikelihood"]?.double else { return nil }
+            scores.append(RollingScore(id: id, loglikelihood: value))
+        }
+        return scores
+    }
+
     private static func doubles(_ value: JSONValue?) -> [Double]? {
         guard let array = value?.array else { return nil }
         let numbers = array.compactMap(\.double)

@@ -19,6 +19,8 @@ public final class EvaluationContext {
     private var answersMemo: Answers??
     private var pairScoresMemo: [PairScore]?
     private var textScoresMemo: [TextScore]?
+    private var choiceScoresMemo: [ChoiceScore]?
+    private var rollingScoresMemo: [RollingScore]?
 
     init(name: String, step: Int?, kind: SubjectKind, session: EvaluationSession, checkpoint: LoadedCheckpoint? = nil,
          fused: SuiteConfiguration.FusedModel? = nil, suppliedAnswers: [GoldenOutput]? = nil) {
@@ -114,6 +116,31 @@ public final class EvaluationContext {
         session.report("drift on texts (\(name))", 0, session.texts.count)
         let scores = try EvalsetScoring.scoreTexts(session.texts, model: checkpoint.model)
         textScoresMemo = scores
+        return scores
+    }
+
+    /// The subject's summed log-likelihood of every choice of every multiple-choice item, lm-eval's way (nil without
+    /// items or a model). The base's come from the session, computed once.
+    public func choiceScores() throws -> [ChoiceScore]? {
+        if let choiceScoresMemo { return choiceScoresMemo }
+        guard let checkpoint, !session.choiceItems.isEmpty, let file = settings.evalsets.choices else { return nil }
+        if kind == .base, let base = try session.baseChoiceScores() { return base }
+        session.report("scoring choices (\(name))", 0, session.choiceItems.count)
+        let scores = try LoglikelihoodScoring.scoreChoices(session.choiceItems, model: checkpoint.model,
+                                                           maxLength: thresholds.choices.maxLength, path: file)
+        choiceScoresMemo = scores
+        return scores
+    }
+
+    /// The subject's summed rolling-window log-likelihood of every reference text, lm-eval's way (nil without texts
+    /// or a model). The base's come from the session, computed once.
+    public func rollingScores() throws -> [RollingScore]? {
+        if let rollingScoresMemo { return rollingScoresMemo }
+        guard let checkpoint, !session.texts.isEmpty else { return nil }
+        if kind == .base, let base = try session.baseRollingScores() { return base }
+        session.report("perplexity (\(name))", 0, session.texts.count)
+        let scores = try LoglikelihoodScoring.scoreRolling(session.texts, model: checkpoint.model, maxLength: thresholds.perplexity.maxLength)
+        rollingScoresMemo = scores
         return scores
     }
 }

@@ -50,6 +50,7 @@ public struct SessionSettings: Sendable {
         inputs.pairs = evalsets.pairs != nil
         inputs.texts = evalsets.texts != nil
         inputs.answers = evalsets.answers != nil
+        inputs.choices = evalsets.choices != nil
         inputs.fusedWithAdapter = fused.contains { $0.adapter != nil }
         return inputs
     }
@@ -103,6 +104,7 @@ public final class EvaluationSession: @unchecked Sendable {
     private(set) var pairs: [PairItem] = []
     private(set) var texts: [TextItem] = []
     private(set) var suppliedAnswers: [AnswerItem] = []
+    public private(set) var choiceItems: [ChoiceItem] = []
     public private(set) var notices: [String] = []
 
     /// The base-result cache (with `cacheDirectory`).
@@ -112,6 +114,8 @@ public final class EvaluationSession: @unchecked Sendable {
     public private(set) var baseWork: [String] = []
     private var basePairScoresMemo: [PairScore]??
     private var baseTextScoresMemo: [TextScore]?
+    private var baseChoiceScoresMemo: [ChoiceScore]?
+    private var baseRollingScoresMemo: [RollingScore]?
     private var preflightMemo: PreflightAnalysis??
     /// Results about the inputs rather than one checkpoint (preflight, fused consistency), reported first.
     private var sessionSuites: [SuiteResult] = []
@@ -163,6 +167,7 @@ public final class EvaluationSession: @unchecked Sendable {
         if let url = settings.evalsets.pairs { pairs = try EvalsetLoader.pairs(url.asFileURL) }
         if let url = settings.evalsets.texts { texts = try EvalsetLoader.texts(url.asFileURL) }
         if let url = settings.evalsets.answers { suppliedAnswers = try EvalsetLoader.answers(url.asFileURL) }
+        if let url = settings.evalsets.choices { choiceItems = try EvalsetLoader.choices(url.asFileURL) }
         if let directory = settings.cacheDirectory {
             let cache = try BaseResultCache(directory: directory)
             cache.onNotice = { [weak self] in self?.notice($0) }
@@ -228,6 +233,36 @@ public final class EvaluationSession: @unchecked Sendable {
             try EvalsetScoring.scoreTexts(self.texts, model: base)
         }
         baseTextScoresMemo = scores
+        return scores
+    }
+
+    /// The base's per-choice log-likelihoods of the multiple-choice items (nil without a base or items).
+    public func baseChoiceScores() throws -> [ChoiceScore]? {
+        if let baseChoiceScoresMemo { return baseChoiceScoresMemo }
+        guard let base, !choiceItems.isEmpty, let file = settings.evalsets.choices else { return nil }
+        let maxLength = settings.thresholds.choices.maxLength
+        let scores = try cached("choices", evalset: file, extra: ["max_length=\(maxLength.map(String.init) ?? "model")"],
+                                encode: BaseResultCache.encode,
+                                decode: { BaseResultCache.decodeChoices($0, expecting: self.choiceItems) }) {
+            self.report("scoring choices (base)", 0, self.choiceItems.count)
+            return try LoglikelihoodScoring.scoreChoices(self.choiceItems, model: base, maxLength: maxLength, path: file)
+        }
+        baseChoiceScoresMemo = scores
+        return scores
+    }
+
+    /// The base's rolling log-likelihoods of the reference texts (nil without a base or texts).
+    public func baseRollingScores() throws -> [RollingScore]? {
+        if let baseRollingScoresMemo { return baseRollingScoresMemo }
+        guard let base, !texts.isEmpty, let file = settings.evalsets.texts else { return nil }
+        let maxLength = settings.thresholds.perplexity.maxLength
+        let scores = try cached("rolling", evalset: file, extra: ["max_length=\(maxLength.map(String.init) ?? "model")"],
+                                encode: BaseResultCache.encode,
+                                decode: { BaseResultCache.decodeRolling($0, expecting: self.texts.map(\.id)) }) {
+            self.report("perplexity (base)", 0, self.texts.count)
+            return try LoglikelihoodScoring.scoreRolling(self.texts, model: base, maxLength: maxLength)
+        }
+        baseRollingScoresMemo = scores
         return scores
     }
 
@@ -356,7 +391,8 @@ public final class EvaluationSession: @unchecked Sendable {
         var reportSettings: [(key: String, value: String)] = []
         if let baseURL = settings.base { reportSettings.append(("base", baseURL.path)) }
         for (key, value) in [("prompts", settings.evalsets.prompts), ("pairs", settings.evalsets.pairs),
-                             ("texts", settings.evalsets.texts), ("answers", settings.evalsets.answers)] {
+                             ("texts", settings.evalsets.texts), ("answers", settings.evalsets.answers),
+                             ("choices", settings.evalsets.choices)] {
             if let value { reportSettings.append((key, value)) }
         }
         reportSettings.append(("max_tokens", "\(settings.generation.maxTokens)"))
@@ -460,7 +496,8 @@ extension CheckpointSummary {
         }
         self.init(name: name, step: step, preferenceAccuracy: metric(.rewardsAccuracies, in: .preference),
                   meanMargin: metric(.rewardsMargins, in: .preference), repetitionScore: metric(.maxRepetitionScore, in: .repetition),
-                  relativeWeightDelta: metric(.relativeDelta, in: .weightDelta), passed: results.allSatisfy(\.passed))
+                  relativeWeightDelta: metric(.relativeDelta, in: .weightDelta), choicesAccuracy: metric(.acc, in: .choices),
+                  wordPerplexity: metric(.wordPerplexity, in: .perplexity), passed: results.allSatisfy(\.passed))
     }
 
     /// Every suite-level metric of the checkpoint, the first suite's value where two report the same name.
