@@ -3,7 +3,7 @@ import TunecheckEngine
 import TunecheckTokenizers
 
 /// How lm-evaluation-harness 0.4.13 (`hf` backend, causal models) turns multiple-choice items and perplexity texts
-/// into token requests, reproduced so the numbers are lm-eval's (see docs/lm-eval.md for every rule and its source).
+/// into token requests, reproduced so the numbers are lm-eval's (docs/lm-eval.md has every rule with its source).
 ///
 /// - A choice is the continuation `targetDelimiter + choice` after the context (`api/task.py`,
 ///   `construct_requests`). Trailing whitespace of the context moves to the front of the continuation; the whole
@@ -23,7 +23,8 @@ public enum LoglikelihoodRequests {
     /// lm-eval's `tok_encode(string)` with the default special-token handling: none when the string already starts
     /// with the prefix token's text.
     static func encode(_ string: String, tokenizer: Tokenizer, prefixText: String?) -> [Int] {
-        if let prefixText, !prefixText.isEmpty, string.hasPrefix(prefixText) {
+        // Python's `startswith`: code points, not grapheme clusters.
+        if let prefixText, !prefixText.isEmpty, string.unicodeScalars.starts(with: prefixText.unicodeScalars) {
             return tokenizer.encode(string, addSpecialTokens: false)
         }
         return tokenizer.encode(string, addSpecialTokens: true)
