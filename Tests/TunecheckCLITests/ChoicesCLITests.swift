@@ -45,6 +45,28 @@ struct ChoicesCLITests {
         #expect(html.contains("Multiple-choice accuracy") && html.contains("Word perplexity"))
     }
 
+    /// The base's per-item results are base results: a second run with the same cache reads them, with the same
+    /// report numbers.
+    @Test func baseResultsComeFromTheCache() throws {
+        let folder = try CLIRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let cache = folder.appendingPathComponent("cache")
+        var metrics: [[String: Double]] = []
+        var outputs: [String] = []
+        for run in 0..<2 {
+            let out = folder.appendingPathComponent("out\(run)")
+            let result = try CLIRunner.run(["eval", "--base", Self.demoBase.path, "--checkpoint", Self.collapsed.path, "--choices", Self.demoChoices.path,
+                                            "--texts", Self.demoTexts.path, "--suites", "choices,perplexity", "--cache-dir", cache.path,
+                                            "--report-dir", out.path])
+            #expect(result.status == 1)
+            outputs.append(result.standardOutput + result.standardError)
+            let report = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("report.json"))) as! [String: Any]
+            for suite in report["suites"] as! [[String: Any]] { metrics.append(suite["metrics"] as! [String: Double]) }
+        }
+        #expect(outputs[1].contains("base results read: choices, rolling"), "\(outputs[1])")
+        #expect(metrics.count == 8 && Array(metrics[0..<4]) == Array(metrics[4..<8]))
+    }
+
     static func expectBadChoices(_ lines: [String], mentions fragments: [String]) throws {
         let folder = try CLIRunner.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
