@@ -127,7 +127,9 @@ public final class EvaluationContext {
         if kind == .base, let base = try session.baseChoiceScores() { return base }
         session.report("scoring choices (\(name))", 0, session.choiceItems.count)
         let scores = try LoglikelihoodScoring.scoreChoices(session.choiceItems, model: checkpoint.model,
-                                                           maxLength: thresholds.choices.maxLength, path: file)
+                                                           maxLength: thresholds.choices.maxLength, path: file) {
+            self.session.report("scoring choices (\(self.name))", $0, $1)
+        }
         choiceScoresMemo = scores
         return scores
     }

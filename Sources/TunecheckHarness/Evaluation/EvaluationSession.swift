@@ -245,7 +245,9 @@ public final class EvaluationSession: @unchecked Sendable {
                                 encode: BaseResultCache.encode,
                                 decode: { BaseResultCache.decodeChoices($0, expecting: self.choiceItems) }) {
             self.report("scoring choices (base)", 0, self.choiceItems.count)
-            return try LoglikelihoodScoring.scoreChoices(self.choiceItems, model: base, maxLength: maxLength, path: file)
+            return try LoglikelihoodScoring.scoreChoices(self.choiceItems, model: base, maxLength: maxLength, path: file) {
+                self.report("scoring choices (base)", $0, $1)
+            }
         }
         baseChoiceScoresMemo = scores
         return scores

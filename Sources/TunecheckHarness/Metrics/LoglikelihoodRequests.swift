@@ -126,7 +126,20 @@ public enum LoglikelihoodRequests {
 /// passes, split over the cores (the choices of one item share a pass).
 public enum LoglikelihoodScoring {
     /// Per item, the summed log-likelihood of each choice (in choice order).
-    public static func scoreChoices(_ items: [ChoiceItem], model: LanguageModel, maxLength: Int?, path: String = "choices") throws -> [ChoiceScore] {
+    /// `progress(done, total)` is called as items are scored, in groups of `groupSize` items (each group is its own
+    /// packed batch, so a progress line moves on a long evalset).
+    public static func scoreChoices(_ items: [ChoiceItem], model: LanguageModel, maxLength: Int?, path: String = "choices",
+                                    groupSize: Int = 256, progress: (Int, Int) -> Void = { _, _ in }) throws -> [ChoiceScore] {
+        guard items.count > groupSize else { return try scoreChoiceGroup(items, model: model, maxLength: maxLength, path: path) }
+        var scores: [ChoiceScore] = []
+        for start in stride(from: 0, to: items.count, by: groupSize) {
+            progress(start, items.count)
+            scores += try scoreChoiceGroup(Array(items[start..<min(start + groupSize, items.count)]), model: model, maxLength: maxLength, path: path)
+        }
+        return scores
+    }
+
+    static func scoreChoiceGroup(_ items: [ChoiceItem], model: LanguageModel, maxLength: Int?, path: String) throws -> [ChoiceScore] {
         let window = LoglikelihoodRequests.maxLength(model: model, override: maxLength)
         var requests: [TailRequest] = []
         // Per choice, its request's index (nil: no continuation tokens, log-likelihood 0).
