@@ -4,7 +4,7 @@
 For each model folder: `tunecheck eval --base DIR --choices FILE --suites choices` end to end (release build; model
 load, tokenization, scoring, reports), then lm-eval's `hf` backend (float32, CPU) on the same items as a local
 multiple_choice task, timing only its `loglikelihood` call (tokenization and scoring; model loading and dataset
-preparation excluded, which favours lm-eval), at batch size 1 (its default) and 16. Prints one JSON line per
+preparation excluded, which favours lm-eval), at batch size 1 (its default) and 16 (`--batch-sizes`). Prints one JSON line per
 measurement with the 1-minute load average before and after.
 
 Usage: source /work/bench-cache/venv/bin/activate
@@ -69,11 +69,12 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("models", nargs="+")
     parser.add_argument("--choices", default=str(ROOT / "evalsets/demo/choices.jsonl"))
+    parser.add_argument("--batch-sizes", default="1,16", help="lm-eval batch sizes, comma separated")
     args = parser.parse_args()
     items = sum(1 for line in open(args.choices) if line.strip())
     for model in args.models:
         print(json.dumps(bench_tunecheck(model, args.choices, items)), flush=True)
-        for batch_size in (1, 16):
+        for batch_size in [int(x) for x in args.batch_sizes.split(",")]:
             print(json.dumps(bench_lm_eval(model, args.choices, items, batch_size)), flush=True)
         print(json.dumps(bench_tunecheck(model, args.choices, items)), flush=True)
 
