@@ -30,6 +30,10 @@ extension Scorer {
                 throw EngineError.invalidInput("request \(index): \(request.scoredCount) scored token(s) of \(request.tokens.count); "
                                                + "needs at least one context token and one scored token")
             }
+            // The last token is only a target (never fed to the model), so the forward pass does not check it.
+            for id in request.tokens where id < 0 || id >= model.spec.vocabularySize {
+                throw EngineError.invalidInput("request \(index): token id \(id) is outside the vocabulary (0..<\(model.spec.vocabularySize))")
+            }
         }
         var results = [[Double]](repeating: [], count: requests.count)
         var start = 0
