@@ -134,4 +134,29 @@ struct CapabilitySuiteTests {
         #expect(!failing.passed)
         #expect(abs(failing.metric(.wordPerplexityRatio)! - 1.105) < 1e-9)
     }
+
+    /// The suites' settings in a suite file: strict keys, range checks, relative evalset paths.
+    @Test func suiteFileSettings() throws {
+        let folder = try TestPaths.temporaryDirectory("capability-suite")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        func load(_ yaml: String) throws -> SuiteConfiguration {
+            let file = folder.appendingPathComponent("suite.yaml")
+            try yaml.write(to: file, atomically: true, encoding: .utf8)
+            return try SuiteConfiguration.load(file)
+        }
+        let configuration = try load("""
+            evalsets: {choices: mc.jsonl, texts: t.jsonl}
+            thresholds:
+              choices: {max_drop: 0.05, alpha: 0.01, max_length: 128}
+              perplexity: {max_increase: 0.2}
+            """)
+        #expect(configuration.evalsets.choices == folder.appendingPathComponent("mc.jsonl").standardizedFileURL.path)
+        #expect(configuration.thresholds.choices.maxDrop == 0.05 && configuration.thresholds.choices.alpha == 0.01)
+        #expect(configuration.thresholds.choices.maxLength == 128 && configuration.thresholds.perplexity.maxLength == nil)
+        #expect(configuration.thresholds.perplexity.maxIncrease == 0.2)
+        #expect(throws: HarnessError.self) { try load("thresholds: {choices: {max_dropp: 0.05}}") }
+        #expect(throws: HarnessError.self) { try load("thresholds: {choices: {alpha: 1.5}}") }
+        #expect(throws: HarnessError.self) { try load("thresholds: {perplexity: {max_length: 0}}") }
+        #expect(SuiteKind(rawValue: "choices") == .choices && SuiteKind(rawValue: "perplexity") == .perplexity)
+    }
 }
