@@ -29,6 +29,26 @@ struct TailScoringTests {
         }
     }
 
+    /// Requests with the same input and different last tokens (one-token choices after one context, or choices
+    /// that differ only in their last token) share rows, and each gets its own numbers.
+    @Test func requestsDifferingInTheLastTokenShareRows() throws {
+        let decoder = try ModelLoader.loadDecoder(folder: TestPaths.repository("models/demo-base"))
+        let context = [5, 17, 300, 42, 9]
+        let requests = [TailRequest(tokens: context + [11], scoredCount: 1), TailRequest(tokens: context + [12], scoredCount: 1),
+                        TailRequest(tokens: context + [11], scoredCount: 1), TailRequest(tokens: context + [70, 13], scoredCount: 2),
+                        TailRequest(tokens: context + [70, 14], scoredCount: 2), TailRequest(tokens: context + [12], scoredCount: 2)]
+        let scorer = Scorer(model: decoder, threads: 1)
+        let shared = try scorer.scoreTails(requests)
+        for (index, request) in requests.enumerated() {
+            let alone = try scorer.scoreTails([request])[0]
+            let whole = try scorer.score([request.tokens])[0].suffix(request.scoredCount)
+            #expect(shared[index].count == request.scoredCount)
+            for (a, b) in zip(shared[index], alone) { #expect(abs(a - b) <= 1e-5, "request \(index)") }
+            for (a, b) in zip(shared[index], whole) { #expect(abs(a - b) <= 1e-5, "request \(index)") }
+        }
+        #expect(shared[0] == shared[2] && shared[0] != shared[1])
+    }
+
     /// A window of exactly positions + 1 tokens: the last token is never fed, so learned positions suffice.
     @Test func windowOfPositionsPlusOneFitsLearnedPositions() throws {
         let decoder = try ModelLoader.loadDecoder(folder: TestPaths.repository("Tests/Fixtures/models/gpt2-inner96"))

@@ -35,36 +35,62 @@ extension Scorer {
                 throw EngineError.invalidInput("request \(index): token id \(id) is outside the vocabulary (0..<\(model.spec.vocabularySize))")
             }
         }
-        var results = [[Double]](repeating: [], count: requests.count)
+        // lm-eval's one-token-continuation cache, generalised: requests with the same input (all tokens but the last)
+        // and the same scored count differ only in their last target, so one set of rows serves them all (the
+        // choices " A" / " B" / " C" / " D" after one context cost one context).
+        var distinct: [TailRequest] = []
+        var lastTargets: [[Int]] = []
+        var served: [(distinct: Int, target: Int)] = []
+        var distinctIndex: [[Int]: Int] = [:]
+        for request in requests {
+            var key = Array(request.tokens.dropLast())
+            key.append(-request.scoredCount)
+            let last = request.tokens[request.tokens.count - 1]
+            if let index = distinctIndex[key] {
+                if let target = lastTargets[index].firstIndex(of: last) {
+                    served.append((index, target))
+                } else {
+                    lastTargets[index].append(last)
+                    served.append((index, lastTargets[index].count - 1))
+                }
+            } else {
+                distinctIndex[key] = distinct.count
+                distinct.append(request)
+                lastTargets.append([last])
+                served.append((distinct.count - 1, 0))
+            }
+        }
+        var scores: [(shared: [Double], last: [Double])] = []
+        scores.reserveCapacity(distinct.count)
         var start = 0
-        while start < requests.count {
+        while start < distinct.count {
             var end = start
             var tokens = 0
-            while end < requests.count && (end == start || tokens + requests[end].tokens.count - 1 <= tokenBudget) {
-                tokens += requests[end].tokens.count - 1
+            while end < distinct.count && (end == start || tokens + distinct[end].tokens.count - 1 <= tokenBudget) {
+                tokens += distinct[end].tokens.count - 1
                 end += 1
             }
-            let batch = Array(requests[start..<end])
+            let batch = Array(distinct[start..<end]), targets = Array(lastTargets[start..<end])
             let parts = min(threads, batch.count)
-            let scores: [[Double]]
             if parts > 1 {
                 let groups = BatchSplit.contiguousGroups(tokenCounts: batch.map { $0.tokens.count - 1 }, parts: parts)
                 let workers = tailWorkers(groups.count)
-                scores = try BatchSplit.run(groups.count) { part in try workers[part].scoreTailsPacked(Array(batch[groups[part]])) }
-                    .flatMap { $0 }
+                scores += try BatchSplit.run(groups.count) { part in
+                    try workers[part].scoreTailsPacked(Array(batch[groups[part]]), lastTargets: Array(targets[groups[part]]))
+                }.flatMap { $0 }
             } else {
-                scores = try scoreTailsPacked(batch)
+                scores += try scoreTailsPacked(batch, lastTargets: targets)
             }
-            for (offset, values) in scores.enumerated() { results[start + offset] = values }
             start = end
         }
-        return results
+        return served.map { scores[$0.distinct].shared + [scores[$0.distinct].last[$0.target]] }
     }
 
     /// One packed pass over the requests' inputs (each request's tokens but the last), then the logits of the
     /// scored rows only: the rows are first gathered to the front of the final-norm buffer (rows, hidden), in
-    /// order, so the output projection runs as few large GEMMs.
-    func scoreTailsPacked(_ requests: [TailRequest]) throws -> [[Double]] {
+    /// order, so the output projection runs as few large GEMMs. Per request: the log-probs of its scored tokens but
+    /// the last (`shared`), and of each of `lastTargets[r]` at its last scored row (`last`).
+    func scoreTailsPacked(_ requests: [TailRequest], lastTargets: [[Int]]) throws -> [(shared: [Double], last: [Double])] {
         let batch = try PackedBatch(requests.map { Array($0.tokens.dropLast()) }, vocabularySize: model.spec.vocabularySize)
         try batch.tokens.withUnsafeBufferPointer { buffer in
             try model.forward(tokens: buffer, segments: batch.segments, cache: nil, context: forwardContext)
@@ -81,13 +107,19 @@ extension Scorer {
             }
             gathered += request.scoredCount
         }
-        // Targets in gathered order: the row for input position p predicts tokens[p + 1].
+        // Targets in gathered order: the row for input position p predicts tokens[p + 1]; a request's last scored row
+        // has its `lastTargets` instead.
         var targets: [Int] = []
+        var lastRowOwner = [Int](repeating: -1, count: gathered)
         targets.reserveCapacity(gathered)
-        for request in requests { targets += request.tokens.suffix(request.scoredCount) }
+        for (index, request) in requests.enumerated() {
+            targets += request.tokens.suffix(request.scoredCount)
+            lastRowOwner[targets.count - 1] = index
+        }
         let chunkRows = logitRows
         let logits = forwardContext.logits(rows: chunkRows)
         var values = [Double](repeating: 0, count: gathered)
+        var lastValues = lastTargets.map { [Double](repeating: 0, count: $0.count) }
         var chunkStart = 0
         while chunkStart < gathered {
             let rows = min(chunkRows, gathered - chunkStart)
@@ -96,13 +128,17 @@ extension Scorer {
                 let row = logits + offset * vocabulary
                 let (logSumExp, _) = LogSoftmaxKernels.logSumExp(row, count: vocabulary)
                 values[chunkStart + offset] = Double(row[targets[chunkStart + offset]]) - logSumExp
+                let owner = lastRowOwner[chunkStart + offset]
+                if owner >= 0 {
+                    for (slot, target) in lastTargets[owner].enumerated() { lastValues[owner][slot] = Double(row[target]) - logSumExp }
+                }
             }
             chunkStart += rows
         }
-        var results: [[Double]] = []
+        var results: [(shared: [Double], last: [Double])] = []
         var cursor = 0
-        for request in requests {
-            results.append(Array(values[cursor..<(cursor + request.scoredCount)]))
+        for (index, request) in requests.enumerated() {
+            results.append((Array(values[cursor..<(cursor + request.scoredCount - 1)]), lastValues[index]))
             cursor += request.scoredCount
         }
         return results
