@@ -20,7 +20,7 @@ struct Tunecheck: ParsableCommand {
         version: TunecheckVersion.current,
         subcommands: [TokenizeCommand.self, ScoreCommand.self, GenerateCommand.self, FuseCommand.self, DeltaCommand.self,
                       PreflightCommand.self, EvalCommand.self, CompareCommand.self, TrainCommand.self, WatchCommand.self,
-                      RunsCommand.self, BenchCommand.self]
+                      RunsCommand.self, MergeCommand.self, BenchCommand.self]
     )
 
     /// Runs the command line with tunecheck's exit codes: usage and input errors exit 2 (ArgumentParser would

@@ -166,7 +166,7 @@ public final class Trainer {
         let rules = config.guards.rules
         record = RunRecord(configuration: config)
         try record.write(to: outputFolder)
-        try callback?.trainingWillStart(record)
+        try callback?.trainingWillStart(record, base: base)
         let optimizer = Optimizer(name: config.optimizer, settings: config.optimizerConfig[config.optimizer], tensors: parameters.tensors)
         var order = Array(0..<exampleCount)
         var generator = SeededGenerator(seed: config.seed &+ 0x5EED)

@@ -41,12 +41,14 @@ public struct CheckpointFeedback: Sendable {
 /// trainer knows nothing of suites or reports; the CLI wires in a harness-backed callback that evaluates each
 /// checkpoint with the run's eval suite.
 public protocol TrainingCallback: AnyObject {
-    /// Before the first step; the run record holds the whole configuration.
-    func trainingWillStart(_ record: RunRecord) throws
+    /// Before the first step; the run record holds the whole configuration. `base` is the trainer's loaded base
+    /// model without adapters (its weights are the mapped files): an evaluator reuses it instead of mapping the
+    /// base a second time (at 3B–7B a second mapping doubles the resident set the kernel reports).
+    func trainingWillStart(_ record: RunRecord, base: LanguageModel) throws
     /// After each checkpoint is written. Nil: nothing was evaluated.
     func checkpointSaved(_ checkpoint: SavedCheckpoint) throws -> CheckpointFeedback?
 }
 
 extension TrainingCallback {
-    public func trainingWillStart(_ record: RunRecord) throws {}
+    public func trainingWillStart(_ record: RunRecord, base: LanguageModel) throws {}
 }

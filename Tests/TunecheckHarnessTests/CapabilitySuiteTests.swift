@@ -40,8 +40,7 @@ struct CapabilitySuiteTests {
     /// acc_norm divides by the choice's length in characters (Unicode scalars, without the delimiter); ties go to
     /// the first choice.
     @Test func predictionsAndNormalisation() {
-        let item = ChoiceItem(id: "x", context: "c", choices: ["ab", "abcdé", "abcd"], answer: 1)
-        let outcome = ChoiceOutcome(item: item, score: ChoiceScore(id: "x", loglikelihoods: [-2, -4, -2]))
+        let outcome = ChoiceOutcome(score: ChoiceScore(id: "x", loglikelihoods: [-2, -4, -2], gold: 1, choiceLengths: [2, 5, 4]))
         #expect(outcome.pred == 0)
         #expect(outcome.predNorm == 2)
         #expect(ChoiceOutcome.argmax([-1, -1, -3]) == 0)
@@ -71,13 +70,9 @@ struct CapabilitySuiteTests {
         #expect(try LoglikelihoodRequests.request(context: [1], continuation: [], maxLength: 5) == nil)
     }
 
-    static func items(_ count: Int) -> [ChoiceItem] {
-        (0..<count).map { ChoiceItem(id: "q\($0)", context: "c", choices: ["a", "b"], answer: 0) }
-    }
-
     /// Scores that make the model right (choice 0 more likely) or wrong.
     static func scores(_ right: [Bool]) -> [ChoiceScore] {
-        right.enumerated().map { ChoiceScore(id: "q\($0.offset)", loglikelihoods: $0.element ? [-1, -2] : [-2, -1]) }
+        right.enumerated().map { ChoiceScore(id: "q\($0.offset)", loglikelihoods: $0.element ? [-1, -2] : [-2, -1], gold: 0, choiceLengths: [1, 1]) }
     }
 
     @Test func choicesVerdictNeedsBothADropAndSignificance() {
@@ -87,7 +82,7 @@ struct CapabilitySuiteTests {
         // 6 lost, none gained: a 6-point drop, p = 2/64 < 0.05 → fails; the lost items fail, the others pass.
         var lostSix = base
         for index in 0..<6 { lostSix[index] = false }
-        let failing = ChoicesSuite.run(checkpoint: "c", items: Self.items(n), scores: Self.scores(lostSix), baseScores: Self.scores(base),
+        let failing = ChoicesSuite.run(checkpoint: "c", scores: Self.scores(lostSix), baseScores: Self.scores(base),
                                        thresholds: thresholds)
         #expect(!failing.passed)
         #expect(failing.checks.filter { $0.status.isFailure }.map(\.name) == ["verdict"] + (0..<6).map { "item q\($0)" })
@@ -95,7 +90,7 @@ struct CapabilitySuiteTests {
         // 5 lost: a 5-point drop but p = 1/16 ≥ 0.05 → passes, while the 5 lost items still fail as test cases.
         var lostFive = base
         for index in 0..<5 { lostFive[index] = false }
-        let noisy = ChoicesSuite.run(checkpoint: "c", items: Self.items(n), scores: Self.scores(lostFive), baseScores: Self.scores(base),
+        let noisy = ChoicesSuite.run(checkpoint: "c", scores: Self.scores(lostFive), baseScores: Self.scores(base),
                                      thresholds: thresholds)
         #expect(noisy.passed)
         #expect(noisy.failureCount == 5)
@@ -105,29 +100,30 @@ struct CapabilitySuiteTests {
         var lostTwo = base
         lostTwo[0] = false
         lostTwo[1] = false
-        #expect(ChoicesSuite.run(checkpoint: "c", items: Self.items(n), scores: Self.scores(lostTwo), baseScores: Self.scores(base),
+        #expect(ChoicesSuite.run(checkpoint: "c", scores: Self.scores(lostTwo), baseScores: Self.scores(base),
                                  thresholds: loose).passed)
         lostTwo[2] = false
-        #expect(!ChoicesSuite.run(checkpoint: "c", items: Self.items(n), scores: Self.scores(lostTwo), baseScores: Self.scores(base),
+        #expect(!ChoicesSuite.run(checkpoint: "c", scores: Self.scores(lostTwo), baseScores: Self.scores(base),
                                   thresholds: loose).passed)
         // The base itself: acc and its standard error, no comparison.
-        let own = ChoicesSuite.run(checkpoint: "base", items: Self.items(n), scores: Self.scores(lostSix), baseScores: nil, thresholds: thresholds)
+        let own = ChoicesSuite.run(checkpoint: "base", scores: Self.scores(lostSix), baseScores: nil, thresholds: thresholds)
         #expect(own.passed && own.metric(.acc) == 0.94 && own.metric(.mcnemarP) == nil)
         #expect(own.items.count == n)
     }
 
     @Test func perplexityVerdict() {
-        let texts = [TextItem(id: "t1", text: "one two three"), TextItem(id: "t2", text: "four five")]
-        let base = [RollingScore(id: "t1", loglikelihood: -6), RollingScore(id: "t2", loglikelihood: -4)]
-        let figures = PerplexityFigures(scores: base, texts: texts)
+        // "one two three" and "four five": 5 words, 22 bytes.
+        let base = [RollingScore(id: "t1", loglikelihood: -6, words: 3, bytes: 13), RollingScore(id: "t2", loglikelihood: -4, words: 2, bytes: 9)]
+        let figures = PerplexityFigures(scores: base)
         #expect(abs(figures.wordPerplexity - exp(10.0 / 5)) < 1e-12)
         #expect(abs(figures.bytePerplexity - exp(10.0 / 22)) < 1e-12)
         #expect(abs(figures.bitsPerByte - 10.0 / 22 / log(2.0)) < 1e-12)
         // +9.5% word perplexity passes, +10.5% fails (default max_increase 10%).
         func run(scale: Double) -> SuiteResult {
             let total = -5 * log(exp(2.0) * scale)
-            let scores = [RollingScore(id: "t1", loglikelihood: total * 0.6), RollingScore(id: "t2", loglikelihood: total * 0.4)]
-            return PerplexitySuite.run(checkpoint: "c", texts: texts, scores: scores, baseScores: base, thresholds: PerplexityThresholds())
+            let scores = [RollingScore(id: "t1", loglikelihood: total * 0.6, words: 3, bytes: 13),
+                          RollingScore(id: "t2", loglikelihood: total * 0.4, words: 2, bytes: 9)]
+            return PerplexitySuite.run(checkpoint: "c", scores: scores, baseScores: base, thresholds: PerplexityThresholds())
         }
         #expect(run(scale: 1.095).passed)
         let failing = run(scale: 1.105)

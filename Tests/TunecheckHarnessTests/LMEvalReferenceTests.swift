@@ -73,7 +73,7 @@ struct LMEvalReferenceTests {
             for (ours, theirs) in zip(score.loglikelihoods, expected.loglikelihoods) {
                 #expect(abs(ours - theirs) <= 1e-4, "\(name) item \(item.id): \(score.loglikelihoods) vs lm-eval \(expected.loglikelihoods)")
             }
-            let outcome = ChoiceOutcome(item: item, score: score)
+            let outcome = ChoiceOutcome(score: score)
             #expect((outcome.correct ? 1.0 : 0.0) == expected.acc, "\(name) item \(item.id): acc")
             #expect((outcome.correctNorm ? 1.0 : 0.0) == expected.accNorm, "\(name) item \(item.id): acc_norm")
             outcomes[item.id] = outcome
@@ -90,7 +90,7 @@ struct LMEvalReferenceTests {
             #expect(abs(score.loglikelihood - expected) <= max(1e-4, 1e-5 * abs(expected)),
                     "\(name) text \(score.id): \(score.loglikelihood) vs lm-eval \(expected)")
         }
-        let figures = PerplexityFigures(scores: rolling, texts: texts)
+        let figures = PerplexityFigures(scores: rolling)
         for (key, ours) in [("word_perplexity", figures.wordPerplexity), ("byte_perplexity", figures.bytePerplexity),
                             ("bits_per_byte", figures.bitsPerByte)] {
             let theirs = try #require(reference.perplexity[key])

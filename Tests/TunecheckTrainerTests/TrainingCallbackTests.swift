@@ -9,6 +9,8 @@ import TunecheckJSON
 final class RecordingCallback: TrainingCallback {
     let folder: URL
     var startRecord: JSONObject?
+    /// The base the trainer handed over (its own loaded base, so an evaluator need not map it again).
+    var startBase: LanguageModel?
     var saved: [SavedCheckpoint] = []
     var recordsSeenAtSave: [[String]] = []
     var answer: (SavedCheckpoint) -> CheckpointFeedback?
@@ -22,8 +24,9 @@ final class RecordingCallback: TrainingCallback {
         try #require(try JSONParser.parse([UInt8](Data(contentsOf: folder.appendingPathComponent("run.json")))).object)
     }
 
-    func trainingWillStart(_ record: RunRecord) throws {
+    func trainingWillStart(_ record: RunRecord, base: LanguageModel) throws {
         startRecord = try readRunRecord()
+        startBase = base
     }
 
     func checkpointSaved(_ checkpoint: SavedCheckpoint) throws -> CheckpointFeedback? {
@@ -51,6 +54,10 @@ struct TrainingCallbackTests {
         #expect(start["status"]?.string == "running")
         #expect(start["configuration"]?.object?["iters"]?.int == 6, "the whole configuration is recorded before the first step")
         #expect(start["checkpoints"]?.array?.isEmpty == true)
+        let handedBase = try #require(callback.startBase, "the trainer hands its loaded base to the callback")
+        let reloaded = try LanguageModel.load(folder: URL(fileURLWithPath: trainer.configuration.model))
+        #expect(handedBase.decoder.spec.vocabularySize == reloaded.decoder.spec.vocabularySize)
+        #expect(handedBase.tokenizer.vocabularySize == reloaded.tokenizer.vocabularySize)
         // At each save, run.json already lists that checkpoint's predecessors (a killed run keeps them).
         #expect(callback.recordsSeenAtSave == [[], ["0000002_adapters"], ["0000002_adapters", "0000004_adapters"]])
         #expect(callback.saved.map(\.step) == [2, 4, 6])

@@ -33,8 +33,17 @@ struct EvalCommand: ParsableCommand {
         (lines {"id", "prompt", "answer", "checkpoint"?}) runs the text-only suites on answers produced elsewhere, \
         with no model. --fused DIR is checked against the adapter given with --checkpoint when exactly one is given.
 
+        Sharding (CI build matrices): --shard I/N runs part I of N of the evaluation. A unit of work is one \
+        checkpoint's evalset item (its answer, its pair's scores, its text's log-probs and KL, for every suite that \
+        uses them); work that is not per item (weight delta, fused consistency, golden files) goes to one shard. The \
+        split balances token counts and depends only on the settings and inputs. A shard writes only \
+        tunecheck-part-I-of-N.json into its report folder and exits 0 (2 on bad input): no junit.xml and no verdict, \
+        which `tunecheck merge` gives once all parts are there. --update-golden cannot be sharded.
+
         Examples:
           tunecheck eval --suite evalsets/default/suite.yaml
+          tunecheck eval --suite evalsets/demo/suite.yaml --checkpoint 'run/checkpoint-*' \\
+              --shard 2/4 --report-dir parts/2
           tunecheck eval --base models/tiny-default --checkpoint run/adapters/0000100_adapters.safetensors \\
               --prompts evalsets/default/prompts.jsonl --pairs evalsets/default/pairs.jsonl --report-dir out
           tunecheck eval --answers answers.jsonl --golden-dir golden
@@ -81,9 +90,16 @@ struct EvalCommand: ParsableCommand {
     @Option(name: .long, help: "Fail when preference accuracy is below this (default 0.5).")
     var minAccuracy: Double?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Run part I of N (1 ≤ I ≤ N) and write only its part file into the report folder; combine the parts with `tunecheck merge`.",
+        valueName: "I/N"))
+    var shard: String?
+
     @OptionGroup var reportOptions: ReportOptions
 
     func run() throws {
+        let shardSpec = try shard.map { try ShardSpec(parsing: $0) }
+        if shardSpec != nil && updateGolden { throw ShardError.updateGoldenWithShard }
         var configuration = try inputs.configuration()
         if inputs.suite == nil { configuration.reports.dir = "tunecheck-report" }
         if !checkpoint.isEmpty { configuration.checkpoints = checkpoint }
@@ -109,6 +125,12 @@ struct EvalCommand: ParsableCommand {
 
         var settings = try SessionSettings(configuration: configuration)
         settings.updateGolden = updateGolden
+        if let shardSpec {
+            let anchor = inputs.suite.map { URL(fileURLWithPath: $0).deletingLastPathComponent() }
+                ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
+            try runShard(shardSpec, settings: settings, anchor: anchor, directory: URL(fileURLWithPath: configuration.reports.dir))
+            return
+        }
         let session = EvaluationSession(settings: settings, reports: ReportSettings(directory: URL(fileURLWithPath: configuration.reports.dir), formats: formats))
         let progress = ProgressLine("eval", total: max(settings.checkpoints.count, 1), unit: "checkpoints")
         var current = 0
@@ -131,6 +153,28 @@ struct EvalCommand: ParsableCommand {
         if let summary = session.cache?.summary { print(summary) }
         let failures = session.failures
         if !failures.isEmpty { throw ChecksFailed(summary: failures.description) }
+    }
+}
+
+extension EvalCommand {
+    /// One shard: its units computed and written as a part file; no reports, no verdict.
+    func runShard(_ shard: ShardSpec, settings: SessionSettings, anchor: URL, directory: URL) throws {
+        let session = EvaluationSession(settings: settings)
+        var line: ProgressLine?
+        var unitsDone = 0
+        session.progress = { stage, done, total in
+            if stage.hasPrefix("shard") {
+                if line == nil, total > 0 { line = ProgressLine("eval \(shard)", total: total, unit: "units") }
+                unitsDone = done
+            }
+            line?.update(unitsDone, detail: stage)
+        }
+        session.onNotice = { text in line?.finish(); printNotice(text) }
+        let part = try session.recordShard(shard, anchor: anchor)
+        line?.finish()
+        let url = try part.write(into: directory)
+        print("part: \(url.path) (shard \(shard); merge all \(shard.count) with `tunecheck merge --report-dir DIR PART_DIR...`)")
+        if let summary = session.cache?.summary { print(summary) }
     }
 }
 

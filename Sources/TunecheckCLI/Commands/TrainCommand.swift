@@ -79,8 +79,8 @@ final class SessionTrainingCallback: TrainingCallback {
         session.onNotice = { log("notice: \($0)") }
     }
 
-    func trainingWillStart(_ record: RunRecord) throws {
-        try session.prepare()
+    func trainingWillStart(_ record: RunRecord, base: LanguageModel) throws {
+        try session.prepare(base: base)
     }
 
     func checkpointSaved(_ checkpoint: SavedCheckpoint) throws -> CheckpointFeedback? {

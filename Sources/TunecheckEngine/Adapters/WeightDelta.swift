@@ -147,6 +147,13 @@ public enum WeightDelta {
     public static func adapterDelta(baseFolder: URL, adapter: Adapter, thresholds: DeltaThresholds = DeltaThresholds()) throws -> DeltaReport {
         // Attaching validates the adapter against the base (names, layers, shapes) exactly as scoring does.
         let model = try adapter.attach(to: ModelLoader.loadDecoder(folder: baseFolder))
+        return adapterDelta(attached: model, baseFolder: baseFolder, adapter: adapter, thresholds: thresholds)
+    }
+
+    /// The same, for a base already loaded with `adapter` attached (an evaluation's checkpoint model): nothing is
+    /// loaded or mapped again.
+    public static func adapterDelta(attached model: DecoderModel, baseFolder: URL, adapter: Adapter,
+                                    thresholds: DeltaThresholds = DeltaThresholds()) -> DeltaReport {
         let tensors = adaptedTensors(of: model)
         return DeltaReport(base: baseFolder.path, source: .adapter(path: adapter.weightsURL.path), tensors: tensors,
                            comparedTensorCount: tensors.count, thresholds: thresholds)

@@ -9,6 +9,11 @@ public enum DistributionComparison {
         public var kl: [[Double]]
         /// Per sequence, per position: whether the argmax tokens agree.
         public var sameTop: [[Bool]]
+
+        public init(kl: [[Double]], sameTop: [[Bool]]) {
+            self.kl = kl
+            self.sameTop = sameTop
+        }
     }
 
     public static func compare(reference: DecoderModel, candidate: DecoderModel, sequences: [[Int]], tokenBudget: Int = 1024) throws -> Result {

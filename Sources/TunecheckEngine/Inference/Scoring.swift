@@ -14,6 +14,9 @@ public final class Scorer {
     /// One single-threaded scorer per thread, made on first use.
     private var workers: [Scorer] = []
 
+    /// The default `tokenBudget`.
+    public static let defaultTokenBudget = 2048
+
     /// This scorer's forward state (for the scoring variants in other files).
     var forwardContext: ForwardContext { context }
 
@@ -24,7 +27,7 @@ public final class Scorer {
     }
 
     /// `threads` defaults to the cores this process may use (`MatrixVectorKernels.threads`).
-    public init(model: DecoderModel, tokenBudget: Int = 2048, threads: Int? = nil) {
+    public init(model: DecoderModel, tokenBudget: Int = Scorer.defaultTokenBudget, threads: Int? = nil) {
         self.model = model
         self.tokenBudget = max(tokenBudget, 1)
         self.threads = max(1, threads ?? MatrixVectorKernels.threads)

@@ -3,7 +3,8 @@ import Foundation
 
 /// Top-k routed experts (Granite 4.0-H's `block_sparse_moe`, docs/granitemoehybrid.md §6): router logits `W_r·u`,
 /// the k largest, softmax over those k only, and `Σ_j w_j · down_j(silu(gate_j(u)) ⊙ up_j(u))`. Rows routed to the same
-/// expert are gathered so each expert is two GEMMs over its rows, not a loop over tokens.
+/// expert are gathered so each expert is two GEMMs over its rows, not a loop over tokens. The experts' weights are read in
+/// their stored dtype (`ExpertWeights` views into the mapped tensors), through `WeightProducts` like any linear layer.
 enum ExpertKernels {
     /// Scratch floats for `rows` rows.
     static func scratchCount(_ shape: ExpertShape, hidden: Int, rows: Int) -> Int {
@@ -93,18 +94,20 @@ enum ExpertKernels {
     }
 
     /// One expert on its `count` gathered rows: `gateUp = gathered · W_inᵀ` (count, 2F), `activated = silu(gate) ⊙ up`
-    /// (count, F), `expertOutput = activated · W_downᵀ` (count, H). Returns the expert's two weight matrices.
+    /// (count, F), `expertOutput = activated · W_downᵀ` (count, H). Returns the expert's two weight matrices, views into
+    /// the stored tensors: W_in (2F, H) and W_down (H, F) in their stored dtype, multiplied as every linear layer is
+    /// (`WeightProducts`: panels widened per thread for several rows, the 16-bit GEMV for one row when decoding).
     static func runExpert(_ shape: ExpertShape, expert: Int, weights: ExpertWeights, hidden: Int, count: Int, scratch: Scratch)
-        -> (gateUp: UnsafePointer<Float>, down: UnsafePointer<Float>) {
+        -> (gateUp: WeightMatrix, down: WeightMatrix) {
         let width = shape.width
-        let gateUpWeight = weights.gateUp + expert * 2 * width * hidden
-        let downWeight = weights.down + expert * hidden * width
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(2 * width), Int32(hidden),
-                    1, scratch.gathered, Int32(hidden), gateUpWeight, Int32(hidden), 0, scratch.gateUp, Int32(2 * width))
+        let gateUpWeight = weights.gateUp(expert: expert)
+        let downWeight = weights.down(expert: expert)
+        WeightProducts.multiplyTransposed(gateUpWeight, x: scratch.gathered, rows: count, ldx: hidden, into: scratch.gateUp, ldy: 2 * width,
+                                          alpha: 1, beta: 0)
         ActivationKernels.gatedForward(.silu, gate: scratch.gateUp, up: scratch.gateUp + width, rows: count, dim: width, ld: 2 * width,
                                        into: scratch.activated, ldy: width)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(count), Int32(hidden), Int32(width),
-                    1, scratch.activated, Int32(width), downWeight, Int32(width), 0, scratch.expertOutput, Int32(hidden))
+        WeightProducts.multiplyTransposed(downWeight, x: scratch.activated, rows: count, ldx: width, into: scratch.expertOutput, ldy: hidden,
+                                          alpha: 1, beta: 0)
         return (gateUpWeight, downWeight)
     }
 
@@ -125,7 +128,8 @@ enum ExpertKernels {
         }
     }
 
-    /// Gradient buffers of the router (E, H) and the experts ((E, 2F, H), (E, H, F)), for full fine-tuning.
+    /// Gradient buffers of the router (E, H) and the experts ((E, 2F, H), (E, H, F)), for full fine-tuning (which
+    /// trains float32 copies, so the experts' gradients are plain float32 tensors of the same shapes).
     struct Gradients {
         var router: UnsafeMutablePointer<Float>?
         var gateUp: UnsafeMutablePointer<Float>?
@@ -164,9 +168,10 @@ enum ExpertKernels {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(hidden), Int32(width), Int32(count),
                             1, scratch.expertOutput, Int32(hidden), scratch.activated, Int32(width), 1, downGradient + expert * hidden * width, Int32(width))
             }
-            // d activated = dOut · down (count, F); d[gate | up] in place; d input = d[gate | up] · W_in.
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(count), Int32(width), Int32(hidden),
-                        1, scratch.expertOutput, Int32(hidden), downWeight, Int32(width), 0, scratch.activated, Int32(width))
+            // d activated = dOut · W_down (count, F); d[gate | up] in place; d input = d[gate | up] · W_in. Both products
+            // read the stored weights as the forward does (W stored (k, n): `WeightProducts.multiply`).
+            WeightProducts.multiply(downWeight, x: scratch.expertOutput, rows: count, ldx: hidden, into: scratch.activated, ldy: width,
+                                    alpha: 1, beta: 0)
             ActivationKernels.gatedBackward(.silu, gate: scratch.gateUp, up: scratch.gateUp + width, ld: 2 * width, dy: scratch.activated,
                                             lddy: width, rows: count, dim: width, dgate: scratch.gateUp, dup: scratch.gateUp + width)
             // d gate_up_e (2F, H) += d[gate | up]ᵀ · gathered inputs, before they are overwritten.
@@ -174,8 +179,8 @@ enum ExpertKernels {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(2 * width), Int32(hidden), Int32(count),
                             1, scratch.gateUp, Int32(2 * width), scratch.gathered, Int32(hidden), 1, gateUpGradient + expert * 2 * width * hidden, Int32(hidden))
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(count), Int32(hidden), Int32(2 * width),
-                        1, scratch.gateUp, Int32(2 * width), gateUpWeight, Int32(hidden), 0, scratch.gathered, Int32(hidden))
+            WeightProducts.multiply(gateUpWeight, x: scratch.gateUp, rows: count, ldx: 2 * width, into: scratch.gathered, ldy: hidden,
+                                    alpha: 1, beta: 0)
             for index in 0..<count {
                 let target = dInput + Int(scratch.rowIndex[index]) * lddi
                 let source = scratch.gathered + index * hidden

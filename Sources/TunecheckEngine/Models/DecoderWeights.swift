@@ -40,13 +40,42 @@ public enum MixerWeights: Sendable {
 }
 
 /// Routed experts of a mixture-of-experts MLP, stored as 3-D tensors (no adapters can attach to them).
+///
+/// The experts are used in place in their stored dtype, like every other weight matrix (docs/weights-in-place.md):
+/// `gateUp` and `down` view the whole 3-D tensors as (E, rest) matrices, and `gateUp(expert:)` / `down(expert:)` slice
+/// out one expert's (2F, H) / (H, F) matrix without copying. The router is small (E × H) and widened to float32.
 public struct ExpertWeights: @unchecked Sendable {
-    /// (E, H): router logits = W·u, no bias.
+    /// (E, H): router logits = W·u, no bias. Float32 (widened when stored in a half type).
     public var router: UnsafePointer<Float>
-    /// (E, 2F, H): per expert `[gate | up]` rows.
-    public var gateUp: UnsafePointer<Float>
-    /// (E, H, F): per expert down projection.
-    public var down: UnsafePointer<Float>
+    /// (E, 2F·H): per expert `[gate | up]` rows, (2F, H) each, in the stored dtype.
+    public var gateUp: WeightMatrix
+    /// (E, H·F): per expert down projection, (H, F) each, in the stored dtype.
+    public var down: WeightMatrix
+    /// H and F: the shape of one expert's matrices.
+    public let hidden: Int
+    public let width: Int
+
+    public init(router: UnsafePointer<Float>, gateUp: WeightMatrix, down: WeightMatrix, hidden: Int, width: Int) {
+        precondition(gateUp.columns == 2 * width * hidden && down.columns == hidden * width && gateUp.rows == down.rows,
+                     "ExpertWeights: (\(gateUp.rows), \(gateUp.columns)) and (\(down.rows), \(down.columns)) for H \(hidden), F \(width)")
+        self.router = router
+        self.gateUp = gateUp
+        self.down = down
+        self.hidden = hidden
+        self.width = width
+    }
+
+    /// Expert `expert`'s `[gate | up]` weight (2F, H), a view into `gateUp`.
+    func gateUp(expert: Int) -> WeightMatrix { Self.slice(gateUp, expert, rows: 2 * width, columns: hidden) }
+
+    /// Expert `expert`'s down projection (H, F), a view into `down`.
+    func down(expert: Int) -> WeightMatrix { Self.slice(down, expert, rows: hidden, columns: width) }
+
+    /// Row `expert` of a 3-D tensor viewed as (E, rest), as a (rows, columns) matrix. The offset is the tensor's bytes
+    /// per expert, so it holds for any storage whose rows are laid out one after another.
+    private static func slice(_ tensor: WeightMatrix, _ expert: Int, rows: Int, columns: Int) -> WeightMatrix {
+        WeightMatrix(storage: tensor.storage, base: tensor.base + expert * (tensor.byteCount / tensor.rows), rows: rows, columns: columns)
+    }
 }
 
 /// Feed-forward projections of one block.

@@ -182,10 +182,13 @@ enum GraniteMoeHybrid: Architecture {
                 projection: .fused(try store.linear("\(prefix).shared_mlp.input_linear", inFeatures: hidden, outFeatures: 2 * shared, bias: false)),
                 down: try store.linear("\(prefix).shared_mlp.output_linear", inFeatures: shared, outFeatures: hidden, bias: false))
             if let experts = spec.experts {
+                // The experts stay in the mapped file in their stored dtype (one expert = one row of the (E, rest) view);
+                // the router (E × H) is small and widened.
                 feedForward.experts = ExpertWeights(
                     router: try store.floatTensor("\(prefix).block_sparse_moe.router.layer.weight", shape: [experts.count, hidden]).pointer,
-                    gateUp: try store.floatTensor("\(prefix).block_sparse_moe.input_linear.weight", shape: [experts.count, 2 * experts.width, hidden]).pointer,
-                    down: try store.floatTensor("\(prefix).block_sparse_moe.output_linear.weight", shape: [experts.count, hidden, experts.width]).pointer)
+                    gateUp: try store.weightMatrix("\(prefix).block_sparse_moe.input_linear.weight", shape: [experts.count, 2 * experts.width, hidden]),
+                    down: try store.weightMatrix("\(prefix).block_sparse_moe.output_linear.weight", shape: [experts.count, hidden, experts.width]),
+                    hidden: hidden, width: experts.width)
             }
             layers.append(DecoderLayerWeights(
                 attentionNorm: try store.norm("\(prefix).input_layernorm", dim: hidden, bias: false),

@@ -155,8 +155,8 @@ public final class TrainingPass {
                     ExpertKernels.backward(expertShape, weights: experts, hidden: hiddenSize, input: buffers.normedFeedForward, ldi: hiddenSize,
                                            rows: rows, dOutput: dHidden, lddo: hiddenSize, alpha: residual, dInput: dNormed, lddi: hiddenSize,
                                            scratch: .init(expertScratch, shape: expertShape, hidden: hiddenSize, rows: rows),
-                                           gradients: .init(router: gradients.gradient(of: experts.router), gateUp: gradients.gradient(of: experts.gateUp),
-                                                            down: gradients.gradient(of: experts.down)))
+                                           gradients: .init(router: gradients.gradient(of: experts.router), gateUp: gradients.gradient(of: experts.gateUp.float32),
+                                                            down: gradients.gradient(of: experts.down.float32)))
                 }
             }
             let feedForwardNorm = gradients.norm(layer.feedForwardNorm)

@@ -103,25 +103,42 @@ public final class BaseResultCache {
 
     /// The stored value for (`kind`, `key`), or `compute()`'s, which is then stored.
     func value<T>(kind: String, key: String, decode: (JSONValue) -> T?, encode: (T) -> JSONValue, compute: () throws -> T) throws -> T {
-        let url = directory.appendingPathComponent("base-\(kind)-\(key.prefix(32)).json")
-        if FileManager.default.fileExists(atPath: url.path) {
-            switch read(url, kind: kind, key: key) {
-            case .success(let payload):
-                if let value = decode(payload) {
-                    outcomes.append((kind, true))
-                    // A restored cache on a fresh clone hits every entry but had to hash the files for the keys:
-                    // remember those digests too, or every later run hashes the weights again.
-                    saveDigests()
-                    return value
-                }
-                onNotice?("cache: \(url.lastPathComponent) does not hold valid \(kind) results; recomputing")
-            case .failure(let reason):
-                onNotice?("cache: \(url.lastPathComponent) \(reason); recomputing")
-            }
-        }
+        if let value = lookup(kind: kind, key: key, decode: decode) { return value }
         let value = try compute()
+        store(kind: kind, key: key, payload: encode(value))
+        return value
+    }
+
+    private func url(kind: String, key: String) -> URL {
+        directory.appendingPathComponent("base-\(kind)-\(key.prefix(32)).json")
+    }
+
+    /// The stored value for (`kind`, `key`); nil on a miss, or (with a notice) for an entry that is corrupt,
+    /// truncated, foreign or does not decode.
+    func lookup<T>(kind: String, key: String, decode: (JSONValue) -> T?) -> T? {
+        let url = url(kind: kind, key: key)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        switch read(url, kind: kind, key: key) {
+        case .success(let payload):
+            if let value = decode(payload) {
+                outcomes.append((kind, true))
+                // A restored cache on a fresh clone hits every entry but had to hash the files for the keys:
+                // remember those digests too, or every later run hashes the weights again.
+                saveDigests()
+                return value
+            }
+            onNotice?("cache: \(url.lastPathComponent) does not hold valid \(kind) results; recomputing")
+        case .failure(let reason):
+            onNotice?("cache: \(url.lastPathComponent) \(reason); recomputing")
+        }
+        return nil
+    }
+
+    /// Stores a computed value (atomically); a folder that cannot be written gives a notice, not an error.
+    func store(kind: String, key: String, payload value: JSONValue) {
+        let url = url(kind: kind, key: key)
         outcomes.append((kind, false))
-        let payload = JSONWriter.data(encode(value))
+        let payload = JSONWriter.data(value)
         var header = JSONObject()
         header.set("format", .from(Self.format))
         header.set("kind", .string(kind))
@@ -134,7 +151,6 @@ public final class BaseResultCache {
             onNotice?("cache: cannot write \(url.path) (\((error as? LocalizedError)?.errorDescription ?? "\(error)")); continuing without it")
         }
         saveDigests()
-        return value
     }
 
     private enum ReadError: Error { case problem(String) }
@@ -228,6 +244,7 @@ extension BaseResultCache {
 
     static func encode(_ scores: [ChoiceScore]) -> JSONValue {
         .array(scores.map { .object(JSONObject(["id": .string($0.id), "loglikelihoods": .from($0.loglikelihoods)])) })
+        // The item's answer and choice lengths come from the evalset (its bytes are in the key).
     }
 
     static func decodeChoices(_ value: JSONValue, expecting items: [ChoiceItem]) -> [ChoiceScore]? {
@@ -236,7 +253,7 @@ extension BaseResultCache {
         for (element, item) in zip(array, items) {
             guard let object = element.object, object["id"]?.string == item.id, let values = doubles(object["loglikelihoods"]),
                   values.count == item.choices.count else { return nil }
-            scores.append(ChoiceScore(id: item.id, loglikelihoods: values))
+            scores.append(ChoiceScore(id: item.id, loglikelihoods: values, gold: item.answer, choiceLengths: item.choices.map { $0.unicodeScalars.count }))
         }
         return scores
     }
@@ -245,12 +262,13 @@ extension BaseResultCache {
         .array(scores.map { .object(JSONObject(["id": .string($0.id), "loglikelihood": .from($0.loglikelihood)])) })
     }
 
-    static func decodeRolling(_ value: JSONValue, expecting ids: [String]) -> [RollingScore]? {
-        guard let array = value.array, array.count == ids.count else { return nil }
+    static func decodeRolling(_ value: JSONValue, expecting texts: [TextItem]) -> [RollingScore]? {
+        guard let array = value.array, array.count == texts.count else { return nil }
         var scores: [RollingScore] = []
-        for (element, id) in zip(array, ids) {
-            guard let object = element.object, object["id"]?.string == id, let value = object["loglikelihood"]?.double else { return nil }
-            scores.append(RollingScore(id: id, loglikelihood: value))
+        for (element, text) in zip(array, texts) {
+            guard let object = element.object, object["id"]?.string == text.id, let value = object["loglikelihood"]?.double else { return nil }
+            scores.append(RollingScore(id: text.id, loglikelihood: value, words: LoglikelihoodRequests.wordCount(text.text),
+                                       bytes: LoglikelihoodRequests.byteCount(text.text)))
         }
         return scores
     }

@@ -105,24 +105,92 @@ public final class EvaluationSession: @unchecked Sendable {
     private(set) var texts: [TextItem] = []
     private(set) var suppliedAnswers: [AnswerItem] = []
     public private(set) var choiceItems: [ChoiceItem] = []
+
+    /// The ids of each evalset's items, in order.
+    func itemIds(_ scope: ContextComputation.Scope) -> [String] {
+        if let replayedItemIds { return replayedItemIds[scope] ?? [] }
+        switch scope {
+        case .prompts: return prompts.map(\.id)
+        case .pairs: return pairs.map(\.id)
+        case .texts: return texts.map(\.id)
+        case .choices: return choiceItems.map(\.id)
+        case .subject: return []
+        }
+    }
+
+    /// Items computed together, as index groups in evalset order: the scored evalsets in runs of at most one packed
+    /// scoring pass (`Scorer.defaultTokenBudget` tokens by the base's tokenizer), the prompts one by one. Every
+    /// subject scores its items group by group, and a shard owns whole groups, so each forward pass holds the same
+    /// sequences sharded or not and the numbers agree to the bit (a pass's shape decides the BLAS summation order).
+    func itemGroups(_ scope: ContextComputation.Scope) -> [[Int]] {
+        if let known = itemGroupsMemo[scope] { return known }
+        var lengths: [Int]
+        switch scope {
+        case .pairs:
+            lengths = pairs.map { pair in
+                guard let base else { return 1 }
+                return [pair.chosen, pair.rejected].map { base.tokenizer.encode(pair.prompt + $0).count }.reduce(0, +)
+            }
+        case .texts:
+            lengths = texts.map { text in base.map { $0.tokenizer.encode(text.text).count } ?? 1 }
+        case .choices:
+            // Every choice is a sequence of context + choice tokens.
+            lengths = choiceItems.map { item in
+                guard let base else { return 1 }
+                return item.choices.map { base.tokenizer.encode(item.context + item.targetDelimiter + $0).count }.reduce(0, +)
+            }
+        case .prompts, .subject:
+            lengths = []
+        }
+        var groups: [[Int]] = []
+        if lengths.isEmpty {
+            groups = itemIds(scope).indices.map { [$0] }
+        } else {
+            var tokens = 0
+            for (index, length) in lengths.enumerated() {
+                if groups.isEmpty || tokens + length > Scorer.defaultTokenBudget {
+                    groups.append([])
+                    tokens = 0
+                }
+                groups[groups.count - 1].append(index)
+                tokens += length
+            }
+        }
+        itemGroupsMemo[scope] = groups
+        return groups
+    }
+
+    /// `indices` cut along `itemGroups(scope)` (a group's indices that are in `indices`, in order).
+    func inGroups(_ scope: ContextComputation.Scope, _ indices: [Int]) -> [[Int]] {
+        let wanted = Set(indices)
+        return itemGroups(scope).map { $0.filter(wanted.contains) }.filter { !$0.isEmpty }
+    }
+
+    var promptIds: [String] { itemIds(.prompts) }
+    var pairIds: [String] { itemIds(.pairs) }
+    var textIds: [String] { itemIds(.texts) }
+    var choiceIds: [String] { itemIds(.choices) }
     public private(set) var notices: [String] = []
 
     /// The base-result cache (with `cacheDirectory`).
-    public private(set) var cache: BaseResultCache?
+    public internal(set) var cache: BaseResultCache?
     private var baseModelDigest: String?
     /// The base results this session computed (rather than read from the cache): "pairs", "texts", "answers".
-    public private(set) var baseWork: [String] = []
-    private var basePairScoresMemo: [PairScore]??
-    private var baseTextScoresMemo: [TextScore]?
-    private var baseChoiceScoresMemo: [ChoiceScore]?
-    private var baseRollingScoresMemo: [RollingScore]?
+    public internal(set) var baseWork: [String] = []
+    /// The base subject: its answers and scores are the base's side of every checkpoint's suites.
+    var baseContext: EvaluationContext?
     private var preflightMemo: PreflightAnalysis??
     /// Results about the inputs rather than one checkpoint (preflight, fused consistency), reported first.
-    private var sessionSuites: [SuiteResult] = []
-    private var evaluations: [CheckpointEvaluation] = []
+    var sessionSuites: [SuiteResult] = []
+    var evaluations: [CheckpointEvaluation] = []
+    /// `merge`: the evalsets' item ids in order, from the part files (the evalsets themselves are not read).
+    var replayedItemIds: [ContextComputation.Scope: [String]]?
+    private var itemGroupsMemo: [ContextComputation.Scope: [[Int]]] = [:]
     /// Checkpoints that could not be read (a watched folder), with why.
     private var broken: [(name: String, step: Int?, reason: String)] = []
-    private let startedAt = Date()
+    let startedAt = Date()
+    /// A merged session's timing: from the first shard's start to the last shard's end (not the merge's own).
+    var mergedTiming: (startedAt: Date, durationSeconds: Double)?
 
     /// The suites this session knows: the registry's, or more (a test, or a tool embedding the harness, can add
     /// its own conformers without touching the registry).
@@ -160,8 +228,23 @@ public final class EvaluationSession: @unchecked Sendable {
 
     // MARK: - Preparation: inputs, the base, session-level suites
 
-    /// Loads the evalsets and the base, evaluates the base, supplied answers and fused folders.
-    public func prepare() throws {
+    /// Loads the evalsets and the base, evaluates the base, supplied answers and fused folders. `base`: the
+    /// settings' base already loaded by the caller (the trainer's), used instead of mapping its files again.
+    public func prepare(base preloaded: LanguageModel? = nil) throws {
+        try loadInputs(base: preloaded)
+        if let baseContext, let evaluation = try run(baseContext, recordEmpty: false) { record(evaluation) }
+        for (name, outputs) in groupedSuppliedAnswers() {
+            let context = EvaluationContext(name: name, step: CheckpointName.step(in: name), kind: .suppliedAnswers, session: self,
+                                            suppliedAnswers: outputs)
+            if let evaluation = try run(context, recordEmpty: true) { record(evaluation) }
+        }
+        for fused in settings.fused {
+            _ = try run(try fusedContext(fused), recordEmpty: false)
+        }
+    }
+
+    /// Reads the evalsets, opens the cache and loads the base (with its context, or uses `preloaded`); runs nothing.
+    func loadInputs(base preloaded: LanguageModel? = nil) throws {
         try validateRequest()
         if let url = settings.evalsets.prompts { prompts = try EvalsetLoader.prompts(url.asFileURL) }
         if let url = settings.evalsets.pairs { pairs = try EvalsetLoader.pairs(url.asFileURL) }
@@ -175,28 +258,22 @@ public final class EvaluationSession: @unchecked Sendable {
         }
         if let baseURL = settings.base {
             report("loading base", 0, 1)
-            let model = try LanguageModel.load(folder: baseURL)
+            let model = try preloaded ?? LanguageModel.load(folder: baseURL)
             base = model
-            let context = EvaluationContext(name: CheckpointSpec.base.name, step: nil, kind: .base, session: self,
+            baseContext = EvaluationContext(name: CheckpointSpec.base.name, step: nil, kind: .base, session: self,
                                             checkpoint: LoadedCheckpoint(spec: .base, model: model, adapter: nil))
-            if let evaluation = try run(context, recordEmpty: false) { record(evaluation) }
-        }
-        for (name, outputs) in groupedSuppliedAnswers() {
-            let context = EvaluationContext(name: name, step: CheckpointName.step(in: name), kind: .suppliedAnswers, session: self,
-                                            suppliedAnswers: outputs)
-            if let evaluation = try run(context, recordEmpty: true) { record(evaluation) }
-        }
-        for fused in settings.fused {
-            let spec = try CheckpointSpec.from(path: fused.path)
-            guard case .modelFolder = spec.source else {
-                throw HarnessError.invalidCheckpoint(path: fused.path, reason: "a fused model must be a model folder with config.json")
-            }
-            let context = EvaluationContext(name: spec.name, step: spec.step, kind: .fused, session: self, fused: fused)
-            _ = try run(context, recordEmpty: false)
         }
     }
 
-    private func groupedSuppliedAnswers() -> [(String, [GoldenOutput])] {
+    func fusedContext(_ fused: SuiteConfiguration.FusedModel) throws -> EvaluationContext {
+        let spec = try CheckpointSpec.from(path: fused.path)
+        guard case .modelFolder = spec.source else {
+            throw HarnessError.invalidCheckpoint(path: fused.path, reason: "a fused model must be a model folder with config.json")
+        }
+        return EvaluationContext(name: spec.name, step: spec.step, kind: .fused, session: self, fused: fused)
+    }
+
+    func groupedSuppliedAnswers() -> [(String, [GoldenOutput])] {
         var order: [String] = []
         var groups: [String: [GoldenOutput]] = [:]
         for answer in suppliedAnswers {
@@ -211,84 +288,68 @@ public final class EvaluationSession: @unchecked Sendable {
 
     /// The base's response scores on the pairs (nil without a base or pairs).
     public func basePairScores() throws -> [PairScore]? {
-        if let basePairScoresMemo { return basePairScoresMemo }
-        var scores: [PairScore]?
-        if let base, !pairs.isEmpty, let file = settings.evalsets.pairs {
-            scores = try cached("pairs", evalset: file, encode: BaseResultCache.encode,
-                                decode: { BaseResultCache.decodePairs($0, expecting: self.pairs.map(\.id)) }) {
-                self.report("scoring pairs (base)", 0, self.pairs.count)
-                return try EvalsetScoring.scorePairs(self.pairs, model: base)
-            }
-        }
-        basePairScoresMemo = .some(scores)
-        return scores
+        try baseContext?.pairScores()
     }
 
     /// The base's per-token log-probs of the reference texts (nil without a base or texts).
     public func baseTextScores() throws -> [TextScore]? {
-        if let baseTextScoresMemo { return baseTextScoresMemo }
-        guard let base, !texts.isEmpty, let file = settings.evalsets.texts else { return nil }
-        let scores = try cached("texts", evalset: file, encode: BaseResultCache.encode,
-                                decode: { BaseResultCache.decodeTexts($0, expecting: self.texts.map(\.id)) }) {
-            try EvalsetScoring.scoreTexts(self.texts, model: base)
-        }
-        baseTextScoresMemo = scores
-        return scores
+        try baseContext?.textScores()
     }
 
     /// The base's per-choice log-likelihoods of the multiple-choice items (nil without a base or items).
     public func baseChoiceScores() throws -> [ChoiceScore]? {
-        if let baseChoiceScoresMemo { return baseChoiceScoresMemo }
-        guard let base, !choiceItems.isEmpty, let file = settings.evalsets.choices else { return nil }
-        let maxLength = settings.thresholds.choices.maxLength
-        let scores = try cached("choices", evalset: file, extra: ["max_length=\(maxLength.map(String.init) ?? "model")"],
-                                encode: BaseResultCache.encode,
-                                decode: { BaseResultCache.decodeChoices($0, expecting: self.choiceItems) }) {
-            self.report("scoring choices (base)", 0, self.choiceItems.count)
-            return try LoglikelihoodScoring.scoreChoices(self.choiceItems, model: base, maxLength: maxLength, path: file) {
-                self.report("scoring choices (base)", $0, $1)
-            }
-        }
-        baseChoiceScoresMemo = scores
-        return scores
+        try baseContext?.choiceScores()
     }
 
     /// The base's rolling log-likelihoods of the reference texts (nil without a base or texts).
     public func baseRollingScores() throws -> [RollingScore]? {
-        if let baseRollingScoresMemo { return baseRollingScoresMemo }
-        guard let base, !texts.isEmpty, let file = settings.evalsets.texts else { return nil }
-        let maxLength = settings.thresholds.perplexity.maxLength
-        let scores = try cached("rolling", evalset: file, extra: ["max_length=\(maxLength.map(String.init) ?? "model")"],
-                                encode: BaseResultCache.encode,
-                                decode: { BaseResultCache.decodeRolling($0, expecting: self.texts.map(\.id)) }) {
-            self.report("perplexity (base)", 0, self.texts.count)
-            return try LoglikelihoodScoring.scoreRolling(self.texts, model: base, maxLength: maxLength)
-        }
-        baseRollingScoresMemo = scores
-        return scores
+        try baseContext?.rollingScores()
     }
 
-    /// A base result: from the cache when it holds one for the same model, evalset content and `extra` settings,
-    /// else computed (and stored). Either way computed at most once per session by the callers' memos.
-    func cached<T>(_ kind: String, evalset: String, extra: [String] = [], encode: (T) -> JSONValue, decode: (JSONValue) -> T?,
-                   compute: () throws -> T) throws -> T {
-        guard let cache, let base else {
-            baseWork.append(kind)
-            return try compute()
-        }
+    /// The cache's key of a base result: the base model's content, the evalset's bytes and `extra` settings.
+    private func cacheKey<Value>(_ entry: BaseCacheEntry<Value>) throws -> String? {
+        try baseCacheKey(kind: entry.kind, evalset: entry.evalset, extra: entry.extra)
+    }
+
+    func baseCacheKey(kind: String, evalset: String, extra: [String]) throws -> String? {
+        guard let cache, let base else { return nil }
         if baseModelDigest == nil { baseModelDigest = try cache.modelDigest(base.folder) }
-        let key = cache.key(kind: kind, parts: ["model \(baseModelDigest!)", "evalset \(try cache.digest(ofFile: evalset.asFileURL))"] + extra)
-        return try cache.value(kind: kind, key: key, decode: decode, encode: encode) {
-            baseWork.append(kind)
-            return try compute()
+        return cache.key(kind: kind, parts: ["model \(baseModelDigest!)", "evalset \(try cache.digest(ofFile: evalset.asFileURL))"] + extra)
+    }
+
+    /// The cache keys of the base's results this session's suites use (`pairs`, `texts`, `answers`), when it has a
+    /// cache: a shard records them so that `merge` can store the merged results under them.
+    func baseCacheKeys() throws -> [String: String] {
+        var keys: [String: String] = [:]
+        let record = settings.generation.record
+        let choicesLength = "max_length=\(settings.thresholds.choices.maxLength.map(String.init) ?? "model")"
+        let rollingLength = "max_length=\(settings.thresholds.perplexity.maxLength.map(String.init) ?? "model")"
+        for (kind, evalset, extra) in [("pairs", settings.evalsets.pairs, [String]()), ("texts", settings.evalsets.texts, []),
+                                       ("answers", settings.evalsets.prompts, record.keys.sorted().map { "\($0)=\(record[$0]!)" }),
+                                       ("choices", settings.evalsets.choices, [choicesLength]),
+                                       ("rolling", settings.evalsets.texts, [rollingLength])] {
+            guard let evalset, let key = try baseCacheKey(kind: kind, evalset: evalset, extra: extra) else { continue }
+            keys[kind] = key
         }
+        return keys
+    }
+
+    /// A base result from the cache (nil without a cache or on a miss).
+    func cachedBaseResult<Value>(_ entry: BaseCacheEntry<Value>) throws -> [Value]? {
+        guard let cache, let key = try cacheKey(entry) else { return nil }
+        return cache.lookup(kind: entry.kind, key: key, decode: entry.decode)
+    }
+
+    /// Stores a base result computed whole in the cache (when there is one).
+    func storeBaseResult<Value>(_ entry: BaseCacheEntry<Value>, _ values: [Value]) {
+        guard let cache, let key = try? cacheKey(entry) else { return }
+        cache.store(kind: entry.kind, key: key, payload: entry.encode(values))
     }
 
     /// Token sequences to compare distributions on: the texts, else the pairs' chosen and rejected sequences, else
     /// the prompts (those of at least two tokens).
     public func comparisonSequences() throws -> [[Int]] {
         guard let base else { return [] }
-        if let scored = baseTextScoresMemo { return scored.map(\.ids) }
         if !texts.isEmpty { return try EvalsetScoring.tokenizeTexts(texts, model: base) }
         if !pairs.isEmpty {
             return pairs.flatMap { pair in
@@ -343,12 +404,19 @@ public final class EvaluationSession: @unchecked Sendable {
 
     /// Runs every active suite that applies to the context's subject. Returns nil when nothing ran and
     /// `recordEmpty` is false.
-    private func run(_ context: EvaluationContext, recordEmpty: Bool) throws -> CheckpointEvaluation? {
+    func run(_ context: EvaluationContext, recordEmpty: Bool) throws -> CheckpointEvaluation? {
         var evaluation = CheckpointEvaluation(summary: CheckpointSummary(name: context.name, step: context.step, passed: true),
                                               suites: [], answers: [], golden: [])
         var answerRecords: [AnswerRecord]?
         for suite in activeSuites where suite.applies(to: context.kind) {
-            guard let outcome = try suite.run(in: context) else { continue }
+            // Merging shards: a suite whose work is not per item was run whole by one shard; its result is read.
+            let replayed: SuiteRun??
+            if let replay = context.replay, case .wholeSuite = suite.sharding(on: context.kind) {
+                replayed = .some(try replay.suiteRun(suite.kind, subject: context.name))
+            } else {
+                replayed = nil
+            }
+            guard let outcome = try replayed ?? suite.run(in: context) else { continue }
             if suite.isAboutInputs {
                 sessionSuites.append(outcome.result)
                 continue
@@ -368,7 +436,7 @@ public final class EvaluationSession: @unchecked Sendable {
         return evaluation
     }
 
-    private func record(_ evaluation: CheckpointEvaluation) {
+    func record(_ evaluation: CheckpointEvaluation) {
         if let index = evaluations.firstIndex(where: { $0.summary.name == evaluation.summary.name }) {
             evaluations[index] = evaluation
         } else {
@@ -404,7 +472,8 @@ public final class EvaluationSession: @unchecked Sendable {
             reportSettings.append(("preflight", "\(preflight.verdict.rawValue): \(preflight.reasons.first ?? "")"))
         }
         return EvaluationReport(
-            title: settings.name, startedAt: startedAt, durationSeconds: Date().timeIntervalSince(startedAt), settings: reportSettings,
+            title: settings.name, startedAt: mergedTiming?.startedAt ?? startedAt,
+            durationSeconds: mergedTiming?.durationSeconds ?? Date().timeIntervalSince(startedAt), settings: reportSettings,
             suites: sessionSuites + evaluations.flatMap(\.suites), checkpoints: evaluations.map(\.summary),
             answers: evaluations.flatMap(\.answers), golden: evaluations.flatMap(\.golden))
     }

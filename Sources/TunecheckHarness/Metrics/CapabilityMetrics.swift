@@ -10,12 +10,12 @@ public struct ChoiceOutcome: Sendable, Equatable {
     public var predNorm: Int
     public var gold: Int
 
-    public init(item: ChoiceItem, score: ChoiceScore) {
-        id = item.id
+    public init(score: ChoiceScore) {
+        id = score.id
         loglikelihoods = score.loglikelihoods
         pred = Self.argmax(score.loglikelihoods)
-        predNorm = Self.argmax(zip(score.loglikelihoods, item.choices).map { $0 / Double($1.unicodeScalars.count) })
-        gold = item.answer
+        predNorm = Self.argmax(zip(score.loglikelihoods, score.choiceLengths).map { $0 / Double($1) })
+        gold = score.gold
     }
 
     public var correct: Bool { pred == gold }
@@ -115,10 +115,10 @@ public struct PerplexityFigures: Sendable, Equatable {
     public var bytePerplexity: Double
     public var bitsPerByte: Double
 
-    public init(scores: [RollingScore], texts: [TextItem]) {
+    public init(scores: [RollingScore]) {
         let loglikelihood = scores.reduce(0) { $0 + $1.loglikelihood }
-        let words = Double(texts.reduce(0) { $0 + LoglikelihoodRequests.wordCount($1.text) })
-        let bytes = Double(texts.reduce(0) { $0 + LoglikelihoodRequests.byteCount($1.text) })
+        let words = Double(scores.reduce(0) { $0 + $1.words })
+        let bytes = Double(scores.reduce(0) { $0 + $1.bytes })
         wordPerplexity = exp(-loglikelihood / words)
         bytePerplexity = exp(-loglikelihood / bytes)
         bitsPerByte = -loglikelihood / bytes / log(2.0)

@@ -165,7 +165,7 @@ public enum LoglikelihoodScoring {
         return items.map { item in
             let sums = requestIndex[cursor..<(cursor + item.choices.count)].map { index in index.map { scores[$0].reduce(0, +) } ?? 0 }
             cursor += item.choices.count
-            return ChoiceScore(id: item.id, loglikelihoods: sums)
+            return ChoiceScore(id: item.id, loglikelihoods: sums, gold: item.answer, choiceLengths: item.choices.map { $0.unicodeScalars.count })
         }
     }
 
@@ -187,29 +187,40 @@ public enum LoglikelihoodScoring {
         return zip(texts, counts).map { text, count in
             let sum = scores[cursor..<(cursor + count)].reduce(0) { $0 + $1.reduce(0, +) }
             cursor += count
-            return RollingScore(id: text.id, loglikelihood: sum)
+            return RollingScore(id: text.id, loglikelihood: sum, words: LoglikelihoodRequests.wordCount(text.text),
+                                bytes: LoglikelihoodRequests.byteCount(text.text))
         }
     }
 }
 
-/// The summed log-likelihood of each choice of one item under one model.
+/// The summed log-likelihood of each choice of one item under one model, with what the metrics need from the item
+/// (so a suite, or `merge` replaying sharded values, needs no evalset): the right answer and each choice's length in
+/// characters (Unicode scalars, Python's `len`, without the delimiter).
 public struct ChoiceScore: Sendable, Equatable {
     public var id: String
     public var loglikelihoods: [Double]
+    public var gold: Int
+    public var choiceLengths: [Int]
 
-    public init(id: String, loglikelihoods: [Double]) {
+    public init(id: String, loglikelihoods: [Double], gold: Int, choiceLengths: [Int]) {
         self.id = id
         self.loglikelihoods = loglikelihoods
+        self.gold = gold
+        self.choiceLengths = choiceLengths
     }
 }
 
-/// The summed rolling log-likelihood of one text under one model.
+/// The summed rolling log-likelihood of one text under one model, with lm-eval's word and byte counts of the text.
 public struct RollingScore: Sendable, Equatable {
     public var id: String
     public var loglikelihood: Double
+    public var words: Int
+    public var bytes: Int
 
-    public init(id: String, loglikelihood: Double) {
+    public init(id: String, loglikelihood: Double, words: Int, bytes: Int) {
         self.id = id
         self.loglikelihood = loglikelihood
+        self.words = words
+        self.bytes = bytes
     }
 }

@@ -21,25 +21,27 @@ public enum ChoicesSuite: EvaluationSuite {
 
     public static func canRun(with inputs: SuiteInputs) -> Bool { inputs.model && inputs.choices }
     public static func applies(to subject: SubjectKind) -> Bool { subject == .base || subject == .checkpoint }
+    public static func sharding(on subject: SubjectKind) -> SuiteSharding {
+        .computations(subject == .checkpoint ? [.choiceScores, .choiceScores.base] : [.choiceScores])
+    }
 
     public static func run(in context: EvaluationContext) throws -> SuiteRun? {
         guard let scores = try context.choiceScores() else { return nil }
         let baseScores = context.kind == .checkpoint ? try context.session.baseChoiceScores() : nil
-        return SuiteRun(result: run(checkpoint: context.name, items: context.session.choiceItems, scores: scores,
-                                    baseScores: baseScores, thresholds: context.thresholds.choices))
+        return SuiteRun(result: run(checkpoint: context.name, scores: scores, baseScores: baseScores, thresholds: context.thresholds.choices))
     }
 
     public static let verdictName = "verdict"
 
     /// The suite's result from per-item log-likelihoods alone (what a sharded run records and replays).
-    public static func run(checkpoint: String, items: [ChoiceItem], scores: [ChoiceScore], baseScores: [ChoiceScore]?,
+    public static func run(checkpoint: String, scores: [ChoiceScore], baseScores: [ChoiceScore]?,
                            thresholds: ChoicesThresholds) -> SuiteResult {
         let started = Date()
-        let outcomes = zip(items, scores).map { ChoiceOutcome(item: $0, score: $1) }
+        let outcomes = scores.map { ChoiceOutcome(score: $0) }
         let accuracy = ChoiceAccuracy(outcomes)
         var metrics = [Metric(.acc, accuracy.acc), Metric(.accStderr, accuracy.accStderr), Metric(.accNorm, accuracy.accNorm),
                        Metric(.accNormStderr, accuracy.accNormStderr), Metric(.items, Double(outcomes.count))]
-        let baseOutcomes = baseScores.map { zip(items, $0).map { ChoiceOutcome(item: $0, score: $1) } }
+        let baseOutcomes = baseScores.map { $0.map { ChoiceOutcome(score: $0) } }
         var verdict = CheckStatus.passed
         var itemChecks: [CheckResult] = []
         let summary = String(format: "acc %.4f ± %.4f, acc_norm %.4f ± %.4f on %d items", accuracy.acc, accuracy.accStderr,

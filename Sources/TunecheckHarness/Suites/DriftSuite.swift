@@ -13,16 +13,18 @@ public enum DriftSuite: EvaluationSuite {
 
     public static func canRun(with inputs: SuiteInputs) -> Bool { inputs.base && inputs.checkpoints && (inputs.pairs || inputs.texts) }
     public static func applies(to subject: SubjectKind) -> Bool { subject == .checkpoint }
+    public static func sharding(on subject: SubjectKind) -> SuiteSharding {
+        .computations([.pairScores, .pairScores.base, .textScores, .textScores.base, .textDistributions])
+    }
 
     public static func run(in context: EvaluationContext) throws -> SuiteRun? {
-        guard let checkpoint = context.checkpoint, let base = context.session.base else { return nil }
+        guard context.kind == .checkpoint, context.settings.base != nil else { return nil }
         let session = context.session
         let basePairs = try session.basePairScores()
         let checkpointPairs = basePairs == nil ? nil : try context.pairScores()
         var textDrift: TextDrift?
-        if let baseTexts = try session.baseTextScores(), let checkpointTexts = try context.textScores() {
-            let comparison = try DistributionComparison.compare(reference: base.decoder, candidate: checkpoint.model.decoder,
-                                                                sequences: baseTexts.map(\.ids))
+        if let baseTexts = try session.baseTextScores(), let checkpointTexts = try context.textScores(),
+           let comparison = try context.textDistributions() {
             textDrift = TextDrift(base: baseTexts, checkpoint: checkpointTexts, comparison: comparison)
         }
         return SuiteRun(result: run(checkpoint: context.name, basePairs: basePairs, checkpointPairs: checkpointPairs,

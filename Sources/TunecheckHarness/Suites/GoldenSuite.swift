@@ -93,21 +93,25 @@ public enum GoldenSuite: EvaluationSuite {
 
     public static func canRun(with inputs: SuiteInputs) -> Bool { inputs.prompts && inputs.model || inputs.answers }
     public static func applies(to subject: SubjectKind) -> Bool { subject != .fused }
+    public static func sharding(on subject: SubjectKind) -> SuiteSharding { .computations([.answers, .goldenFile]) }
 
     /// One policy for every driver: when the suites are not listed, golden runs only for subjects that have golden
     /// outputs (a run's numbered checkpoints have none; each gets a notice); a suite file that lists `golden` fails
     /// on a missing file until `--update-golden` writes it.
     public static func run(in context: EvaluationContext) throws -> SuiteRun? {
-        guard let answers = try context.answers() else { return nil }
         let settings = context.settings
+        // The golden file is read through the context (once per subject), so a sharded run records it with the
+        // subject and `merge` compares against the same file.
+        guard let answers = try context.answers() else { return nil }
+        let stored = settings.updateGolden ? nil : try context.goldenFile()
         let url = GoldenFile.url(directory: settings.goldenDirectory, suite: settings.goldenSuiteName, checkpoint: context.name)
-        if !context.session.suitesListed && !settings.updateGolden && !FileManager.default.fileExists(atPath: url.path) {
+        if !context.session.suitesListed && !settings.updateGolden && stored == nil {
             context.notice("golden: no golden outputs for '\(context.name)' (\(url.path)); not checked (list golden in the suites to require them)")
             return nil
         }
         let (result, comparisons) = try run(suiteName: settings.goldenSuiteName, checkpoint: context.name, actual: answers.outputs,
                                             settings: answers.settingsRecord, directory: settings.goldenDirectory,
-                                            update: settings.updateGolden, thresholds: context.thresholds.golden)
+                                            update: settings.updateGolden, stored: stored, thresholds: context.thresholds.golden)
         return SuiteRun(result: result, golden: comparisons)
     }
 
@@ -132,6 +136,15 @@ public enum GoldenSuite: EvaluationSuite {
 
     public static func run(suiteName: String, checkpoint: String, actual: [GoldenOutput], settings: [String: String],
                            directory: URL, update: Bool, thresholds: GoldenThresholds) throws -> (SuiteResult, [GoldenComparison]) {
+        let url = GoldenFile.url(directory: directory, suite: suiteName, checkpoint: checkpoint)
+        let stored = update || !FileManager.default.fileExists(atPath: url.path) ? nil : try GoldenFile.load(url)
+        return try run(suiteName: suiteName, checkpoint: checkpoint, actual: actual, settings: settings, directory: directory,
+                       update: update, stored: stored, thresholds: thresholds)
+    }
+
+    /// Compares `actual` with `stored` (the golden file's content, nil when there is none), or writes it (`update`).
+    static func run(suiteName: String, checkpoint: String, actual: [GoldenOutput], settings: [String: String],
+                    directory: URL, update: Bool, stored: GoldenFile?, thresholds: GoldenThresholds) throws -> (SuiteResult, [GoldenComparison]) {
         let started = Date()
         let url = GoldenFile.url(directory: directory, suite: suiteName, checkpoint: checkpoint)
         let current = GoldenFile(suite: suiteName, checkpoint: checkpoint, settings: settings, outputs: actual)
@@ -142,12 +155,11 @@ public enum GoldenSuite: EvaluationSuite {
             try current.write(to: url)
             return (result([CheckResult(name: "golden-file", status: .passed, metrics: [Metric("updated", 1)])]), [])
         }
-        guard FileManager.default.fileExists(atPath: url.path) else {
+        guard let golden = stored else {
             return (result([CheckResult(name: "golden-file", status: .failed(
                 message: "no golden outputs for '\(checkpoint)' at \(url.path); run with --update-golden to create them",
                 detail: "expected \(url.path)"))]), [])
         }
-        let golden = try GoldenFile.load(url)
         var checks: [CheckResult] = []
         var comparisons: [GoldenComparison] = []
         if golden.settings != settings {

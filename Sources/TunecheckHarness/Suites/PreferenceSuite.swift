@@ -52,6 +52,7 @@ public enum PreferenceSuite: EvaluationSuite {
 
     public static func canRun(with inputs: SuiteInputs) -> Bool { inputs.base && inputs.checkpoints && inputs.pairs }
     public static func applies(to subject: SubjectKind) -> Bool { subject == .checkpoint }
+    public static func sharding(on subject: SubjectKind) -> SuiteSharding { .computations([.pairScores, .pairScores.base]) }
 
     public static func run(in context: EvaluationContext) throws -> SuiteRun? {
         guard let reference = try context.session.basePairScores(), let policy = try context.pairScores() else { return nil }

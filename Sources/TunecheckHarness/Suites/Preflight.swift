@@ -135,6 +135,7 @@ public enum PreflightSuite: EvaluationSuite {
 
     public static func canRun(with inputs: SuiteInputs) -> Bool { inputs.base && inputs.pairs }
     public static func applies(to subject: SubjectKind) -> Bool { subject == .base }
+    public static func sharding(on subject: SubjectKind) -> SuiteSharding { .computations([.pairScores]) }
 
     public static func run(in context: EvaluationContext) throws -> SuiteRun? {
         guard let scores = try context.session.basePairScores(), let analysis = try context.session.preflight() else { return nil }

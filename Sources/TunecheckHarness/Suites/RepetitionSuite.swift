@@ -13,6 +13,7 @@ public enum RepetitionSuite: EvaluationSuite {
 
     public static func canRun(with inputs: SuiteInputs) -> Bool { inputs.prompts && inputs.model || inputs.answers }
     public static func applies(to subject: SubjectKind) -> Bool { subject != .fused }
+    public static func sharding(on subject: SubjectKind) -> SuiteSharding { .computations([.answers]) }
 
     public static func run(in context: EvaluationContext) throws -> SuiteRun? {
         guard let answers = try context.answers() else { return nil }

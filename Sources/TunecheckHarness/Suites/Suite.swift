@@ -37,6 +37,9 @@ public struct SuiteInputs: Sendable, Equatable {
 /// scores, the loaded checkpoint) it asks the `EvaluationContext` for, which computes each thing once.
 ///
 /// Adding a suite: one file with a conformer (and its `SuiteKind` constant), plus its line in `SuiteRegistry.all`.
+/// For sharded runs, declare `sharding(on:)`: the per-item computations it reads from the context (a new memoized
+/// computation adds its accessor and `ContextComputation` constant, see there); without it the suite runs whole on
+/// one shard, which is correct but does not split its work.
 public protocol EvaluationSuite {
     /// Its name in suite files, `--suites` and reports.
     static var kind: SuiteKind { get }
@@ -54,10 +57,16 @@ public protocol EvaluationSuite {
     /// Runs on one subject; nil when there is nothing to judge for this subject (with a notice in the context
     /// when the user should know why).
     static func run(in context: EvaluationContext) throws -> SuiteRun?
+    /// How a sharded run (`eval --shard I/N`) divides its work on this kind of subject: the context computations
+    /// it reads (split by item across shards, the suite then run by `merge` on the merged values), or
+    /// `.wholeSuite` (the default: one shard runs it and records its result). See `ContextComputation` for adding a
+    /// computation.
+    static func sharding(on subject: SubjectKind) -> SuiteSharding
 }
 
 extension EvaluationSuite {
     public static var isAboutInputs: Bool { false }
+    public static func sharding(on subject: SubjectKind) -> SuiteSharding { .wholeSuite }
 }
 
 /// One suite's outcome on one subject, with what it adds to the report beside its checks.

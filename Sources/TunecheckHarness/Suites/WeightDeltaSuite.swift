@@ -26,7 +26,9 @@ public enum WeightDeltaSuite: EvaluationSuite {
                                checks: [CheckResult(name: "relative-delta", status: .skipped(reason: "the base model has no delta"))])
         case .adapter:
             guard let adapter = checkpoint.adapter else { throw HarnessError.missingInput("adapter checkpoint without an adapter") }
-            report = try WeightDelta.adapterDelta(baseFolder: base.folder, adapter: adapter, thresholds: limits)
+            // The checkpoint's model is the session's base with this adapter attached: its delta needs no second
+            // mapping of the base (at 3B that would double the resident set).
+            report = WeightDelta.adapterDelta(attached: checkpoint.model.decoder, baseFolder: base.folder, adapter: adapter, thresholds: limits)
         case .modelFolder(let url):
             do {
                 report = try WeightDelta.modelDelta(baseFolder: base.folder, otherFolder: url, thresholds: limits)
