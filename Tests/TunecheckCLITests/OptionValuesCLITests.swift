@@ -28,6 +28,6 @@ struct OptionValuesCLITests {
         let help = result.standardOutput.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
         #expect(help.contains("(values: junit, json, html)"), "\(help)")
         #expect(help.contains("(values: none, auto)"))
-        #expect(help.contains("weight-delta, golden, fused-consistency"))
+        #expect(help.contains("weight-delta, choices, perplexity, golden, fused-consistency"))
     }
 }

@@ -18,7 +18,7 @@ struct ShardCLITests {
     /// A few lines of the demo evalsets, supplied answers, a fused folder and a suite file naming them all.
     static func workspace(_ folder: URL) throws -> URL {
         for (name, source, lines) in [("prompts.jsonl", "prompts.jsonl", 3), ("pairs.jsonl", "pairs.heldout.jsonl", 6),
-                                      ("texts.jsonl", "texts.jsonl", 4)] {
+                                      ("texts.jsonl", "texts.jsonl", 4), ("choices.jsonl", "choices.jsonl", 12)] {
             let text = try String(contentsOf: root.appendingPathComponent("evalsets/demo/\(source)"), encoding: .utf8)
             try (text.split(separator: "\n").prefix(lines).joined(separator: "\n") + "\n")
                 .write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
@@ -38,8 +38,8 @@ struct ShardCLITests {
             "  - '\(root.path)/Tests/Fixtures/runs/tunecheck-lr1e-4/*_adapters.safetensors'",
             "  - \(root.path)/Tests/Fixtures/demo/collapsed-adapter",
             "fused: [{path: fused, adapter: \(healthy.path)}]",
-            "evalsets: {prompts: prompts.jsonl, pairs: pairs.jsonl, texts: texts.jsonl, answers: answers.jsonl}",
-            "suites: [preflight, repetition, preference, drift, weight-delta, golden, fused-consistency]",
+            "evalsets: {prompts: prompts.jsonl, pairs: pairs.jsonl, texts: texts.jsonl, answers: answers.jsonl, choices: choices.jsonl}",
+            "suites: [preflight, repetition, preference, drift, weight-delta, choices, perplexity, golden, fused-consistency]",
             "generation: {max_tokens: 8}",
             "golden_dir: golden",
         ], to: suite)
@@ -74,7 +74,7 @@ struct ShardCLITests {
         #expect(unsharded.status == 1, "\(unsharded.standardError)")
         let expected = try Self.report(full)
         let kinds = Set(expected.object?["suites"]?.array?.compactMap { $0.object?["kind"]?.string } ?? [])
-        #expect(kinds == ["preflight", "repetition", "preference", "drift", "weight-delta", "golden", "fused-consistency"])
+        #expect(kinds == ["preflight", "repetition", "preference", "drift", "weight-delta", "choices", "perplexity", "golden", "fused-consistency"])
         let junit = try Self.withoutTimes(full.appendingPathComponent("junit.xml"))
         #expect(junit.contains("output differs from golden") && junit.contains("no golden outputs for"), "golden passes, differs, is missing")
 

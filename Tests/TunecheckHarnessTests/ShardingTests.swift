@@ -26,10 +26,10 @@ import TunecheckTestSupport
         var golden: URL { folder.appendingPathComponent("golden") }
         func file(_ name: String) -> URL { folder.appendingPathComponent(name) }
 
-        init(prompts: Int = 3, pairs: Int = 6, texts: Int = 4, fuse: Bool = true) throws {
+        init(prompts: Int = 3, pairs: Int = 6, texts: Int = 4, choices: Int = 12, fuse: Bool = true) throws {
             folder = try TestPaths.temporaryDirectory("shards")
             for (name, source, lines) in [("prompts.jsonl", "prompts.jsonl", prompts), ("pairs.jsonl", "pairs.heldout.jsonl", pairs),
-                                          ("texts.jsonl", "texts.jsonl", texts)] {
+                                          ("texts.jsonl", "texts.jsonl", texts), ("choices.jsonl", "choices.jsonl", choices)] {
                 let text = try String(contentsOf: ShardingTests.root.appendingPathComponent("evalsets/demo/\(source)"), encoding: .utf8)
                 try (text.split(separator: "\n").prefix(lines).joined(separator: "\n") + "\n").write(to: file(name), atomically: true, encoding: .utf8)
             }
@@ -47,7 +47,8 @@ import TunecheckTestSupport
             settings.name = "sharding"
             settings.base = model
             settings.evalsets = SuiteConfiguration.Evalsets(prompts: file("prompts.jsonl").path, pairs: file("pairs.jsonl").path,
-                                                            texts: file("texts.jsonl").path, answers: allSuites ? file("answers.jsonl").path : nil)
+                                                            texts: file("texts.jsonl").path, answers: allSuites ? file("answers.jsonl").path : nil,
+                                                            choices: allSuites ? file("choices.jsonl").path : nil)
             settings.checkpoints = (try? CheckpointSpec.resolve([
                 ShardingTests.root.appendingPathComponent("Tests/Fixtures/runs/tunecheck-lr1e-4").path + "/*_adapters.safetensors",
                 collapsed.path])) ?? []

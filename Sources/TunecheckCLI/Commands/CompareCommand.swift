@@ -46,6 +46,7 @@ struct CompareCommand: ParsableCommand {
         settings.evalsets.pairs = nil
         settings.evalsets.texts = nil
         settings.evalsets.answers = nil
+        settings.evalsets.choices = nil
         let session = EvaluationSession(settings: settings)
         try session.prepare()
         try session.evaluateAll()

@@ -26,7 +26,10 @@ struct EvalCommand: ParsableCommand {
         --suites / the suite file), compares against golden outputs, writes JUnit, JSON and HTML reports and \
         exits 1 when a check fails (2 for bad input).
 
-        Without a suite file, the evalsets come from --prompts, --pairs, --texts and --answers. --answers \
+        Without a suite file, the evalsets come from --prompts, --pairs, --texts, --choices and --answers. --choices \
+        (lines {"id", "context", "choices": [...], "answer": INDEX, "target_delimiter"?}) runs the choices suite: \
+        lm-eval's multiple-choice acc/acc_norm, and against the base a paired difference with an exact McNemar test; \
+        --texts also runs the perplexity suite (lm-eval's rolling word/byte perplexity, bits per byte). --answers \
         (lines {"id", "prompt", "answer", "checkpoint"?}) runs the text-only suites on answers produced elsewhere, \
         with no model. --fused DIR is checked against the adapter given with --checkpoint when exactly one is given.
 
@@ -44,6 +47,8 @@ struct EvalCommand: ParsableCommand {
           tunecheck eval --base models/tiny-default --checkpoint run/adapters/0000100_adapters.safetensors \\
               --prompts evalsets/default/prompts.jsonl --pairs evalsets/default/pairs.jsonl --report-dir out
           tunecheck eval --answers answers.jsonl --golden-dir golden
+          tunecheck eval --base models/demo-base --checkpoint run/0000010_adapters.safetensors \\
+              --choices evalsets/demo/choices.jsonl --texts evalsets/demo/texts.jsonl --suites choices,perplexity
         """
     )
 
@@ -60,6 +65,9 @@ struct EvalCommand: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Reference texts (JSONL {\"id\", \"text\"}).", valueName: "file"))
     var texts: String?
+
+    @Option(name: .long, help: ArgumentHelp("Multiple-choice items (JSONL {\"id\", \"context\", \"choices\", \"answer\", \"target_delimiter\"?}).", valueName: "file"))
+    var choices: String?
 
     @Option(name: .long, help: ArgumentHelp("Answers produced elsewhere (JSONL {\"id\", \"prompt\", \"answer\", \"checkpoint\"?}).", valueName: "file"))
     var answers: String?
@@ -98,6 +106,7 @@ struct EvalCommand: ParsableCommand {
         if let pairs { configuration.evalsets.pairs = pairs }
         if let texts { configuration.evalsets.texts = texts }
         if let answers { configuration.evalsets.answers = answers }
+        if let choices { configuration.evalsets.choices = choices }
         if let suites { configuration.suites = suites.values }
         if let goldenDir { configuration.goldenDir = goldenDir }
         if let beta { configuration.thresholds.preference.beta = beta }

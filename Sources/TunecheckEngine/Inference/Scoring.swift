@@ -17,6 +17,15 @@ public final class Scorer {
     /// The default `tokenBudget`.
     public static let defaultTokenBudget = 2048
 
+    /// This scorer's forward state (for the scoring variants in other files).
+    var forwardContext: ForwardContext { context }
+
+    /// `count` single-threaded scorers for data-parallel passes, made on first use.
+    func tailWorkers(_ count: Int) -> [Scorer] {
+        while workers.count < count { workers.append(Scorer(model: model, tokenBudget: tokenBudget, threads: 1)) }
+        return Array(workers.prefix(count))
+    }
+
     /// `threads` defaults to the cores this process may use (`MatrixVectorKernels.threads`).
     public init(model: DecoderModel, tokenBudget: Int = Scorer.defaultTokenBudget, threads: Int? = nil) {
         self.model = model

@@ -51,6 +51,30 @@ public struct MetricName: RawRepresentable, Hashable, Sendable, Comparable, Cust
     public static let textKLMean = MetricName("text_kl_mean")
     public static let textSameTop = MetricName("text_same_top")
 
+    // Multiple choice (lm-eval's names) and the paired comparison with the base.
+    public static let acc = MetricName("acc")
+    public static let accStderr = MetricName("acc_stderr")
+    public static let accNorm = MetricName("acc_norm")
+    public static let accNormStderr = MetricName("acc_norm_stderr")
+    public static let accBase = MetricName("acc_base")
+    public static let accNormBase = MetricName("acc_norm_base")
+    public static let accDifference = MetricName("acc_difference")
+    public static let accDifferenceLow = MetricName("acc_difference_low")
+    public static let accDifferenceHigh = MetricName("acc_difference_high")
+    public static let mcnemarP = MetricName("mcnemar_p")
+    public static let lostItems = MetricName("lost_items")
+    public static let gainedItems = MetricName("gained_items")
+    public static let items = MetricName("items")
+
+    // Perplexity (lm-eval's names), and each one's ratio to the base's.
+    public static let wordPerplexity = MetricName("word_perplexity")
+    public static let bytePerplexity = MetricName("byte_perplexity")
+    public static let bitsPerByte = MetricName("bits_per_byte")
+    public static let wordPerplexityRatio = MetricName("word_perplexity_ratio")
+    public static let bytePerplexityRatio = MetricName("byte_perplexity_ratio")
+    public static let bitsPerByteRatio = MetricName("bits_per_byte_ratio")
+    public static let loglikelihood = MetricName("loglikelihood")
+
     // Golden and fused consistency.
     public static let meanSimilarity = MetricName("mean_similarity")
     public static let maxAbsDiff = MetricName("max_abs_diff")
@@ -61,7 +85,8 @@ public struct MetricName: RawRepresentable, Hashable, Sendable, Comparable, Cust
         .rewardsAccuracies: .higher, .rewardsMargins: .higher, .rewardsChosen: .higher, .rawAccuracySum: .higher,
         .rawAccuracyMean: .higher, .loss: .lower, .relativeDelta: .lower, .maxRepetitionScore: .lower,
         .meanRepetitionScore: .lower, .textKLMean: .lower, .textLogprobChange: .higher, .gapSumCheckpoint: .higher,
-        .gapMeanCheckpoint: .higher, .meanSimilarity: .higher,
+        .gapMeanCheckpoint: .higher, .meanSimilarity: .higher, .acc: .higher, .accNorm: .higher, .accDifference: .higher,
+        .wordPerplexity: .lower, .bytePerplexity: .lower, .bitsPerByte: .lower, .wordPerplexityRatio: .lower,
     ]
 }
 

@@ -22,6 +22,27 @@ public struct TextItem: Sendable, Equatable {
     public var text: String
 }
 
+/// A multiple-choice item: `{"id", "context", "choices": ["...", ...], "answer": INDEX, "target_delimiter"?}`, scored
+/// as lm-eval's `multiple_choice` output type: each choice is the continuation `targetDelimiter + choice` after
+/// `context` (see `LoglikelihoodRequests`).
+public struct ChoiceItem: Sendable, Equatable {
+    public var id: String
+    public var context: String
+    public var choices: [String]
+    /// Index of the right choice.
+    public var answer: Int
+    /// Put between the context and each choice; lm-eval's default is one space.
+    public var targetDelimiter: String
+
+    public init(id: String, context: String, choices: [String], answer: Int, targetDelimiter: String = " ") {
+        self.id = id
+        self.context = context
+        self.choices = choices
+        self.answer = answer
+        self.targetDelimiter = targetDelimiter
+    }
+}
+
 /// An answer produced elsewhere (mlx_lm, vLLM, an API): `{"id", "prompt", "answer", "checkpoint"?}`.
 public struct AnswerItem: Sendable, Equatable {
     public var id: String
@@ -50,6 +71,36 @@ public enum EvalsetLoader {
         }
     }
 
+    /// Multiple-choice items. Every problem names the file and line: a missing or non-string context, choices that
+    /// are missing, not a list, empty or hold a non-string, a missing or non-integer answer, an answer index out of
+    /// range, a non-string target delimiter.
+    public static func choices(_ url: URL) throws -> [ChoiceItem] {
+        try load(url, required: ["context"]) { id, record -> ChoiceItem in
+            func fail(_ reason: String) -> HarnessError { .invalidEvalset(path: url.path, line: record.line, reason: reason) }
+            guard let value = record.fields["choices"] else { throw fail("missing \"choices\"") }
+            guard let list = value.array else { throw fail("\"choices\" must be a list of strings") }
+            guard !list.isEmpty else { throw fail("\"choices\" is empty: an item needs at least one choice") }
+            var choices: [String] = []
+            for (index, element) in list.enumerated() {
+                guard let text = element.string else { throw fail("choice \(index) is not a string (\"choices\" must be a list of strings)") }
+                choices.append(text)
+            }
+            guard let answerValue = record.fields["answer"], !answerValue.isNull else { throw fail("missing \"answer\" (the index of the right choice)") }
+            guard case .number(let number, true) = answerValue, let answer = Int(exactly: number) else {
+                throw fail("\"answer\" must be an integer index into \"choices\"")
+            }
+            guard choices.indices.contains(answer) else {
+                throw fail("\"answer\" \(answer) is out of range: \(choices.count) choice(s), indices 0...\(choices.count - 1)")
+            }
+            var delimiter = " "
+            if let value = record.fields["target_delimiter"], !value.isNull {
+                guard let text = value.string else { throw fail("\"target_delimiter\" must be a string") }
+                delimiter = text
+            }
+            return ChoiceItem(id: id, context: record.string("context")!, choices: choices, answer: answer, targetDelimiter: delimiter)
+        }
+    }
+
     public static func answers(_ url: URL) throws -> [AnswerItem] {
         try load(url, required: ["prompt", "answer"], uniqueIdsPerField: "checkpoint") { id, record in
             AnswerItem(id: id, prompt: record.string("prompt")!, answer: record.string("answer")!, checkpoint: record.string("checkpoint"))
@@ -59,7 +110,7 @@ public enum EvalsetLoader {
     /// Reads records, checks that every `required` field is a string and that ids are unique (per value of
     /// `uniqueIdsPerField` when given: the same prompt id may appear once per checkpoint).
     static func load<Item>(_ url: URL, required: [String], uniqueIdsPerField: String? = nil,
-                           _ make: (String, JSONLRecord) -> Item) throws -> [Item] {
+                           _ make: (String, JSONLRecord) throws -> Item) throws -> [Item] {
         let records: [JSONLRecord]
         do { records = try JSONLines.read(url) } catch let error as JSONLinesError {
             switch error {
@@ -92,7 +143,7 @@ public enum EvalsetLoader {
                 throw HarnessError.invalidEvalset(path: url.path, line: record.line, reason: "duplicate id \"\(id)\" (first on line \(first))")
             }
             seen[key] = record.line
-            items.append(make(id, record))
+            items.append(try make(id, record))
         }
         return items
     }

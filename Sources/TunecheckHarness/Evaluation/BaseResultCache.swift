@@ -242,6 +242,37 @@ extension BaseResultCache {
         return outputs
     }
 
+    static func encode(_ scores: [ChoiceScore]) -> JSONValue {
+        .array(scores.map { .object(JSONObject(["id": .string($0.id), "loglikelihoods": .from($0.loglikelihoods)])) })
+        // The item's answer and choice lengths come from the evalset (its bytes are in the key).
+    }
+
+    static func decodeChoices(_ value: JSONValue, expecting items: [ChoiceItem]) -> [ChoiceScore]? {
+        guard let array = value.array, array.count == items.count else { return nil }
+        var scores: [ChoiceScore] = []
+        for (element, item) in zip(array, items) {
+            guard let object = element.object, object["id"]?.string == item.id, let values = doubles(object["loglikelihoods"]),
+                  values.count == item.choices.count else { return nil }
+            scores.append(ChoiceScore(id: item.id, loglikelihoods: values, gold: item.answer, choiceLengths: item.choices.map { $0.unicodeScalars.count }))
+        }
+        return scores
+    }
+
+    static func encode(_ scores: [RollingScore]) -> JSONValue {
+        .array(scores.map { .object(JSONObject(["id": .string($0.id), "loglikelihood": .from($0.loglikelihood)])) })
+    }
+
+    static func decodeRolling(_ value: JSONValue, expecting texts: [TextItem]) -> [RollingScore]? {
+        guard let array = value.array, array.count == texts.count else { return nil }
+        var scores: [RollingScore] = []
+        for (element, text) in zip(array, texts) {
+            guard let object = element.object, object["id"]?.string == text.id, let value = object["loglikelihood"]?.double else { return nil }
+            scores.append(RollingScore(id: text.id, loglikelihood: value, words: LoglikelihoodRequests.wordCount(text.text),
+                                       bytes: LoglikelihoodRequests.byteCount(text.text)))
+        }
+        return scores
+    }
+
     private static func doubles(_ value: JSONValue?) -> [Double]? {
         guard let array = value?.array else { return nil }
         let numbers = array.compactMap(\.double)

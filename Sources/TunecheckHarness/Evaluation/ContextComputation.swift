@@ -20,7 +20,7 @@ import TunecheckJSON
 public struct ContextComputation: Sendable, Hashable {
     /// Which evalset's items the values are per, or `.subject` for one value per subject.
     public enum Scope: String, Sendable, Hashable, CaseIterable {
-        case prompts, pairs, texts, subject
+        case prompts, pairs, texts, choices, subject
     }
 
     /// The key in part files (`answers`, `pair-scores`, …); unique.
@@ -63,6 +63,10 @@ extension ContextComputation {
     public static let textScores = ContextComputation(name: "text-scores", scope: .texts) { _ = try $0.textScores() }
     /// Per-token KL(base ‖ subject) and top-token agreement on the reference texts, per text.
     public static let textDistributions = ContextComputation(name: "text-distributions", scope: .texts) { _ = try $0.textDistributions() }
+    /// Summed log-likelihood of each choice of the multiple-choice items (lm-eval's requests), per item.
+    public static let choiceScores = ContextComputation(name: "choice-scores", scope: .choices) { _ = try $0.choiceScores() }
+    /// Summed rolling-window log-likelihood of the reference texts (lm-eval's perplexity), per text.
+    public static let rollingScores = ContextComputation(name: "rolling-scores", scope: .texts) { _ = try $0.rollingScores() }
     /// The subject's golden file (or that it has none), once per subject.
     public static let goldenFile = ContextComputation(name: "golden-file", scope: .subject) { _ = try $0.goldenFile() }
 }

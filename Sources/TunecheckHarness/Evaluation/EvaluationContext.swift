@@ -254,6 +254,49 @@ public final class EvaluationContext {
         if let recorder, recordsSubjectValues { recorder.values[computation.name] = codec.encode(value) }
         return value
     }
+
+    /// The subject's summed log-likelihood of every choice of every multiple-choice item, lm-eval's way (nil without
+    /// items or a model), scored group by group (`session.itemGroups(.choices)`, so sharded runs pack the same passes).
+    public func choiceScores() throws -> [ChoiceScore]? {
+        guard isModel, !session.choiceIds.isEmpty, let file = settings.evalsets.choices else { return nil }
+        let maxLength = thresholds.choices.maxLength
+        var entry: BaseCacheEntry<ChoiceScore>?
+        if kind == .base {
+            let items = session.choiceItems
+            entry = BaseCacheEntry(kind: "choices", evalset: file, extra: ["max_length=\(maxLength.map(String.init) ?? "model")"],
+                                   encode: BaseResultCache.encode, decode: { BaseResultCache.decodeChoices($0, expecting: items) })
+        }
+        return try perItem(.choiceScores, ids: session.choiceIds, codec: .choiceScore, cache: entry) { indices in
+            let model = try self.model()
+            var done = 0
+            return try self.session.inGroups(.choices, indices).flatMap { group -> [ChoiceScore] in
+                self.session.report("scoring choices (\(self.name))", done, indices.count)
+                done += group.count
+                return try LoglikelihoodScoring.scoreChoices(group.map { self.session.choiceItems[$0] }, model: model,
+                                                             maxLength: maxLength, path: file, groupSize: Int.max)
+            }
+        }
+    }
+
+    /// The subject's summed rolling-window log-likelihood of every reference text, lm-eval's way (nil without texts
+    /// or a model).
+    public func rollingScores() throws -> [RollingScore]? {
+        guard isModel, !session.textIds.isEmpty, let file = settings.evalsets.texts else { return nil }
+        let maxLength = thresholds.perplexity.maxLength
+        var entry: BaseCacheEntry<RollingScore>?
+        if kind == .base {
+            let texts = session.texts
+            entry = BaseCacheEntry(kind: "rolling", evalset: file, extra: ["max_length=\(maxLength.map(String.init) ?? "model")"],
+                                   encode: BaseResultCache.encode, decode: { BaseResultCache.decodeRolling($0, expecting: texts) })
+        }
+        return try perItem(.rollingScores, ids: session.textIds, codec: .rollingScore, cache: entry) { indices in
+            self.session.report("perplexity (\(self.name))", 0, indices.count)
+            let model = try self.model()
+            return try self.session.inGroups(.texts, indices).flatMap { group in
+                try LoglikelihoodScoring.scoreRolling(group.map { self.session.texts[$0] }, model: model, maxLength: maxLength)
+            }
+        }
+    }
 }
 
 /// One text's distribution comparison: per position, KL(base ‖ subject) and whether the top tokens agree.

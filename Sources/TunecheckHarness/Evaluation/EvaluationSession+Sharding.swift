@@ -81,13 +81,16 @@ extension EvaluationSession {
             case .prompts: return tokens(prompts[index].prompt)
             case .pairs: return tokens(pairs[index].prompt + pairs[index].chosen) + tokens(pairs[index].prompt + pairs[index].rejected)
             case .texts: return tokens(texts[index].text)
+            case .choices:
+                let item = choiceItems[index]
+                return item.choices.map { tokens(item.context + item.targetDelimiter + $0) }.reduce(0, +)
             case .subject: return 1
             }
         }
         var units: [WorkUnit] = []
         for (subjectIndex, subject) in subjects.enumerated() {
             var itemWeights: [Double] = []
-            for scope in [ContextComputation.Scope.prompts, .pairs, .texts] {
+            for scope in [ContextComputation.Scope.prompts, .pairs, .texts, .choices] {
                 let computations = subject.perItem.filter { $0.scope == scope }
                 guard !computations.isEmpty else { continue }
                 let ids = itemIds(scope)
@@ -132,7 +135,7 @@ extension EvaluationSession {
             let context = try context(for: subject)
             let recorder = SubjectRecord()
             context.recorder = recorder
-            for scope in [ContextComputation.Scope.prompts, .pairs, .texts] {
+            for scope in [ContextComputation.Scope.prompts, .pairs, .texts, .choices] {
                 let ids = Set(owned.filter { $0.scope == scope }.flatMap(\.items))
                 guard !ids.isEmpty else { continue }
                 context.restriction = [scope: ids]
@@ -158,7 +161,7 @@ extension EvaluationSession {
         payload.set("settings_hash", .string(hash))
         payload.set("settings", try SessionSettingsCoding.encode(settings))
         var items = JSONObject()
-        for scope in [ContextComputation.Scope.prompts, .pairs, .texts] {
+        for scope in [ContextComputation.Scope.prompts, .pairs, .texts, .choices] {
             items.set(scope.rawValue, .array(itemIds(scope).map { .string($0) }))
         }
         payload.set("items", .object(items))
@@ -206,7 +209,7 @@ extension EvaluationSession {
         let settings = try SessionSettingsCoding.decode(settingsValue, path: first.path)
         let session = EvaluationSession(settings: settings, reports: reports, registry: registry)
         var itemIds: [ContextComputation.Scope: [String]] = [:]
-        for scope in [ContextComputation.Scope.prompts, .pairs, .texts] {
+        for scope in [ContextComputation.Scope.prompts, .pairs, .texts, .choices] {
             guard let ids = payload["items"]?.object?[scope.rawValue]?.array?.compactMap(\.string) else {
                 throw corrupt(first, "no \(scope.rawValue) ids")
             }

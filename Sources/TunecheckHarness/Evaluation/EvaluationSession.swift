@@ -50,6 +50,7 @@ public struct SessionSettings: Sendable {
         inputs.pairs = evalsets.pairs != nil
         inputs.texts = evalsets.texts != nil
         inputs.answers = evalsets.answers != nil
+        inputs.choices = evalsets.choices != nil
         inputs.fusedWithAdapter = fused.contains { $0.adapter != nil }
         return inputs
     }
@@ -103,6 +104,7 @@ public final class EvaluationSession: @unchecked Sendable {
     private(set) var pairs: [PairItem] = []
     private(set) var texts: [TextItem] = []
     private(set) var suppliedAnswers: [AnswerItem] = []
+    public private(set) var choiceItems: [ChoiceItem] = []
 
     /// The ids of each evalset's items, in order.
     func itemIds(_ scope: ContextComputation.Scope) -> [String] {
@@ -111,6 +113,7 @@ public final class EvaluationSession: @unchecked Sendable {
         case .prompts: return prompts.map(\.id)
         case .pairs: return pairs.map(\.id)
         case .texts: return texts.map(\.id)
+        case .choices: return choiceItems.map(\.id)
         case .subject: return []
         }
     }
@@ -130,6 +133,12 @@ public final class EvaluationSession: @unchecked Sendable {
             }
         case .texts:
             lengths = texts.map { text in base.map { $0.tokenizer.encode(text.text).count } ?? 1 }
+        case .choices:
+            // Every choice is a sequence of context + choice tokens.
+            lengths = choiceItems.map { item in
+                guard let base else { return 1 }
+                return item.choices.map { base.tokenizer.encode(item.context + item.targetDelimiter + $0).count }.reduce(0, +)
+            }
         case .prompts, .subject:
             lengths = []
         }
@@ -160,6 +169,7 @@ public final class EvaluationSession: @unchecked Sendable {
     var promptIds: [String] { itemIds(.prompts) }
     var pairIds: [String] { itemIds(.pairs) }
     var textIds: [String] { itemIds(.texts) }
+    var choiceIds: [String] { itemIds(.choices) }
     public private(set) var notices: [String] = []
 
     /// The base-result cache (with `cacheDirectory`).
@@ -240,6 +250,7 @@ public final class EvaluationSession: @unchecked Sendable {
         if let url = settings.evalsets.pairs { pairs = try EvalsetLoader.pairs(url.asFileURL) }
         if let url = settings.evalsets.texts { texts = try EvalsetLoader.texts(url.asFileURL) }
         if let url = settings.evalsets.answers { suppliedAnswers = try EvalsetLoader.answers(url.asFileURL) }
+        if let url = settings.evalsets.choices { choiceItems = try EvalsetLoader.choices(url.asFileURL) }
         if let directory = settings.cacheDirectory {
             let cache = try BaseResultCache(directory: directory)
             cache.onNotice = { [weak self] in self?.notice($0) }
@@ -285,6 +296,16 @@ public final class EvaluationSession: @unchecked Sendable {
         try baseContext?.textScores()
     }
 
+    /// The base's per-choice log-likelihoods of the multiple-choice items (nil without a base or items).
+    public func baseChoiceScores() throws -> [ChoiceScore]? {
+        try baseContext?.choiceScores()
+    }
+
+    /// The base's rolling log-likelihoods of the reference texts (nil without a base or texts).
+    public func baseRollingScores() throws -> [RollingScore]? {
+        try baseContext?.rollingScores()
+    }
+
     /// The cache's key of a base result: the base model's content, the evalset's bytes and `extra` settings.
     private func cacheKey<Value>(_ entry: BaseCacheEntry<Value>) throws -> String? {
         try baseCacheKey(kind: entry.kind, evalset: entry.evalset, extra: entry.extra)
@@ -301,8 +322,12 @@ public final class EvaluationSession: @unchecked Sendable {
     func baseCacheKeys() throws -> [String: String] {
         var keys: [String: String] = [:]
         let record = settings.generation.record
+        let choicesLength = "max_length=\(settings.thresholds.choices.maxLength.map(String.init) ?? "model")"
+        let rollingLength = "max_length=\(settings.thresholds.perplexity.maxLength.map(String.init) ?? "model")"
         for (kind, evalset, extra) in [("pairs", settings.evalsets.pairs, [String]()), ("texts", settings.evalsets.texts, []),
-                                       ("answers", settings.evalsets.prompts, record.keys.sorted().map { "\($0)=\(record[$0]!)" })] {
+                                       ("answers", settings.evalsets.prompts, record.keys.sorted().map { "\($0)=\(record[$0]!)" }),
+                                       ("choices", settings.evalsets.choices, [choicesLength]),
+                                       ("rolling", settings.evalsets.texts, [rollingLength])] {
             guard let evalset, let key = try baseCacheKey(kind: kind, evalset: evalset, extra: extra) else { continue }
             keys[kind] = key
         }
@@ -436,7 +461,8 @@ public final class EvaluationSession: @unchecked Sendable {
         var reportSettings: [(key: String, value: String)] = []
         if let baseURL = settings.base { reportSettings.append(("base", baseURL.path)) }
         for (key, value) in [("prompts", settings.evalsets.prompts), ("pairs", settings.evalsets.pairs),
-                             ("texts", settings.evalsets.texts), ("answers", settings.evalsets.answers)] {
+                             ("texts", settings.evalsets.texts), ("answers", settings.evalsets.answers),
+                             ("choices", settings.evalsets.choices)] {
             if let value { reportSettings.append((key, value)) }
         }
         reportSettings.append(("max_tokens", "\(settings.generation.maxTokens)"))
@@ -541,7 +567,8 @@ extension CheckpointSummary {
         }
         self.init(name: name, step: step, preferenceAccuracy: metric(.rewardsAccuracies, in: .preference),
                   meanMargin: metric(.rewardsMargins, in: .preference), repetitionScore: metric(.maxRepetitionScore, in: .repetition),
-                  relativeWeightDelta: metric(.relativeDelta, in: .weightDelta), passed: results.allSatisfy(\.passed))
+                  relativeWeightDelta: metric(.relativeDelta, in: .weightDelta), choicesAccuracy: metric(.acc, in: .choices),
+                  wordPerplexity: metric(.wordPerplexity, in: .perplexity), passed: results.allSatisfy(\.passed))
     }
 
     /// Every suite-level metric of the checkpoint, the first suite's value where two report the same name.

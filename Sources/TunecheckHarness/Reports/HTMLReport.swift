@@ -161,6 +161,21 @@ public enum HTMLReport {
             loss.includeZero = true
             charts.insert(loss, at: 0)
         }
+        // Capability retention: the base's value is the reference line each checkpoint is judged against.
+        let base = report.checkpoints.first { $0.name == options.baseCheckpoint }
+        if report.checkpoints.contains(where: { $0.choicesAccuracy != nil }) {
+            var choices = LineChart(title: "Multiple-choice accuracy (acc)", points: points(\.choicesAccuracy))
+            choices.fixedDomain = 0...1
+            choices.format = percent
+            if let value = base?.choicesAccuracy { choices.reference = (value, "base") }
+            charts.append(choices)
+        }
+        if report.checkpoints.contains(where: { $0.wordPerplexity != nil }) {
+            var perplexity = LineChart(title: "Word perplexity of the reference texts", points: points(\.wordPerplexity))
+            perplexity.scale = .automatic
+            if let value = base?.wordPerplexity { perplexity.reference = (value, "base") }
+            charts.append(perplexity)
+        }
         html += "<div class=\"charts\">\n"
         for (index, chart) in charts.enumerated() {
             let note = chart.resolvedScale == .log ? " <span class=\"muted\">(log scale)</span>" : ""

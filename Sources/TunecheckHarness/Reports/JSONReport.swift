@@ -10,12 +10,14 @@ import TunecheckJSON
 ///       "settings": { key: value, … },
 ///       "totals": { "checkpoints", "suites", "tests", "passed", "failures", "errors", "skipped", "warnings" },
 ///       "checkpoints": [ { "name", "step", "passed", "preference_accuracy", "mean_margin", "repetition_score",
-///                          "relative_weight_delta" } ],
+///                          "relative_weight_delta", "training_loss", "choices_accuracy", "word_perplexity" } ],
 ///       "suites": [ { "name" (as in junit.xml), "kind", "checkpoint", "passed", "started_at", "duration_seconds", "tests",
 ///                     "failures", "errors", "skipped", "warnings", "metrics": { name: value },
 ///                     "checks": [ { "name", "status", "passed", "message"?, "detail"?, "reason"?,
 ///                                   "warning"?: { "message", "detail" }, "duration_seconds",
-///                                   "metrics": { name: value } } ] } ],
+///                                   "metrics": { name: value } } ],
+///                     "verdict_check"?, "items"?: [ { "id", "loglikelihoods", "pred", "pred_norm", "gold" } (choices)
+///                                                 | { "id", "loglikelihood", "words", "bytes" } (perplexity) ] } ],
 ///       "answers": [ { "checkpoint", "prompt_id", "prompt", "text", "flagged", "severity", "highlights": [ { "start",
 ///                      "end", "label" } ], "ids"? } ],
 ///       "golden": [ { "checkpoint", "prompt_id", "matched", "similarity", "expected", "actual" } ] }
@@ -70,6 +72,8 @@ public enum JSONReport {
                 "repetition_score": optional(checkpoint.repetitionScore),
                 "relative_weight_delta": optional(checkpoint.relativeWeightDelta),
                 "training_loss": optional(checkpoint.trainingLoss),
+                "choices_accuracy": optional(checkpoint.choicesAccuracy),
+                "word_perplexity": optional(checkpoint.wordPerplexity),
             ]))
         }))
 
@@ -113,7 +117,7 @@ public enum JSONReport {
     }
 
     private static func suiteValue(_ suite: SuiteResult, name: String) -> JSONValue {
-        .object(JSONObject([
+        var object = JSONObject([
             "name": .string(name),
             "kind": .string(suite.kind.rawValue),
             "checkpoint": .string(suite.checkpoint),
@@ -127,7 +131,20 @@ public enum JSONReport {
             "warnings": .from(suite.warningCount),
             "metrics": metrics(suite.metrics),
             "checks": .array(suite.checks.map(checkValue)),
-        ]))
+        ])
+        if let verdict = suite.verdictCheck { object.set("verdict_check", .string(verdict)) }
+        if !suite.items.isEmpty { object.set("items", .array(suite.items.map(itemValue))) }
+        return .object(object)
+    }
+
+    private static func itemValue(_ item: SuiteItem) -> JSONValue {
+        switch item {
+        case .choice(let outcome):
+            return .object(JSONObject(["id": .string(outcome.id), "loglikelihoods": .array(outcome.loglikelihoods.map { .from($0) }),
+                                       "pred": .from(outcome.pred), "pred_norm": .from(outcome.predNorm), "gold": .from(outcome.gold)]))
+        case let .text(id, loglikelihood, words, bytes):
+            return .object(JSONObject(["id": .string(id), "loglikelihood": .from(loglikelihood), "words": .from(words), "bytes": .from(bytes)]))
+        }
     }
 
     private static func checkValue(_ check: CheckResult) -> JSONValue {

@@ -10,12 +10,15 @@ public enum TerminalSummary {
         let width = max(width, 24)
         let style = Style(enabled: colored)
         let grid = SuiteGrid(report)
-        let failing = FailingCheck.all(in: report)
+        let allFailing = FailingCheck.all(in: report)
+        // Failing item cases of a suite that passed on its verdict (choices: items the checkpoint lost).
+        let failing = allFailing.filter { !$0.suite.passed }
+        let lostInPassing = allFailing.filter { $0.suite.passed }
         let warnings = WarningCheck.all(in: report)
         var lines: [String] = []
 
         let checks = report.suites.flatMap(\.checks)
-        let failures = failing.filter { !$0.isError }.count, errors = failing.filter(\.isError).count
+        let failures = allFailing.filter { !$0.isError }.count, errors = allFailing.filter(\.isError).count
         let skipped = report.suites.map(\.skippedCount).reduce(0, +)
         var counts = "\(checks.count - failures - errors - skipped)/\(checks.count) checks passed"
         if failures > 0 { counts += ", \(failures) failed" }
@@ -77,6 +80,13 @@ public enum TerminalSummary {
                 lines.append(itemLine(mark: style.yellow("⚠"), markWidth: 1, suite: item.suite, check: item.check, message: item.warning.message))
             }
         }
+        if !lostInPassing.isEmpty {
+            lines.append("")
+            lines.append(style.bold("Failing item cases in suites that passed their verdict (\(lostInPassing.count)):"))
+            for item in lostInPassing {
+                lines.append(itemLine(mark: style.yellow("⚠"), markWidth: 1, suite: item.suite, check: item.check, message: item.message))
+            }
+        }
         if !failing.isEmpty {
             lines.append("")
             lines.append(style.bold("Failing checks (\(failing.count)):"))
@@ -86,7 +96,11 @@ public enum TerminalSummary {
             }
         } else if !checks.isEmpty {
             lines.append("")
-            lines.append(style.green(warnings.isEmpty ? "All checks passed." : "All checks passed (with warnings)."))
+            if !lostInPassing.isEmpty {
+                lines.append(style.green("All suites passed their verdicts."))
+            } else {
+                lines.append(style.green(warnings.isEmpty ? "All checks passed." : "All checks passed (with warnings)."))
+            }
         }
         return lines.joined(separator: "\n") + "\n"
     }

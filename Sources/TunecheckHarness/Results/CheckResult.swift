@@ -119,6 +119,14 @@ extension SuiteKind: Codable {
     }
 }
 
+/// A per-item result a suite reports beside its checks (`items` in report.json).
+public enum SuiteItem: Sendable, Equatable {
+    /// A multiple-choice item: each choice's summed log-likelihood, the predictions and the right answer.
+    case choice(ChoiceOutcome)
+    /// A perplexity text: its summed rolling log-likelihood and lm-eval's word and byte counts.
+    case text(id: String, loglikelihood: Double, words: Int, bytes: Int)
+}
+
 /// One suite run on one checkpoint (one JUnit `testsuite`).
 public struct SuiteResult: Sendable, Equatable {
     public var kind: SuiteKind
@@ -129,14 +137,23 @@ public struct SuiteResult: Sendable, Equatable {
     public var metrics: [Metric]
     public var startedAt: Date
     public var durationSeconds: Double
+    /// Per-item results (multiple-choice items, perplexity texts).
+    public var items: [SuiteItem]
+    /// The check whose outcome is the suite's verdict, when item checks may fail without failing the suite (the
+    /// choices suite: an item the checkpoint lost is a failing test case, the suite fails on the statistical
+    /// verdict). Nil: every failing check fails the suite.
+    public var verdictCheck: String?
 
-    public init(kind: SuiteKind, checkpoint: String, checks: [CheckResult], metrics: [Metric] = [], startedAt: Date = Date(), durationSeconds: Double = 0) {
+    public init(kind: SuiteKind, checkpoint: String, checks: [CheckResult], metrics: [Metric] = [], startedAt: Date = Date(), durationSeconds: Double = 0,
+                items: [SuiteItem] = [], verdictCheck: String? = nil) {
         self.kind = kind
         self.checkpoint = checkpoint
         self.checks = checks
         self.metrics = metrics
         self.startedAt = startedAt
         self.durationSeconds = durationSeconds
+        self.items = items
+        self.verdictCheck = verdictCheck
     }
 
     public var failureCount: Int { checks.filter { if case .failed = $0.status { return true }; return false }.count }
@@ -144,7 +161,15 @@ public struct SuiteResult: Sendable, Equatable {
     public var skippedCount: Int { checks.filter { if case .skipped = $0.status { return true }; return false }.count }
     /// Passing checks that carry a warning.
     public var warningCount: Int { checks.filter { $0.passingWarning != nil }.count }
-    public var passed: Bool { !checks.contains { $0.status.isFailure } }
+    public var passed: Bool {
+        !checks.contains { check in
+            switch check.status {
+            case .error: return true
+            case .failed: return verdictCheck == nil || check.name == verdictCheck
+            case .passed, .skipped: return false
+            }
+        }
+    }
 
     public func metric(_ name: MetricName) -> Double? { metrics.first { $0.name == name.rawValue }?.value }
 }

@@ -72,11 +72,18 @@ public struct CheckpointSummary: Sendable, Equatable {
     public var relativeWeightDelta: Double?
     /// The training loss when the checkpoint was saved (runs of `tunecheck train`).
     public var trainingLoss: Double?
+    /// Multiple-choice accuracy (`acc` of the choices suite).
+    public var choicesAccuracy: Double?
+    /// Word perplexity of the reference texts (the perplexity suite).
+    public var wordPerplexity: Double?
     public var passed: Bool
 
     public init(name: String, step: Int? = nil, preferenceAccuracy: Double? = nil, meanMargin: Double? = nil,
-                repetitionScore: Double? = nil, relativeWeightDelta: Double? = nil, trainingLoss: Double? = nil, passed: Bool) {
+                repetitionScore: Double? = nil, relativeWeightDelta: Double? = nil, trainingLoss: Double? = nil,
+                choicesAccuracy: Double? = nil, wordPerplexity: Double? = nil, passed: Bool) {
         self.trainingLoss = trainingLoss
+        self.choicesAccuracy = choicesAccuracy
+        self.wordPerplexity = wordPerplexity
         self.name = name
         self.step = step
         self.preferenceAccuracy = preferenceAccuracy

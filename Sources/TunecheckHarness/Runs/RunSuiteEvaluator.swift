@@ -70,7 +70,7 @@ public struct RunSuiteEvaluator {
     /// when their last two components are (`models/demo-base`). Thresholds are not recorded in report.json; the
     /// suite file is assumed unchanged when its inputs are.
     static func sameSettings(_ recorded: [String: String], _ current: [(key: String, value: String)]) -> Bool {
-        let pathKeys: Set<String> = ["base", "prompts", "pairs", "texts", "answers"]
+        let pathKeys: Set<String> = ["base", "prompts", "pairs", "texts", "answers", "choices"]
         var currentMap: [String: String] = [:]
         for (key, value) in current { currentMap[key] = value }
         let keys = Set(recorded.keys).union(currentMap.keys).subtracting(["preflight"])

@@ -163,7 +163,7 @@ enum SettingsDigest {
         lines.append("thresholds \(JSONWriter.string(try JSONValueEncoder().encode(settings.thresholds)))")
         if let base = settings.base { lines.append("base \(relative(base.path, to: anchor)) \(try digest(ofPath: base))") }
         for (key, path) in [("prompts", settings.evalsets.prompts), ("pairs", settings.evalsets.pairs), ("texts", settings.evalsets.texts),
-                            ("answers", settings.evalsets.answers)] {
+                            ("answers", settings.evalsets.answers), ("choices", settings.evalsets.choices)] {
             guard let path else { continue }
             lines.append("evalset \(key) \(relative(path, to: anchor)) \(try digest(ofPath: path.asFileURL))")
         }

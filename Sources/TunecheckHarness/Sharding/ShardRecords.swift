@@ -334,6 +334,31 @@ extension ItemCodec where Value == TextScore {
     }
 }
 
+extension ItemCodec where Value == ChoiceScore {
+    static var choiceScore: Self {
+        Self(encode: { .object(JSONObject(["id": .string($0.id), "loglikelihoods": ShardCodec.numbers($0.loglikelihoods), "gold": .from($0.gold),
+                                           "choice_lengths": .from($0.choiceLengths)])) },
+             decode: { value in
+                 guard let object = value.object, let id = object["id"]?.string, let values = ShardCodec.numbers(object["loglikelihoods"]),
+                       let gold = object["gold"]?.int, let lengths = ShardCodec.integers(object["choice_lengths"]),
+                       lengths.count == values.count else { return nil }
+                 return ChoiceScore(id: id, loglikelihoods: values, gold: gold, choiceLengths: lengths)
+             })
+    }
+}
+
+extension ItemCodec where Value == RollingScore {
+    static var rollingScore: Self {
+        Self(encode: { .object(JSONObject(["id": .string($0.id), "loglikelihood": ShardCodec.numbers([$0.loglikelihood]), "words": .from($0.words),
+                                           "bytes": .from($0.bytes)])) },
+             decode: { value in
+                 guard let object = value.object, let id = object["id"]?.string, let values = ShardCodec.numbers(object["loglikelihood"]),
+                       values.count == 1, let words = object["words"]?.int, let bytes = object["bytes"]?.int else { return nil }
+                 return RollingScore(id: id, loglikelihood: values[0], words: words, bytes: bytes)
+             })
+    }
+}
+
 extension ItemCodec where Value == TextDistribution {
     static var distribution: Self {
         Self(encode: { value in

@@ -22,13 +22,14 @@ public struct SuiteInputs: Sendable, Equatable {
     public var pairs = false
     public var texts = false
     public var answers = false
+    public var choices = false
     /// A fused folder given with the adapter it came from.
     public var fusedWithAdapter = false
 
     public init() {}
 
     /// A model produces answers to prompts (the base or any checkpoint).
-    var model: Bool { base || checkpoints }
+    public var model: Bool { base || checkpoints }
 }
 
 /// One kind of check. An `EvaluationSession` asks each registered suite whether the inputs allow it, then runs it
@@ -91,6 +92,8 @@ public enum SuiteRegistry {
         PreferenceSuite.self,
         DriftSuite.self,
         WeightDeltaSuite.self,
+        ChoicesSuite.self,
+        PerplexitySuite.self,
         GoldenSuite.self,
         FusedConsistencySuite.self,
     ]

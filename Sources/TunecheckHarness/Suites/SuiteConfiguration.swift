@@ -89,6 +89,34 @@ public struct FusedThresholds: Sendable, Equatable, SettingsCodable {
     }
 }
 
+/// Thresholds of the multiple-choice suite (see `ChoicesSuite` for why these defaults).
+public struct ChoicesThresholds: Sendable, Equatable, SettingsCodable {
+    /// Fail only when the checkpoint's accuracy is below the base's by more than this (absolute, 0.02 = 2 points)...
+    public var maxDrop: Double = 0.02
+    /// ...and the exact McNemar test on the discordant items gives p below this.
+    public var alpha: Double = 0.05
+    /// lm-eval's `max_length`: the window requests are left-truncated to (nil: the model's maximum positions).
+    public var maxLength: Int?
+
+    public init() {}
+
+    public static var fields: [SettingsField<Self>] {
+        [.field("max_drop", \.maxDrop), .field("alpha", \.alpha), .field("max_length", \.maxLength)]
+    }
+}
+
+/// Thresholds of the perplexity suite.
+public struct PerplexityThresholds: Sendable, Equatable, SettingsCodable {
+    /// Fail when the word perplexity exceeds the base's by more than this fraction (0.1 = 10%).
+    public var maxIncrease: Double = 0.1
+    /// lm-eval's `max_length`: the rolling window (nil: the model's maximum positions).
+    public var maxLength: Int?
+
+    public init() {}
+
+    public static var fields: [SettingsField<Self>] { [.field("max_increase", \.maxIncrease), .field("max_length", \.maxLength)] }
+}
+
 /// All thresholds, each with its documented default.
 public struct Thresholds: Sendable, Equatable, SettingsCodable {
     public var repetition = RepetitionThresholds.default
@@ -98,13 +126,15 @@ public struct Thresholds: Sendable, Equatable, SettingsCodable {
     public var golden = GoldenThresholds()
     public var preflight = PreflightThresholds()
     public var fused = FusedThresholds()
+    public var choices = ChoicesThresholds()
+    public var perplexity = PerplexityThresholds()
 
     public init() {}
 
     public static var fields: [SettingsField<Self>] {
         [.field("repetition", \.repetition), .field("preference", \.preference), .field("drift", \.drift),
          .field("weight_delta", \.weightDelta), .field("golden", \.golden), .field("preflight", \.preflight),
-         .field("fused", \.fused)]
+         .field("fused", \.fused), .field("choices", \.choices), .field("perplexity", \.perplexity)]
     }
 }
 
@@ -142,18 +172,22 @@ public struct SuiteConfiguration: Sendable, Equatable, SettingsCodable {
         public var pairs: String?
         public var texts: String?
         public var answers: String?
+        /// Multiple-choice items (the choices suite).
+        public var choices: String?
 
-        public init(prompts: String? = nil, pairs: String? = nil, texts: String? = nil, answers: String? = nil) {
+        public init(prompts: String? = nil, pairs: String? = nil, texts: String? = nil, answers: String? = nil, choices: String? = nil) {
             self.prompts = prompts
             self.pairs = pairs
             self.texts = texts
             self.answers = answers
+            self.choices = choices
         }
 
         public init() {}
 
         public static var fields: [SettingsField<Self>] {
-            [.field("prompts", \.prompts), .field("pairs", \.pairs), .field("texts", \.texts), .field("answers", \.answers)]
+            [.field("prompts", \.prompts), .field("pairs", \.pairs), .field("texts", \.texts), .field("answers", \.answers),
+             .field("choices", \.choices)]
         }
     }
 
@@ -252,7 +286,7 @@ public struct SuiteConfiguration: Sendable, Equatable, SettingsCodable {
         checkpoints = checkpoints.map(resolve)
         fused = fused.map { FusedModel(path: resolve($0.path), adapter: $0.adapter.map(resolve)) }
         evalsets = Evalsets(prompts: evalsets.prompts.map(resolve), pairs: evalsets.pairs.map(resolve),
-                            texts: evalsets.texts.map(resolve), answers: evalsets.answers.map(resolve))
+                            texts: evalsets.texts.map(resolve), answers: evalsets.answers.map(resolve), choices: evalsets.choices.map(resolve))
         goldenDir = resolve(goldenDir)
         reports.dir = resolve(reports.dir)
         cacheDir = cacheDir.map(resolve)
@@ -268,6 +302,12 @@ public struct SuiteConfiguration: Sendable, Equatable, SettingsCodable {
         guard (0...1).contains(thresholds.golden.minSimilarity) else { throw fail("thresholds.golden.min_similarity must be in 0...1") }
         guard thresholds.weightDelta.noLearningBelow < thresholds.weightDelta.largeUpdateAbove else {
             throw fail("thresholds.weight_delta.no_learning_below must be below large_update_above")
+        }
+        guard (0...1).contains(thresholds.choices.maxDrop) else { throw fail("thresholds.choices.max_drop must be in 0...1") }
+        guard thresholds.choices.alpha > 0 && thresholds.choices.alpha < 1 else { throw fail("thresholds.choices.alpha must be between 0 and 1") }
+        guard thresholds.perplexity.maxIncrease >= 0 else { throw fail("thresholds.perplexity.max_increase must not be negative") }
+        for (name, length) in [("choices", thresholds.choices.maxLength), ("perplexity", thresholds.perplexity.maxLength)] {
+            if let length, length < 1 { throw fail("thresholds.\(name).max_length must be at least 1") }
         }
         guard thresholds.preflight.failBelow <= thresholds.preflight.warnBelow else {
             throw fail("thresholds.preflight.fail_below must not be above warn_below")
