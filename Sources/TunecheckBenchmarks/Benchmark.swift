@@ -155,7 +155,8 @@ public enum Benchmark {
             throw CocoaError(.fileReadNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "no .safetensors file in \(folder.path)"])
         }
         let bytes = try files.reduce(0) { total, file in
-            total + ((try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.intValue ?? 0)
+            // The target's size: Hugging Face cache folders hold symlinks to blobs.
+            total + ((try FileManager.default.attributesOfItem(atPath: file.resolvingSymlinksInPath().path)[.size] as? NSNumber)?.intValue ?? 0)
         }
         func best(_ implementation: SHA256.Implementation) throws -> (seconds: Double, digest: String) {
             var digest = try SHA256.hex(ofFile: files[0], implementation: implementation)

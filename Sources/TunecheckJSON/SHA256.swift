@@ -6,9 +6,12 @@ import Foundation
 /// weights are hashed once per machine). Whole 64-byte blocks go to CKernels' `tc_sha256_blocks`: the x86 SHA
 /// extensions (SHA-NI) when the CPU has them, else a portable C loop; padding and buffering stay here.
 ///
-/// Measured on a 1 GiB file in the page cache, release build, 2 shared cores (best of 3, `tunecheck bench sha256`):
-/// the former plain-Swift rounds 112 MB/s (load 9.6); SHA-NI RESULT_SHANI; the portable C loop RESULT_PORTABLE.
-/// A 14.5 GB 7B base is hashed in RESULT_7B on a cold cache.
+/// Measured on a 1 GiB file in the page cache, release builds, 2 cores shared with other builds, best of 3:
+/// - `tunecheck bench sha256` (load 5.1): SHA-NI 902 MB/s, portable C loop 140 MB/s; the former plain-Swift
+///   rounds (same file, `swiftc -O -wmo`, run right after) 139 MB/s.
+/// - earlier, load 6–10: former Swift 112 MB/s; SHA-NI 885 MB/s, portable C 134 MB/s.
+/// So a 14.5 GB 7B base costs ~16 s of hashing once instead of ~105–130 s (plus reading it from disk on a cold page
+/// cache).
 public struct SHA256 {
     /// Which compression path to use: `.fastest` picks SHA-NI when available; `.portable` forces the C loop
     /// (tests compare the two).
@@ -44,9 +47,10 @@ public struct SHA256 {
             let count = read(handle.fileDescriptor, chunk.baseAddress, chunk.count)
             if count == 0 { break }
             if count < 0 {
-                if errno == EINTR { continue }
-                throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: url.path,
-                                                              NSLocalizedDescriptionKey: "reading \(url.path): \(String(cString: strerror(errno)))"])
+                let code = errno
+                if code == EINTR { continue }
+                let reason = "reading \(url.path): \(String(cString: strerror(code)))"
+                throw CocoaError(.fileReadUnknown, userInfo: [NSFilePathErrorKey: url.path, NSLocalizedDescriptionKey: reason])
             }
             hasher.update(UnsafeRawBufferPointer(rebasing: chunk[0..<count]))
         }

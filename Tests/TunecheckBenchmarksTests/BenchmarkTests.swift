@@ -62,5 +62,13 @@ import TunecheckTestSupport
         #expect(line["digest"]?.string == (try SHA256.hex(ofFile: file)))
         #expect(line["portable_digest_matches"] == .bool(true))
         #expect((line["mb_per_s"]?.double ?? -1) > 0 && (line["portable_mb_per_s"]?.double ?? -1) > 0)
+        let size = (try FileManager.default.attributesOfItem(atPath: file.path)[.size] as? NSNumber)?.intValue
+        #expect(line["bytes"]?.int == size)
+        // A folder of symlinks (the Hugging Face cache layout) counts the targets' bytes.
+        let linked = try TestPaths.temporaryDirectory("bench-sha256")
+        defer { try? FileManager.default.removeItem(at: linked) }
+        try FileManager.default.createSymbolicLink(at: linked.appendingPathComponent("model.safetensors"), withDestinationURL: file)
+        let viaLink = try Benchmark.hashWeights(folder: linked, shapeName: "linked", repeats: 1)
+        #expect(viaLink["bytes"]?.int == size && viaLink["digest"] == line["digest"])
     }
 }
