@@ -5,7 +5,7 @@ import PackageDescription
 //
 // Targets, bottom up:
 //   CBLAS                 OpenBLAS' cblas.h as a Swift module (libopenblas-dev)
-//   CKernels              C kernels with run-time AVX-512 / AVX2 dispatch (bf16/f16 weights, mlx-quantized weights)
+//   CKernels              C kernels with run-time AVX-512 / AVX2 dispatch (bf16/f16 weights, mlx-quantized weights), SHA-256 blocks (SHA-NI)
 //   TunecheckJSON         a JSON parser/writer that keeps strings byte-exact and keys in order; the settings helper
 //   TunecheckTokenizers   tokenizer.json: normalizers, pre-tokenizers, BPE, decoders, post-processors
 //   TunecheckEngine       safetensors, config.json, transformer forward passes, scoring, generation, adapters,
@@ -57,7 +57,8 @@ let package = Package(
             name: "CKernels"
         ),
         .target(
-            name: "TunecheckJSON"
+            name: "TunecheckJSON",
+            dependencies: ["CKernels"]  // SHA-256 block function (SHA-NI)
         ),
         .target(
             name: "TunecheckTokenizers",

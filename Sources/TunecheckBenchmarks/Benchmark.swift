@@ -7,9 +7,10 @@ import TunecheckTrainer
 /// What `tunecheck bench` measures: scoring (prefill with per-token log-probs), decoding (batch-1 greedy generation
 /// with the KV cache) and one LoRA training step, each the best of `repeats` timed runs after a warm-up, reported
 /// with its FLOP rate against a measured sgemm peak, peak resident and anonymous memory and load time. The CLI only
-/// parses options and prints the line; the peers in ci/bench print the same fields.
+/// parses options and prints the line; the peers in ci/bench print the same fields. `sha256` times the content
+/// hash the base-result cache keys weight files by (no model is loaded).
 public enum Benchmark {
-    public enum Task: String, Sendable, CaseIterable { case score, decode, train }
+    public enum Task: String, Sendable, CaseIterable { case score, decode, train, sha256 }
 
     public struct Settings: Sendable {
         public var task: Task
@@ -32,6 +33,7 @@ public enum Benchmark {
     /// `tokens_per_s`, `gflops`, `sgemm_peak_gflops`, `peak_ratio`, `peak_rss_mb`, `peak_anon_mb`, `weights_mb`,
     /// `load_seconds`, `threads`, and for decode `prefill_seconds`, `decode_only_tokens_per_s`, `decode_gb_per_s`).
     public static func run(_ settings: Settings, folder: URL, shapeName: String) throws -> JSONObject {
+        if settings.task == .sha256 { return try hashWeights(folder: folder, shapeName: shapeName, repeats: settings.repeats) }
         let task = settings.task, repeats = settings.repeats, seq = settings.sequenceLength
         let prompt = settings.prompt, tokens = settings.tokens, mode = settings.mode, bf16Weights = settings.bf16Weights
         let batch = settings.batch
@@ -119,6 +121,8 @@ public enum Benchmark {
             processed = sequences.count * seq
             flops = ModelArithmetic.loraStepFlops(spec, sequences: sequences.count, length: seq)
             extra = [("batch", .from(batchSize)), ("seq", .from(seq)), ("mode", .string(mode.rawValue)), ("lora_rank", .from(8))]
+        case .sha256:
+            preconditionFailure("sha256 returns from hashWeights above")
         }
         // Peak memory of the task itself, before the sgemm measurement's three 16 MB matrices.
         var usage = rusage()
@@ -148,6 +152,53 @@ public enum Benchmark {
         return line
     }
 
+    /// SHA-256 of the folder's `*.safetensors` files as the base-result cache computes it (`SHA256.hex(ofFile:)`),
+    /// the SHA-NI path and the portable C loop, each the best of `repeats` after a warm-up read (so the files come
+    /// from the page cache when they fit). Returns `task`, `shape`, `bytes`, `files`, `sha_ni` (whether the CPU has
+    /// it), `seconds` and `mb_per_s` (fastest path), `portable_seconds`, `portable_mb_per_s`, `digest` (of the first
+    /// file) and `load_average` (1 minute, since the machine may be shared).
+    public static func hashWeights(folder: URL, shapeName: String, repeats: Int) throws -> JSONObject {
+        let files = try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "safetensors" }.sorted { $0.lastPathComponent < $1.lastPathComponent }
+        guard !files.isEmpty else {
+            throw CocoaError(.fileReadNoSuchFile, userInfo: [NSLocalizedDescriptionKey: "no .safetensors file in \(folder.path)"])
+        }
+        let bytes = try files.reduce(0) { total, file in
+            // The target's size: Hugging Face cache folders hold symlinks to blobs.
+            total + ((try FileManager.default.attributesOfItem(atPath: file.resolvingSymlinksInPath().path)[.size] as? NSNumber)?.intValue ?? 0)
+        }
+        func best(_ implementation: SHA256.Implementation) throws -> (seconds: Double, digest: String) {
+            var digest = try SHA256.hex(ofFile: files[0], implementation: implementation)
+            var fastest = Double.infinity
+            for _ in 0..<repeats {
+                let start = Date()
+                for (index, file) in files.enumerated() {
+                    let hex = try SHA256.hex(ofFile: file, implementation: implementation)
+                    if index == 0 { digest = hex }
+                }
+                fastest = min(fastest, Date().timeIntervalSince(start))
+            }
+            return (fastest, digest)
+        }
+        let fast = try best(.fastest), portable = try best(.portable)
+        var loads = [Double](repeating: .nan, count: 3)
+        _ = getloadavg(&loads, 3)
+        var line = JSONObject()
+        line.set("tool", .string("tunecheck"))
+        line.set("task", .string(Task.sha256.rawValue))
+        line.set("shape", .string(shapeName))
+        line.set("files", .from(files.count))
+        line.set("bytes", .from(bytes))
+        line.set("sha_ni", .bool(SHA256.usesSHAExtensions))
+        line.set("seconds", .from(fast.seconds))
+        line.set("mb_per_s", .from(Double(bytes) / fast.seconds / 1e6))
+        line.set("portable_seconds", .from(portable.seconds))
+        line.set("portable_mb_per_s", .from(Double(bytes) / portable.seconds / 1e6))
+        line.set("digest", .string(fast.digest))
+        line.set("portable_digest_matches", .bool(fast.digest == portable.digest))
+        line.set("load_average", .from(loads[0]))
+        return line
+    }
 
     /// Best of a few 2048³ sgemm calls, in GFLOP/s.
     public static func measureSgemmPeak() -> Double {

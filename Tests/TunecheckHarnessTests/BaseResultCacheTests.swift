@@ -111,6 +111,25 @@ import TunecheckTestSupport
         #expect(try workspace.run(workspace.settings()).work == ["answers", "pairs", "texts"])
     }
 
+    /// Hugging Face cache folders hold symbolic links into `blobs/`: a file's remembered digest must follow the link,
+    /// so weights changed behind an unchanged link miss (the link's own size and times did not change).
+    @Test func weightsBehindASymbolicLinkAreIdentifiedByTheirTarget() throws {
+        let workspace = try Workspace()
+        defer { try? FileManager.default.removeItem(at: workspace.folder) }
+        let weights = workspace.model.appendingPathComponent("model.safetensors")
+        let blob = workspace.folder.appendingPathComponent("blob-weights")
+        try FileManager.default.moveItem(at: weights, to: blob)
+        try FileManager.default.createSymbolicLink(at: weights, withDestinationURL: blob)
+        _ = try workspace.run(workspace.settings())
+        #expect(try workspace.run(workspace.settings()).work.isEmpty, "an unchanged target hits")
+
+        var bytes = [UInt8](try Data(contentsOf: blob))
+        let headerLength = Int(bytes[0]) | Int(bytes[1]) << 8 | Int(bytes[2]) << 16 | Int(bytes[3]) << 24
+        bytes[8 + headerLength + 1] ^= 0x01  // one float16 weight's mantissa: still finite, a different model
+        try Data(bytes).write(to: blob)
+        #expect(try workspace.run(workspace.settings()).work == ["answers", "pairs", "texts"], "a changed target misses")
+    }
+
     @Test func aCorruptEntryIsRecomputedWithANotice() throws {
         let workspace = try Workspace()
         defer { try? FileManager.default.removeItem(at: workspace.folder) }

@@ -99,4 +99,16 @@ int tc_uses_avx512(void);
 /// 1 when the CPU has AVX2, FMA and F16C (the paths used when AVX-512 is absent, e.g. AMD Zen 2/3).
 int tc_uses_avx2(void);
 
+
+/// SHA-256 compression (FIPS 180-4 §6.2.2) of `blocks` consecutive 64-byte blocks at `data` into the hash state
+/// H0…H7 (`state`, 8 words, updated in place); padding is the caller's. Uses the x86 SHA extensions (SHA-NI) when
+/// the CPU has them, else the portable loop; both give the same state.
+void tc_sha256_blocks(uint32_t state[8], const uint8_t *data, size_t blocks);
+
+/// The portable loop alone (tests compare it with the SHA-NI path).
+void tc_sha256_blocks_portable(uint32_t state[8], const uint8_t *data, size_t blocks);
+
+/// 1 when tc_sha256_blocks runs on the SHA extensions (cpuid: SHA, SSE4.1, SSSE3), else 0.
+int tc_uses_sha_ni(void);
+
 #endif

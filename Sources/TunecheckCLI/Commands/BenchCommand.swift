@@ -19,7 +19,8 @@ struct BenchCommand: ParsableCommand {
         shape, seconds (best of --repeats after a warm-up), tokens_per_s, achieved GFLOP/s, its ratio to a measured \
         sgemm peak on this machine, peak resident and peak anonymous memory, load time, and for decode the weight \
         bandwidth achieved (GB/s). Peer scripts in ci/bench/ print the same fields for \
-        PyTorch and llama.cpp.
+        PyTorch and llama.cpp. sha256 loads no model: it hashes the folder's .safetensors files as the \
+        base-result cache does (SHA-NI path and portable C loop) and prints MB/s and the load average.
 
         Examples:
           swift build -c release && .build/release/tunecheck bench score --shape s15m
@@ -28,10 +29,11 @@ struct BenchCommand: ParsableCommand {
           .build/release/tunecheck bench score --shape h110m      # hybrid, compare with s110m
           .build/release/tunecheck bench decode --shape l3b --models-dir /work/bench-cache --tokens 32
           .build/release/tunecheck bench decode --shape l3b --models-dir /work/bench-cache --quantize 4   # mlx 4-bit
+          .build/release/tunecheck bench sha256 --model models/base
         """
     )
 
-    @Argument(help: "score, decode or train.")
+    @Argument(help: "score, decode, train or sha256.")
     var task: Benchmark.Task
 
     @Option(name: .long, help: "A random-initialised benchmark shape.")

@@ -53,8 +53,11 @@ public final class BaseResultCache {
 
     // MARK: - Keys
 
-    /// SHA-256 of a file's bytes, remembered by the file's identity.
+    /// SHA-256 of a file's bytes, remembered by the file's identity. A symbolic link (Hugging Face cache folders are
+    /// links into `blobs/`) is identified by the file it points to: the link's own size and times say nothing of the
+    /// weights, and a changed target behind an unchanged link must miss.
     func digest(ofFile url: URL) throws -> String {
+        let url = url.resolvingSymlinksInPath()
         let attributes = try FileManager.default.attributesOfItem(atPath: url.path)
         let size = (attributes[.size] as? NSNumber)?.intValue ?? -1
         let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
