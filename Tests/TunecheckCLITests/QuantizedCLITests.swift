@@ -5,8 +5,8 @@ import Testing
 /// The read-only commands on an mlx 4-bit base (Tests/Fixtures/quantized/llama-q4-g64) and its QLoRA adapter written by
 /// mlx_lm lora: each runs to completion (the numbers themselves are checked against mlx_lm in the engine's
 /// QuantizedWeightsTests; here the scored ids' log-probs are compared with a second run through --adapter-free scoring
-/// of the same text to make sure the adapter is applied). fuse is refused with a clear message until re-quantizing
-/// fuse lands.
+/// of the same text to make sure the adapter is applied). fuse re-quantizes (or, with --dequantize, writes float) as
+/// mlx_lm fuse; its numbers are checked against mlx_lm's in the engine's QuantizedFuseTests.
 struct QuantizedCLITests {
     static let fixtures = TestPaths.repositoryRoot.appendingPathComponent("Tests/Fixtures/quantized")
     static let base = fixtures.appendingPathComponent("llama-q4-g64")
@@ -77,9 +77,31 @@ struct QuantizedCLITests {
         #expect(watch.status == 0 || watch.status == 1, "watch: \(watch.standardError)")  // 1: the large-update check fails
         #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("watch-reports/report.json").path))
 
+        // fuse: re-quantized (as mlx_lm fuse), then --dequantize; the fused folders score like base + --adapter
+        // (re-quantizing rounds the merged weights to 4 bits again, so only the dequantized float32 one is close).
         let fused = folder.appendingPathComponent("fused")
         let fuse = try CLIRunner.run(["fuse", "--model", Self.base.path, "--adapter", Self.adapter.path, "--output", fused.path])
-        #expect(fuse.status == 2 && fuse.standardError.contains("fusing onto an mlx-quantized base"), "fuse: \(fuse.standardError)")
-        #expect(!FileManager.default.fileExists(atPath: fused.path))
+        #expect(fuse.status == 0 && fuse.standardOutput.contains("fused 6 of"), "fuse: \(fuse.standardError)")
+        #expect(try String(contentsOf: fused.appendingPathComponent("config.json"), encoding: .utf8).contains("\"quantization\""))
+        let dequantized = folder.appendingPathComponent("fused-f32")
+        let fuseFloat = try CLIRunner.run(["fuse", "--model", Self.base.path, "--adapter", Self.adapter.path, "--output", dequantized.path,
+                                           "--dequantize", "--dtype", "float32"])
+        #expect(fuseFloat.status == 0, "fuse --dequantize: \(fuseFloat.standardError)")
+        #expect(!(try String(contentsOf: dequantized.appendingPathComponent("config.json"), encoding: .utf8).contains("quantization")))
+        for (index, model) in [fused, dequantized].enumerated() {
+            let output = folder.appendingPathComponent("fused-scores\(index).jsonl")
+            let result = try CLIRunner.run(["score", "--model", model.path, "--input", texts.path, "--output", output.path])
+            #expect(result.status == 0, "score fused: \(result.standardError)")
+            let fusedScores = try CLIRunner.readJSONLines(output).flatMap { ($0["token_logprobs"] as? [Double]) ?? [] }
+            #expect(fusedScores.count == scores[1].count)
+            if model == dequantized {
+                #expect(zip(fusedScores, scores[1]).allSatisfy { abs($0 - $1) <= 1e-4 }, "float32 fused = base + adapter")
+            }
+        }
+        let refused = folder.appendingPathComponent("refused")
+        let fuseDType = try CLIRunner.run(["fuse", "--model", Self.base.path, "--adapter", Self.adapter.path, "--output", refused.path,
+                                           "--dtype", "float32"])
+        #expect(fuseDType.status == 2 && fuseDType.standardError.contains("--dequantize"), "fuse --dtype: \(fuseDType.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: refused.path))
     }
 }
