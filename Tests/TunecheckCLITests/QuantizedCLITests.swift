@@ -98,6 +98,29 @@ struct QuantizedCLITests {
                 #expect(zip(fusedScores, scores[1]).allSatisfy { abs($0 - $1) <= 1e-4 }, "float32 fused = base + adapter")
             }
         }
+        // QLoRA: two LoRA SFT steps on the 4-bit base (frozen packed codes); the adapter it writes applies with --adapter.
+        let train = folder.appendingPathComponent("train.yaml"), adapters = folder.appendingPathComponent("qlora-adapters")
+        try Data("""
+            model: \(Self.base.path)
+            data: \(texts.path)
+            adapter_path: \(adapters.path)
+            iters: 2
+            save_every: 1
+            batch_size: 1
+            max_seq_length: 32
+            learning_rate: 0.001
+            lora_parameters: {rank: 2, scale: 2.0}
+            """.utf8).write(to: train)
+        let trained = try CLIRunner.run(["train", "--config", train.path])
+        #expect(trained.status == 0 && trained.standardOutput.contains("trained 2 steps"), "train: \(trained.standardError)")
+        let metrics = try CLIRunner.readJSONLines(adapters.appendingPathComponent("metrics.jsonl"))
+        let losses = metrics.compactMap { $0["loss"] as? Double }
+        #expect(losses.count == 2 && losses.allSatisfy { $0.isFinite && $0 > 0 }, "losses \(losses)")
+        let trainedScores = folder.appendingPathComponent("trained-scores.jsonl")
+        let scoreTrained = try CLIRunner.run(["score", "--model", Self.base.path, "--adapter", adapters.path, "--input", texts.path,
+                                              "--output", trainedScores.path])
+        #expect(scoreTrained.status == 0, "score --adapter (trained): \(scoreTrained.standardError)")
+
         let refused = folder.appendingPathComponent("refused")
         let fuseDType = try CLIRunner.run(["fuse", "--model", Self.base.path, "--adapter", Self.adapter.path, "--output", refused.path,
                                            "--dtype", "float32"])
