@@ -38,6 +38,13 @@ public struct JSONObject: Sendable, Equatable {
         guard let index = keys.firstIndex(of: key) else { return nil }
         return values[index]
     }
+
+    /// Removes the member `key` if present (keeping the others' order).
+    public mutating func removeMember(_ key: String) {
+        guard let index = keys.firstIndex(of: key) else { return }
+        keys.remove(at: index)
+        values.remove(at: index)
+    }
 }
 
 public struct JSONParseError: Error, CustomStringConvertible, Sendable {

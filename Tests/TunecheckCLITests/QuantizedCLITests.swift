@@ -5,8 +5,8 @@ import Testing
 /// The read-only commands on an mlx 4-bit base (Tests/Fixtures/quantized/llama-q4-g64) and its QLoRA adapter written by
 /// mlx_lm lora: each runs to completion (the numbers themselves are checked against mlx_lm in the engine's
 /// QuantizedWeightsTests; here the scored ids' log-probs are compared with a second run through --adapter-free scoring
-/// of the same text to make sure the adapter is applied). fuse is refused with a clear message until re-quantizing
-/// fuse lands.
+/// of the same text to make sure the adapter is applied). fuse re-quantizes (or, with --dequantize, writes float) as
+/// mlx_lm fuse; its numbers are checked against mlx_lm's in the engine's QuantizedFuseTests.
 struct QuantizedCLITests {
     static let fixtures = TestPaths.repositoryRoot.appendingPathComponent("Tests/Fixtures/quantized")
     static let base = fixtures.appendingPathComponent("llama-q4-g64")
@@ -77,9 +77,54 @@ struct QuantizedCLITests {
         #expect(watch.status == 0 || watch.status == 1, "watch: \(watch.standardError)")  // 1: the large-update check fails
         #expect(FileManager.default.fileExists(atPath: folder.appendingPathComponent("watch-reports/report.json").path))
 
+        // fuse: re-quantized (as mlx_lm fuse), then --dequantize; the fused folders score like base + --adapter
+        // (re-quantizing rounds the merged weights to 4 bits again, so only the dequantized float32 one is close).
         let fused = folder.appendingPathComponent("fused")
         let fuse = try CLIRunner.run(["fuse", "--model", Self.base.path, "--adapter", Self.adapter.path, "--output", fused.path])
-        #expect(fuse.status == 2 && fuse.standardError.contains("fusing onto an mlx-quantized base"), "fuse: \(fuse.standardError)")
-        #expect(!FileManager.default.fileExists(atPath: fused.path))
+        #expect(fuse.status == 0 && fuse.standardOutput.contains("fused 6 of"), "fuse: \(fuse.standardError)")
+        #expect(try String(contentsOf: fused.appendingPathComponent("config.json"), encoding: .utf8).contains("\"quantization\""))
+        let dequantized = folder.appendingPathComponent("fused-f32")
+        let fuseFloat = try CLIRunner.run(["fuse", "--model", Self.base.path, "--adapter", Self.adapter.path, "--output", dequantized.path,
+                                           "--dequantize", "--dtype", "float32"])
+        #expect(fuseFloat.status == 0, "fuse --dequantize: \(fuseFloat.standardError)")
+        #expect(!(try String(contentsOf: dequantized.appendingPathComponent("config.json"), encoding: .utf8).contains("quantization")))
+        for (index, model) in [fused, dequantized].enumerated() {
+            let output = folder.appendingPathComponent("fused-scores\(index).jsonl")
+            let result = try CLIRunner.run(["score", "--model", model.path, "--input", texts.path, "--output", output.path])
+            #expect(result.status == 0, "score fused: \(result.standardError)")
+            let fusedScores = try CLIRunner.readJSONLines(output).flatMap { ($0["token_logprobs"] as? [Double]) ?? [] }
+            #expect(fusedScores.count == scores[1].count)
+            if model == dequantized {
+                #expect(zip(fusedScores, scores[1]).allSatisfy { abs($0 - $1) <= 1e-4 }, "float32 fused = base + adapter")
+            }
+        }
+        // QLoRA: two LoRA SFT steps on the 4-bit base (frozen packed codes); the adapter it writes applies with --adapter.
+        let train = folder.appendingPathComponent("train.yaml"), adapters = folder.appendingPathComponent("qlora-adapters")
+        try Data("""
+            model: \(Self.base.path)
+            data: \(texts.path)
+            adapter_path: \(adapters.path)
+            iters: 2
+            save_every: 1
+            batch_size: 1
+            max_seq_length: 32
+            learning_rate: 0.001
+            lora_parameters: {rank: 2, scale: 2.0}
+            """.utf8).write(to: train)
+        let trained = try CLIRunner.run(["train", "--config", train.path])
+        #expect(trained.status == 0 && trained.standardOutput.contains("trained 2 steps"), "train: \(trained.standardError)")
+        let metrics = try CLIRunner.readJSONLines(adapters.appendingPathComponent("metrics.jsonl"))
+        let losses = metrics.compactMap { $0["loss"] as? Double }
+        #expect(losses.count == 2 && losses.allSatisfy { $0.isFinite && $0 > 0 }, "losses \(losses)")
+        let trainedScores = folder.appendingPathComponent("trained-scores.jsonl")
+        let scoreTrained = try CLIRunner.run(["score", "--model", Self.base.path, "--adapter", adapters.path, "--input", texts.path,
+                                              "--output", trainedScores.path])
+        #expect(scoreTrained.status == 0, "score --adapter (trained): \(scoreTrained.standardError)")
+
+        let refused = folder.appendingPathComponent("refused")
+        let fuseDType = try CLIRunner.run(["fuse", "--model", Self.base.path, "--adapter", Self.adapter.path, "--output", refused.path,
+                                           "--dtype", "float32"])
+        #expect(fuseDType.status == 2 && fuseDType.standardError.contains("--dequantize"), "fuse --dtype: \(fuseDType.standardError)")
+        #expect(!FileManager.default.fileExists(atPath: refused.path))
     }
 }

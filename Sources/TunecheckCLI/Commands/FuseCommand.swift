@@ -25,6 +25,10 @@ struct FuseCommand: ParsableCommand {
         output is a folder transformers, mlx_lm and tunecheck load: the base's safetensors file names (and shard \
         index), config.json (dtype updated when --dtype changes it), tokenizer files, generation_config.json, chat \
         template and other small files. Tensors keep their stored dtype unless --dtype is given.
+        On an mlx affine-quantized base (mlx_lm -4bit/-8bit, QLoRA), as mlx_lm.fuse: each fused layer is dequantized, \
+        merged in its float dtype and re-quantized with its own group size and bits; other tensors are copied byte \
+        for byte and config.json keeps its quantization. --dequantize writes a float folder instead (the scales' \
+        dtype, or --dtype) without the quantization entries.
         The adapter is checked against the base first; the folder is built beside --output and renamed into place, \
         so a failure leaves nothing behind. An existing --output is refused unless --force.
 
@@ -48,13 +52,16 @@ struct FuseCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Store every tensor in this dtype (default: keep each tensor's stored dtype).", valueName: "float32|bfloat16|float16"))
     var dtype: OutputDType?
 
+    @Flag(name: .long, help: "On a quantized base, write every layer dequantized (a float folder), as mlx_lm.fuse --dequantize.")
+    var dequantize = false
+
     @Flag(name: .long, help: "Replace an existing output folder (only once the new one is complete).")
     var force = false
 
     func run() throws {
         let loaded = try Adapter.load(path: URL(fileURLWithPath: adapter))
         let report = try AdapterFuser.fuse(baseFolder: URL(fileURLWithPath: model), adapter: loaded, output: URL(fileURLWithPath: output),
-                                           dtype: dtype?.dtype, replacing: force)
+                                           dtype: dtype?.dtype, dequantize: dequantize, replacing: force)
         let dtypeText = report.dtype.map { " as \($0.configName)" } ?? ""
         print("fused \(report.fusedTensors.count) of \(report.tensorCount) tensors (\(loaded.format.rawValue) adapter \(loaded.weightsURL.path))\(dtypeText) into \(output)")
     }

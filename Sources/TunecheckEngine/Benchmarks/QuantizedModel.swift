@@ -60,7 +60,9 @@ public enum QuantizedModel {
 
     /// mlx's affine quantization of one group (`mx.quantize`): the range [min, max] is split into 2^bits − 1 steps; the
     /// end of larger magnitude is represented exactly (scale = edge / round(edge / scale)), the other end rounds.
-    /// Returns (scale, bias); `codes` receives round((w − bias) / scale) clipped to [0, 2^bits − 1].
+    /// Returns (scale, bias); `codes` receives round((w − bias) / scale) clipped to [0, 2^bits − 1]. Rounding is to
+    /// nearest, ties to even, as mlx's (half away from zero differs on ties: checked against `mx.quantize` on the fused
+    /// QLoRA layers, where ties are common because the inputs are bf16).
     static func quantizeGroup(_ values: UnsafeBufferPointer<Float>, bits: Int, codes: UnsafeMutablePointer<UInt32>) -> (Float, Float) {
         let levels = Float((1 << bits) - 1)
         var low = Float.infinity, high = -Float.infinity
@@ -69,17 +71,26 @@ public enum QuantizedModel {
         var scale = max((high - low) / levels, 1e-7)
         scale = lowIsEdge ? scale : -scale
         let edge = lowIsEdge ? low : high
-        let steps = (edge / scale).rounded()
+        let steps = (edge / scale).rounded(.toNearestOrEven)
         if steps != 0 { scale = edge / steps }
         let bias = steps == 0 ? 0 : edge
         for (index, value) in values.enumerated() {
-            codes[index] = UInt32(min(max(((value - bias) / scale).rounded(), 0), levels))
+            codes[index] = UInt32(min(max(((value - bias) / scale).rounded(.toNearestOrEven), 0), levels))
         }
         return (scale, bias)
     }
 
     /// Writes `matrix`'s packed codes through `sink` (a block of rows at a time) and returns its scales and biases.
     static func quantize(_ matrix: WeightMatrix, bits: Int, groupSize: Int, into sink: TensorSink) throws -> ([Float], [Float]) {
+        try quantize(matrix, bits: bits, groupSize: groupSize) { try sink.writeRaw($0) }
+    }
+
+    /// mlx's affine quantization of `matrix` (`mx.quantize`, `quantizeGroup` per group): hands the packed (rows,
+    /// columns·bits/32) uint32 words to `emit` a block of rows at a time and returns the (rows, columns/groupSize)
+    /// scales and biases in float32 (rounded to the model's dtype by whoever stores them, as mlx does). The one affine
+    /// quantizer of the codebase: `bench --quantize` and `fuse` onto a quantized base both use it.
+    static func quantize(_ matrix: WeightMatrix, bits: Int, groupSize: Int,
+                         emit: (UnsafeRawBufferPointer) throws -> Void) throws -> ([Float], [Float]) {
         let columns = matrix.columns, groups = columns / groupSize, wordsPerRow = columns * bits / 32
         var scales = [Float](repeating: 0, count: matrix.rows * groups), biases = scales
         let blockRows = max(1, (1 << 18) / columns)
@@ -107,7 +118,7 @@ public enum QuantizedModel {
                     if bit % 32 + bits > 32 { rowWords[bit / 32 + 1] |= UInt32(truncatingIfNeeded: code >> UInt64(32 - bit % 32)) }
                 }
             }
-            try sink.writeRaw(UnsafeRawBufferPointer(start: words, count: count * wordsPerRow * 4))
+            try emit(UnsafeRawBufferPointer(start: words, count: count * wordsPerRow * 4))
             row += count
         }
         return (scales, biases)

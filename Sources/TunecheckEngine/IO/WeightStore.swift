@@ -115,6 +115,14 @@ public final class WeightStore: @unchecked Sendable {
         return files[location.file].path
     }
 
+    /// `name`'s bytes as stored in its mapped file (fuse copies untouched quantized tensors through them).
+    func rawBytes(of name: String) throws -> UnsafeRawBufferPointer {
+        guard let location = locations[name], location.file >= 0 else {
+            throw EngineError.missingTensor(path: folder.path, name: name)
+        }
+        return files[location.file].bytes(of: location.info)
+    }
+
     /// `name` as a (shape[0], rest) matrix in its stored dtype, in place in the mapped file (no copy), checked against
     /// `shape` when given and checked to be finite. Data the kernels cannot read in place (a misaligned offset, which
     /// safetensors writers do not produce) is widened into owned float32 memory instead.
