@@ -141,15 +141,12 @@ public final class BaseResultCache {
     func store(kind: String, key: String, payload value: JSONValue) {
         let url = url(kind: kind, key: key)
         outcomes.append((kind, false))
-        let payload = JSONWriter.data(value)
         var header = JSONObject()
         header.set("format", .from(Self.format))
         header.set("kind", .string(kind))
         header.set("key", .string(key))
-        header.set("bytes", .from(payload.count))
-        header.set("sha256", .string(SHA256.hex([UInt8](payload))))
         do {
-            try AtomicWrite.write(JSONWriter.data(.object(header)) + Data("\n".utf8) + payload, to: url)
+            try AtomicWrite.write(ChecksummedJSON.encode(header: header, payload: value), to: url)
         } catch {
             onNotice?("cache: cannot write \(url.path) (\((error as? LocalizedError)?.errorDescription ?? "\(error)")); continuing without it")
         }
@@ -160,16 +157,13 @@ public final class BaseResultCache {
 
     private func read(_ url: URL, kind: String, key: String) -> Result<JSONValue, ReadError> {
         guard let data = try? Data(contentsOf: url) else { return .failure(.problem("cannot be read")) }
-        let bytes = [UInt8](data)
-        guard let newline = bytes.firstIndex(of: 0x0A),
-              let header = try? JSONParser.parse(Array(bytes[..<newline])).object else {
+        guard let (header, payload) = ChecksummedJSON.split([UInt8](data)) else {
             return .failure(.problem("has no valid header (corrupt or truncated)"))
         }
         guard header["format"]?.int == Self.format, header["kind"]?.string == kind, header["key"]?.string == key else {
             return .failure(.problem("belongs to another version, kind or key"))
         }
-        let payload = Array(bytes[(newline + 1)...])
-        guard header["bytes"]?.int == payload.count, header["sha256"]?.string == SHA256.hex(payload) else {
+        guard ChecksummedJSON.problem(header: header, body: payload) == nil else {
             return .failure(.problem("is corrupt or truncated (checksum mismatch)"))
         }
         guard let value = try? JSONParser.parse(payload) else { return .failure(.problem("holds invalid JSON")) }

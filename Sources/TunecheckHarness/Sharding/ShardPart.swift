@@ -47,7 +47,6 @@ public struct ShardPart {
         } catch {
             throw HarnessError.writeFailed(path: directory.path, reason: error.localizedDescription)
         }
-        let body = JSONWriter.data(payload)
         var header = JSONObject()
         header.set("format", .string(Self.format))
         header.set("format_version", .from(Self.formatVersion))
@@ -55,10 +54,8 @@ public struct ShardPart {
         header.set("shard", .from(shard.index))
         header.set("shards", .from(shard.count))
         header.set("settings_hash", .string(settingsHash))
-        header.set("bytes", .from(body.count))
-        header.set("sha256", .string(SHA256.hex([UInt8](body))))
         do {
-            try AtomicWrite.write(JSONWriter.data(.object(header)) + Data("\n".utf8) + body, to: url)
+            try AtomicWrite.write(ChecksummedJSON.encode(header: header, payload: payload), to: url)
         } catch {
             throw HarnessError.writeFailed(path: url.path, reason: (error as? LocalizedError)?.errorDescription ?? "\(error)")
         }
@@ -71,9 +68,8 @@ public struct ShardPart {
         do { data = try BoundedFile.read(url, limit: 1 << 32) } catch {
             throw ShardError.unreadable(path: url.path, reason: error.reason)
         }
-        let bytes = [UInt8](data)
         func corrupt(_ reason: String) -> ShardError { .corrupt(path: url.path, reason: reason) }
-        guard let newline = bytes.firstIndex(of: 0x0A), let header = try? JSONParser.parse(Array(bytes[..<newline])).object else {
+        guard let (header, body) = ChecksummedJSON.split([UInt8](data)) else {
             throw corrupt("no header line (empty, truncated, or another kind of file)")
         }
         func field(_ key: String) -> String { header[key].map { JSONWriter.string($0) } ?? "missing" }
@@ -81,12 +77,12 @@ public struct ShardPart {
         guard let version = header["format_version"]?.int, version == formatVersion else {
             throw corrupt("part format version \(field("format_version")), this tunecheck reads \(formatVersion)")
         }
-        let body = Array(bytes[(newline + 1)...])
-        guard let length = header["bytes"]?.int, let checksum = header["sha256"]?.string else {
-            throw corrupt("the header has no length or checksum")
+        switch ChecksummedJSON.problem(header: header, body: body) {
+        case nil: break
+        case .noChecksum?: throw corrupt("the header has no length or checksum")
+        case let .truncated(actual, expected)?: throw corrupt("truncated: \(actual) payload bytes, the header says \(expected)")
+        case .checksumMismatch?: throw corrupt("checksum mismatch (the file was changed or damaged)")
         }
-        guard body.count == length else { throw corrupt("truncated: \(body.count) payload bytes, the header says \(length)") }
-        guard SHA256.hex(body) == checksum else { throw corrupt("checksum mismatch (the file was changed or damaged)") }
         guard let payload = try? JSONParser.parse(body), let object = payload.object else { throw corrupt("the payload is not JSON") }
         guard let index = header["shard"]?.int, let count = header["shards"]?.int, let shard = try? ShardSpec(index: index, count: count),
               let tunecheckVersion = header["tunecheck_version"]?.string, let settingsHash = header["settings_hash"]?.string,
