@@ -213,35 +213,32 @@ struct QuantizedWeightsTests {
 
             // Several rows: the GEMM on dequantized panels, y = x·Wᵀ and y = x·W (input gradients).
             let batch = 3
+            /// The largest |computed − Σ w·x| / Σ|w·x| over (batch, outputs), the sums in float64 over `terms`;
+            /// `weight(output, term)` picks the entry of W each product uses.
+            func worstRelativeError(_ computed: [Float], inputs: [Float], outputs: Int, terms: Int,
+                                    weight: (Int, Int) -> Float) -> Double {
+                var worst = 0.0
+                for b in 0..<batch {
+                    for output in 0..<outputs {
+                        var sum = 0.0, magnitude = 0.0
+                        for term in 0..<terms {
+                            let product = Double(weight(output, term)) * Double(inputs[b * terms + term])
+                            sum += product; magnitude += abs(product)
+                        }
+                        worst = max(worst, abs(Double(computed[b * outputs + output]) - sum) / magnitude)
+                    }
+                }
+                return worst
+            }
             let xs = (0..<(batch * columns)).map { _ in Float(Int(random.next() % 2001) - 1000) / 1000 }
             var products = [Float](repeating: 0, count: batch * rows)
             WeightProducts.multiplyTransposed(matrix, x: xs, rows: batch, ldx: columns, into: &products, ldy: rows, alpha: 1, beta: 0)
-            var worstGEMM = 0.0
-            for b in 0..<batch {
-                for row in 0..<rows {
-                    var sum = 0.0, magnitude = 0.0
-                    for column in 0..<columns {
-                        let product = Double(data.value(row, column)) * Double(xs[b * columns + column])
-                        sum += product; magnitude += abs(product)
-                    }
-                    worstGEMM = max(worstGEMM, abs(Double(products[b * rows + row]) - sum) / magnitude)
-                }
-            }
+            let worstGEMM = worstRelativeError(products, inputs: xs, outputs: rows, terms: columns) { data.value($0, $1) }
             #expect(worstGEMM <= 1e-5, "GEMM: \(worstGEMM)")
             let gradients = (0..<(batch * rows)).map { _ in Float(Int(random.next() % 2001) - 1000) / 1000 }
             var inputGradients = [Float](repeating: 0, count: batch * columns)
             WeightProducts.multiply(matrix, x: gradients, rows: batch, ldx: rows, into: &inputGradients, ldy: columns, alpha: 1, beta: 0)
-            var worstBackward = 0.0
-            for b in 0..<batch {
-                for column in 0..<columns {
-                    var sum = 0.0, magnitude = 0.0
-                    for row in 0..<rows {
-                        let product = Double(data.value(row, column)) * Double(gradients[b * rows + row])
-                        sum += product; magnitude += abs(product)
-                    }
-                    worstBackward = max(worstBackward, abs(Double(inputGradients[b * columns + column]) - sum) / magnitude)
-                }
-            }
+            let worstBackward = worstRelativeError(inputGradients, inputs: gradients, outputs: columns, terms: rows) { data.value($1, $0) }
             #expect(worstBackward <= 1e-5, "x·W: \(worstBackward)")
         }
     }

@@ -1,7 +1,25 @@
 import Foundation
 
-/// HTML escaping for text and attribute values.
+/// HTML escaping for text and attribute values, and the document opening every report shares.
 enum HTML {
+    /// From `<!DOCTYPE html>` to the opening `<body>` and a newline: `title` is plain text (escaped here),
+    /// `stylesheet` is CSS.
+    static func documentStart(title: String, stylesheet: String) -> String {
+        """
+        <!DOCTYPE html>
+        <html lang="en">
+        <head>
+        <meta charset="utf-8">
+        <meta name="viewport" content="width=device-width, initial-scale=1">
+        <meta name="generator" content="tunecheck">
+        <title>\(escape(title))</title>
+        <style>\(stylesheet)</style>
+        </head>
+        <body>
+
+        """
+    }
+
     /// `&<>"'` as character references; control characters (not allowed in HTML text) as visible `\u{1B}`
     /// escapes (`ControlCharacters`), tab, LF and CR kept.
     static func escape(_ text: String) -> String {
@@ -49,19 +67,7 @@ public enum HTMLReport {
         let grid = SuiteGrid(report)
         let failing = FailingCheck.all(in: report)
         let warnings = WarningCheck.all(in: report)
-        var html = """
-        <!DOCTYPE html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <meta name="generator" content="tunecheck">
-        <title>\(HTML.escape(report.title)) — \(report.passed ? "passed" : "failed")</title>
-        <style>\(stylesheet)</style>
-        </head>
-        <body>
-
-        """
+        var html = HTML.documentStart(title: "\(report.title) — \(report.passed ? "passed" : "failed")", stylesheet: stylesheet)
         html += header(report, grid: grid, failing: failing, warnings: warnings)
         html += "<main>\n"
         html += navigation(report, failing: failing, warnings: warnings)

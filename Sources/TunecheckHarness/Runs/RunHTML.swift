@@ -7,17 +7,9 @@ import Foundation
 public enum RunHTML {
     public static func render(_ summaries: [RunSummary], settings: RunHistorySettings) -> String {
         let failed = summaries.contains { $0.verdict == .fail }
-        var html = """
-        <!DOCTYPE html>
-        <html lang="en">
-        <head>
-        <meta charset="utf-8">
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <meta name="generator" content="tunecheck">
-        <title>tunecheck runs — \(summaries.count) run\(summaries.count == 1 ? "" : "s")</title>
-        <style>\(HTMLReport.stylesheet)\(stylesheet)</style>
-        </head>
-        <body>
+        var html = HTML.documentStart(title: "tunecheck runs — \(summaries.count) run\(summaries.count == 1 ? "" : "s")",
+                                      stylesheet: HTMLReport.stylesheet + stylesheet)
+        html += """
         <header class="top\(failed ? " is-fail" : "")"><div class="wrap">
         <span class="verdict">\(failed ? "a run failed" : "no run failed")</span>
         <h1>Training runs side by side</h1>
