@@ -10,6 +10,12 @@
 #define TC_X86 0
 #endif
 
+// Stored 16-bit weights are read in place from the mapped safetensors file, where a tensor may start at an odd address
+// (mlx's writer does not pad its header: about half of the bf16 folders mlx_lm writes). Every read of them goes through
+// this 1-byte-aligned type, so the compiler never assumes 2-byte alignment (nor peels a loop to reach a wider one);
+// the vector loads are unaligned loads already.
+typedef uint16_t tc_half __attribute__((aligned(1)));
+
 // ---- conversions -------------------------------------------------------------------------------------------------
 
 static inline uint16_t to_bf16(float value) {
@@ -52,7 +58,7 @@ static inline float from_f16(uint16_t value) {
     attribute static void f32_to_bf16_##suffix(const float *x, uint16_t *y, size_t n) {                \
         for (size_t i = 0; i < n; i++) y[i] = to_bf16(x[i]);                                           \
     }                                                                                                  \
-    attribute static void bf16_to_f32_##suffix(const uint16_t *x, float *y, size_t n) {                \
+    attribute static void bf16_to_f32_##suffix(const tc_half *x, float *y, size_t n) {                \
         for (size_t i = 0; i < n; i++) y[i] = from_bf16(x[i]);                                         \
     }
 
@@ -61,14 +67,14 @@ CONVERSIONS(generic, )
 CONVERSIONS(avx512, __attribute__((target("avx512f,avx512bw"))))
 
 // F16C through AVX-512F: 16 halves per instruction.
-__attribute__((target("avx512f,avx512bw"))) static void f16_to_f32_avx512(const uint16_t *x, float *y, size_t n) {
+__attribute__((target("avx512f,avx512bw"))) static void f16_to_f32_avx512(const tc_half *x, float *y, size_t n) {
     size_t i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(x + i))));
     for (; i < n; i++) y[i] = from_f16(x[i]);
 }
 #endif
 
-static void f16_to_f32_generic(const uint16_t *x, float *y, size_t n) {
+static void f16_to_f32_generic(const tc_half *x, float *y, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] = from_f16(x[i]);
 }
 
@@ -77,7 +83,7 @@ static void f16_to_f32_generic(const uint16_t *x, float *y, size_t n) {
 #define TC_AVX2 __attribute__((target("avx2,fma,f16c")))
 CONVERSIONS(avx2, TC_AVX2)
 
-TC_AVX2 static void f16_to_f32_avx2(const uint16_t *x, float *y, size_t n) {
+TC_AVX2 static void f16_to_f32_avx2(const tc_half *x, float *y, size_t n) {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i))));
     for (; i < n; i++) y[i] = from_f16(x[i]);
@@ -89,7 +95,7 @@ TC_AVX2 static void f16_to_f32_avx2(const uint16_t *x, float *y, size_t n) {
 // A value is NaN or infinite when its exponent bits are all ones. OR-ing the comparison over a block and testing once
 // per block keeps the loop branch-free (vectorised) and still stops early on a bad tensor.
 #define FINITE_SCAN(suffix, attribute)                                                                              \
-    attribute static int finite_u16_##suffix(const uint16_t *x, size_t n, uint16_t mask) {                          \
+    attribute static int finite_u16_##suffix(const tc_half *x, size_t n, uint16_t mask) {                          \
         for (size_t start = 0; start < n; start += 4096) {                                                          \
             size_t end = n - start < 4096 ? n : start + 4096;                                                       \
             unsigned bad = 0;                                                                                       \
@@ -118,15 +124,15 @@ static int finite_range(const void *x, int kind, size_t n) {
 #if TC_X86
     if (tc_uses_avx512()) {
         if (kind == TC_F32) return finite_u32_avx512((const uint32_t *)x, n);
-        return finite_u16_avx512((const uint16_t *)x, n, kind == TC_BF16 ? 0x7f80u : 0x7c00u);
+        return finite_u16_avx512((const tc_half *)x, n, kind == TC_BF16 ? 0x7f80u : 0x7c00u);
     }
     if (tc_uses_avx2()) {
         if (kind == TC_F32) return finite_u32_avx2((const uint32_t *)x, n);
-        return finite_u16_avx2((const uint16_t *)x, n, kind == TC_BF16 ? 0x7f80u : 0x7c00u);
+        return finite_u16_avx2((const tc_half *)x, n, kind == TC_BF16 ? 0x7f80u : 0x7c00u);
     }
 #endif
     if (kind == TC_F32) return finite_u32_generic((const uint32_t *)x, n);
-    return finite_u16_generic((const uint16_t *)x, n, kind == TC_BF16 ? 0x7f80u : 0x7c00u);
+    return finite_u16_generic((const tc_half *)x, n, kind == TC_BF16 ? 0x7f80u : 0x7c00u);
 }
 
 typedef struct {
@@ -173,14 +179,17 @@ float *tc_thread_scratch(size_t count) {
     return scratch_buffer;
 }
 
+static void widen_bf16(const tc_half *x, float *y, size_t n);
+static void widen_f16(const tc_half *x, float *y, size_t n);
+
 void tc_widen_block(const void *w, int kind, size_t ldw, size_t rows, size_t cols, float *out) {
     // A contiguous block (all columns) is one conversion; otherwise one per row.
     size_t runs = cols == ldw ? 1 : rows, length = cols == ldw ? rows * cols : cols;
     for (size_t r = 0; r < runs; r++) {
         float *target = out + r * cols;
         switch (kind) {
-        case TC_BF16: tc_bf16_to_f32((const uint16_t *)w + r * ldw, target, length); break;
-        case TC_F16: tc_f16_to_f32((const uint16_t *)w + r * ldw, target, length); break;
+        case TC_BF16: widen_bf16((const tc_half *)w + r * ldw, target, length); break;
+        case TC_F16: widen_f16((const tc_half *)w + r * ldw, target, length); break;
         default: memcpy(target, (const float *)w + r * ldw, length * sizeof(float)); break;
         }
     }
@@ -192,10 +201,10 @@ static inline void store(float *y, float sum, float alpha, float beta) {
     *y = beta == 0 ? alpha * sum : alpha * sum + beta * *y;
 }
 
-static void gemv_generic(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta,
+static void gemv_generic(const tc_half *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta,
                          float *y) {
     for (size_t r = 0; r < rows; r++) {
-        const uint16_t *row = w + r * ldw;
+        const tc_half *row = w + r * ldw;
         float partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         size_t c = 0;
         for (; c + 8 <= cols; c += 8) {
@@ -210,14 +219,14 @@ static void gemv_generic(const uint16_t *w, size_t rows, size_t cols, size_t ldw
 
 #if TC_X86
 // 16 bf16 values → 16 floats: zero-extend to 32 bits and shift into the high half.
-__attribute__((target("avx512f,avx512bw"))) static inline __m512 load16_bf16(const uint16_t *p) {
+__attribute__((target("avx512f,avx512bw"))) static inline __m512 load16_bf16(const tc_half *p) {
     __m256i half = _mm256_loadu_si256((const __m256i *)p);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
 }
 
 __attribute__((target("avx512f,avx512bw"))) static inline __m512 load16_f32(const float *p) { return _mm512_loadu_ps(p); }
 
-static inline float scalar_bf16(const uint16_t *p) { return from_bf16(*p); }
+static inline float scalar_bf16(const tc_half *p) { return from_bf16(*p); }
 static inline float scalar_f32(const float *p) { return *p; }
 
 // Four rows at a time share each load of x; two accumulators per row keep eight FMA chains in flight.
@@ -285,13 +294,13 @@ static inline float scalar_f32(const float *p) { return *p; }
         }                                                                                                                \
     }
 
-GEMV_AVX512(gemv_bf16_avx512, uint16_t, load16_bf16, scalar_bf16)
+GEMV_AVX512(gemv_bf16_avx512, tc_half, load16_bf16, scalar_bf16)
 
-__attribute__((target("avx512f,avx512bw"))) static inline __m512 load16_f16(const uint16_t *p) {
+__attribute__((target("avx512f,avx512bw"))) static inline __m512 load16_f16(const tc_half *p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
 }
-static inline float scalar_f16(const uint16_t *p) { return from_f16(*p); }
-GEMV_AVX512(gemv_f16_avx512, uint16_t, load16_f16, scalar_f16)
+static inline float scalar_f16(const tc_half *p) { return from_f16(*p); }
+GEMV_AVX512(gemv_f16_avx512, tc_half, load16_f16, scalar_f16)
 
 // bfloat16 rows, 32 columns per step without widening instructions: a 512-bit load holds 16 (even, odd) pairs; the
 // even values become floats by a shift left of 16, the odd ones by masking off the low half. x is split once into its
@@ -302,7 +311,7 @@ GEMV_AVX512(gemv_f16_avx512, uint16_t, load16_f16, scalar_f16)
 static __thread float *pair_buffer = NULL;
 static __thread size_t pair_capacity = 0;
 
-__attribute__((target("avx512f,avx512bw"))) static void gemv_bf16_pairs_avx512(const uint16_t *w, size_t rows, size_t cols, size_t ldw,
+__attribute__((target("avx512f,avx512bw"))) static void gemv_bf16_pairs_avx512(const tc_half *w, size_t rows, size_t cols, size_t ldw,
                                                                               const float *x, float alpha, float beta, float *y) {
     size_t wide = cols & ~(size_t)31;
     if (wide == 0) { gemv_bf16_avx512(w, rows, cols, ldw, x, alpha, beta, y); return; }
@@ -322,7 +331,7 @@ __attribute__((target("avx512f,avx512bw"))) static void gemv_bf16_pairs_avx512(c
     const __m512i high = _mm512_set1_epi32((int)0xffff0000u);
     size_t r = 0;
     for (; r + 4 <= rows; r += 4) {
-        const uint16_t *w0 = w + r * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        const tc_half *w0 = w + r * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
         __m512 b0 = _mm512_setzero_ps(), b1 = _mm512_setzero_ps(), b2 = _mm512_setzero_ps(), b3 = _mm512_setzero_ps();
         for (size_t c = 0; c < wide; c += 32) {
@@ -359,10 +368,10 @@ GEMV_AVX512(gemv_f32_avx512, float, load16_f32, scalar_f32)
 #if TC_X86
 // ---- AVX2 matrix-vector products ---------------------------------------------------------------------------------
 
-TC_AVX2 static inline __m256 load8_bf16(const uint16_t *p) {
+TC_AVX2 static inline __m256 load8_bf16(const tc_half *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
-TC_AVX2 static inline __m256 load8_f16(const uint16_t *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
+TC_AVX2 static inline __m256 load8_f16(const tc_half *p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p)); }
 TC_AVX2 static inline __m256 load8_f32(const float *p) { return _mm256_loadu_ps(p); }
 
 TC_AVX2 static inline float hsum8(__m256 v) {
@@ -427,13 +436,13 @@ TC_AVX2 static inline float hsum8(__m256 v) {
         }                                                                                                                \
     }
 
-GEMV_AVX2(gemv_bf16_avx2, uint16_t, load8_bf16, scalar_bf16)
-GEMV_AVX2(gemv_f16_avx2, uint16_t, load8_f16, scalar_f16)
+GEMV_AVX2(gemv_bf16_avx2, tc_half, load8_bf16, scalar_bf16)
+GEMV_AVX2(gemv_f16_avx2, tc_half, load8_f16, scalar_f16)
 GEMV_AVX2(gemv_f32_avx2, float, load8_f32, scalar_f32)
 
 // bfloat16 pairs, as the AVX-512 pair kernel: a 256-bit load holds 8 (even, odd) pairs; the even values become floats
 // by a shift left of 16, the odd ones by masking off the low half, against x split once into even and odd columns.
-TC_AVX2 static void gemv_bf16_pairs_avx2(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha,
+TC_AVX2 static void gemv_bf16_pairs_avx2(const tc_half *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha,
                                          float beta, float *y) {
     size_t wide = cols & ~(size_t)15;
     if (wide == 0) { gemv_bf16_avx2(w, rows, cols, ldw, x, alpha, beta, y); return; }
@@ -454,7 +463,7 @@ TC_AVX2 static void gemv_bf16_pairs_avx2(const uint16_t *w, size_t rows, size_t 
     const __m256i high = _mm256_set1_epi32((int)0xffff0000u);
     size_t r = 0;
     for (; r + 4 <= rows; r += 4) {
-        const uint16_t *w0 = w + r * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        const tc_half *w0 = w + r * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
         __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
         __m256 b0 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
         for (size_t c = 0; c < wide; c += 16) {
@@ -493,10 +502,10 @@ TC_AVX2 static void gemv_bf16_pairs_avx2(const uint16_t *w, size_t rows, size_t 
 }
 #endif
 
-static void gemv_f16_generic(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta,
+static void gemv_f16_generic(const tc_half *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta,
                              float *y) {
     for (size_t r = 0; r < rows; r++) {
-        const uint16_t *row = w + r * ldw;
+        const tc_half *row = w + r * ldw;
         float partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         size_t c = 0;
         for (; c + 8 <= cols; c += 8) {
@@ -561,13 +570,15 @@ void tc_f32_to_bf16(const float *x, uint16_t *y, size_t n) {
     f32_to_bf16_generic(x, y, n);
 }
 
-void tc_bf16_to_f32(const uint16_t *x, float *y, size_t n) {
+static void widen_bf16(const tc_half *x, float *y, size_t n) {
 #if TC_X86
     if (tc_uses_avx512()) { bf16_to_f32_avx512(x, y, n); return; }
     if (tc_uses_avx2()) { bf16_to_f32_avx2(x, y, n); return; }
 #endif
     bf16_to_f32_generic(x, y, n);
 }
+
+void tc_bf16_to_f32(const uint16_t *x, float *y, size_t n) { widen_bf16(x, y, n); }
 
 void tc_gemv_bf16(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y) {
 #if TC_X86
@@ -577,13 +588,15 @@ void tc_gemv_bf16(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const
     gemv_generic(w, rows, cols, ldw, x, alpha, beta, y);
 }
 
-void tc_f16_to_f32(const uint16_t *x, float *y, size_t n) {
+static void widen_f16(const tc_half *x, float *y, size_t n) {
 #if TC_X86
     if (tc_uses_avx512()) { f16_to_f32_avx512(x, y, n); return; }
     if (tc_uses_avx2()) { f16_to_f32_avx2(x, y, n); return; }
 #endif
     f16_to_f32_generic(x, y, n);
 }
+
+void tc_f16_to_f32(const uint16_t *x, float *y, size_t n) { widen_f16(x, y, n); }
 
 void tc_gemv_f16(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y) {
 #if TC_X86

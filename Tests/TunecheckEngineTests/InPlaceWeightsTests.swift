@@ -218,6 +218,46 @@ struct InPlaceWeightsTests {
         }
     }
 
+    /// mlx's safetensors writer does not pad its header, so in about half of the folders it writes every 16-bit tensor
+    /// starts at an odd address of the mapping. Such a folder (the fixture with one space added to each file's header,
+    /// which shifts all data by one byte) is still read in place, not widened, and gives the same numbers: the kernels
+    /// read through unaligned loads, and the values and summation order are the same, so the results are identical.
+    @Test("16-bit tensors at odd addresses are read in place with identical results", arguments: halfFixtures)
+    func oddAddressesStayInPlace(name: String) throws {
+        try BadInput.withTemporaryFolder("inplace-odd") { folder in
+            let shifted = try BadInput.copyFixture(name, into: folder)
+            let files = try FileManager.default.contentsOfDirectory(at: shifted, includingPropertiesForKeys: nil)
+                .filter { $0.pathExtension == "safetensors" }
+            #expect(!files.isEmpty)
+            for file in files {
+                let data = try Data(contentsOf: file)
+                let headerLength = Int(data.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+                // Make 8 + header length odd: the data section (and every tensor, all of even byte size) starts odd.
+                let padding = (8 + headerLength) % 2 == 0 ? 1 : 0
+                var length = UInt64(headerLength + padding).littleEndian
+                var rewritten = Data(bytes: &length, count: 8)
+                rewritten.append(data[8..<(8 + headerLength)])
+                rewritten.append(contentsOf: [UInt8](repeating: UInt8(ascii: " "), count: padding))
+                rewritten.append(data[(8 + headerLength)...])
+                try rewritten.write(to: file)
+            }
+            let aligned = try ModelLoader.loadDecoder(folder: FixturePaths.ownModel(name))
+            let odd = try ModelLoader.loadDecoder(folder: shifted)
+            let embedding = odd.weights.tokenEmbedding
+            #expect(Int(bitPattern: embedding.base) % 2 == 1, "the test shifts the tensors to odd addresses")
+            #expect(odd.weights.layers.flatMap(\.linears).allSatisfy { $0.weight.storage == aligned.weights.tokenEmbedding.storage })
+            #expect(embedding.storage == aligned.weights.tokenEmbedding.storage)
+            #expect(odd.store.ownedBytes == aligned.store.ownedBytes, "nothing more widened: \(odd.store.ownedBytes) bytes")
+
+            let texts = try FastPathTests.texts(FixturePaths.ownModel(name))
+            #expect(try Scorer(model: odd).score(texts) == (try Scorer(model: aligned).score(texts)))
+            let options = GenerationOptions(maxNewTokens: 16, ignoreEOS: true)
+            let prompt = Array(texts[0].prefix(6))
+            #expect(try Generator(model: odd).generate(promptIds: prompt, options: options).ids
+                    == (try Generator(model: aligned).generate(promptIds: prompt, options: options).ids))
+        }
+    }
+
     @Test func nonFiniteHalfWeightsNameTheFileAndTensor() throws {
         try BadInput.withTemporaryFolder("inplace-nan") { folder in
             let model = try BadInput.copyFixture("llama-bf16", into: folder)

@@ -124,8 +124,11 @@ public final class WeightStore: @unchecked Sendable {
     }
 
     /// `name` as a (shape[0], rest) matrix in its stored dtype, in place in the mapped file (no copy), checked against
-    /// `shape` when given and checked to be finite. Data the kernels cannot read in place (a misaligned offset, which
-    /// safetensors writers do not produce) is widened into owned float32 memory instead.
+    /// `shape` when given and checked to be finite. BF16/F16 data is read in place at any alignment (mlx's writer does
+    /// not pad its header, so about half of the folders it writes put every 16-bit tensor at an odd address; the
+    /// kernels read through unaligned loads). F32 data at an address that is not a multiple of 4 (mlx-written float32
+    /// folders, likewise) goes to OpenBLAS as `float *`, which needs 4-byte alignment: it is copied once into owned
+    /// float32 memory, the same size as stored.
     public func weightMatrix(_ name: String, shape expected: [Int]? = nil) throws -> WeightMatrix {
         guard let location = locations[name] else {
             throw EngineError.missingTensor(path: folder.path, name: name)
@@ -147,7 +150,7 @@ public final class WeightStore: @unchecked Sendable {
             throw EngineError.tensorShapeMismatch(path: file.path, name: name, expected: expected, actual: info.shape)
         }
         let raw = file.bytes(of: info)
-        guard let address = raw.baseAddress, Int(bitPattern: address) % storage.byteSize == 0 else {
+        guard let address = raw.baseAddress, storage != .float32 || Int(bitPattern: address) % 4 == 0 else {
             let tensor = try floatTensor(name, shape: expected)
             return WeightMatrix(tensor.pointer, rows: rows, columns: columns)
         }
@@ -283,23 +286,9 @@ public final class WeightStore: @unchecked Sendable {
             for index in 0..<count {
                 output[index] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: index * 4, as: UInt32.self)))
             }
-        case .float16:
-            if Int(bitPattern: base) % 2 == 0 {
-                tc_f16_to_f32(base.assumingMemoryBound(to: UInt16.self), output, count)
-                return
-            }
-            for index in 0..<count {
-                output[index] = Float(Float16(bitPattern: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self))))
-            }
-        case .bfloat16:
-            if Int(bitPattern: base) % 2 == 0 {
-                tc_bf16_to_f32(base.assumingMemoryBound(to: UInt16.self), output, count)
-                return
-            }
-            for index in 0..<count {
-                let bits = UInt32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
-                output[index] = Float(bitPattern: bits << 16)
-            }
+        case .float16, .bfloat16:
+            // The C conversion reads 16-bit values at any alignment.
+            tc_widen_block(base, WeightStorage(dtype)!.kernelKind, count, 1, count, output)
         default:
             preconditionFailure("widen called for \(dtype)")
         }

@@ -133,15 +133,16 @@ public struct WeightMatrix: @unchecked Sendable {
                                 scale_kind: quantization.scaleKind)
     }
 
-    /// The raw 16-bit values (bfloat16 or float16 bits), when stored in a half type.
+    /// The raw 16-bit values (bfloat16 or float16 bits), when stored in a half type. Only handed to the C kernels, which
+    /// read them at any alignment (a tensor in an mlx-written file may start at an odd address); never dereferenced here.
     var halves: UnsafePointer<UInt16> { base.assumingMemoryBound(to: UInt16.self) }
 
     /// Element `index` (row-major) as float32. For occasional reads (norms of a whole tensor use `widen`).
     public subscript(index: Int) -> Float {
         switch storage {
         case .float32: return base.load(fromByteOffset: index * 4, as: Float.self)
-        case .bfloat16: return Float(bitPattern: UInt32(base.load(fromByteOffset: index * 2, as: UInt16.self)) << 16)
-        case .float16: return Float(Float16(bitPattern: base.load(fromByteOffset: index * 2, as: UInt16.self)))
+        case .bfloat16: return Float(bitPattern: UInt32(base.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)) << 16)
+        case .float16: return Float(Float16(bitPattern: base.loadUnaligned(fromByteOffset: index * 2, as: UInt16.self)))
         case .affine:
             var value: Float = 0
             var matrix = affineKernelMatrix
