@@ -127,4 +127,58 @@ struct QuantizedCLITests {
         #expect(fuseDType.status == 2 && fuseDType.standardError.contains("--dequantize"), "fuse --dtype: \(fuseDType.standardError)")
         #expect(!FileManager.default.fileExists(atPath: refused.path))
     }
+
+    /// `tunecheck train` DPO (LoRA on every linear layer) on the quantized granitemoehybrid (4-bit experts sliced from
+    /// 3-D codes, 8-bit router, quantized Mamba projections), then the trained adapter through score, and fuse with
+    /// `--dequantize --dtype float32`, whose folder scores like base + adapter (float32 dequantized weights + float32
+    /// ΔW: the same products, 1e-4 as the other fused-vs-unfused checks).
+    @Test func dpoTrainingScoreAndFuseOnQuantizedGraniteHybrid() throws {
+        let folder = try CLIRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let base = Self.fixtures.appendingPathComponent("granitemoehybrid-q4-g32")
+        let pairs = folder.appendingPathComponent("pairs.jsonl"), texts = folder.appendingPathComponent("texts.jsonl")
+        try CLIRunner.writeLines([#"{"prompt": "the model", "chosen": " checks weights", "rejected": " runs"}"#,
+                                  #"{"prompt": "the adapter", "chosen": " learns", "rejected": " data small"}"#,
+                                  #"{"prompt": "quantized", "chosen": " experts route tokens", "rejected": " fast"}"#], to: pairs)
+        try CLIRunner.writeLines([#"{"text": "the quantized experts route every token"}"#], to: texts)
+        let train = folder.appendingPathComponent("train.yaml"), adapters = folder.appendingPathComponent("dpo-adapters")
+        try Data("""
+            model: \(base.path)
+            data: \(pairs.path)
+            mode: dpo
+            beta: 0.1
+            adapter_path: \(adapters.path)
+            iters: 2
+            save_every: 2
+            batch_size: 3
+            learning_rate: 0.01
+            lora_parameters: {rank: 2, scale: 4.0}
+            """.utf8).write(to: train)
+        let trained = try CLIRunner.run(["train", "--config", train.path])
+        #expect(trained.status == 0 && trained.standardOutput.contains("trained 2 steps"), "train: \(trained.standardError)")
+        let metrics = try CLIRunner.readJSONLines(adapters.appendingPathComponent("metrics.jsonl"))
+        #expect(metrics.count == 2)
+        for name in ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"] {
+            #expect(metrics.allSatisfy { ($0[name] as? Double)?.isFinite == true }, "\(name) in \(metrics)")
+        }
+        // Step 2's policy has moved away from the reference (the quantized base): its rewards are not all zero.
+        #expect(abs(metrics[1]["rewards/chosen"] as? Double ?? 0) > 0, "step 2 rewards: \(metrics[1])")
+
+        var scores: [[Double]] = []
+        for (model, extra) in [(base, ["--adapter", adapters.path]), (folder.appendingPathComponent("fused"), [])] {
+            if extra.isEmpty {
+                let fused = try CLIRunner.run(["fuse", "--model", base.path, "--adapter", adapters.path, "--output", model.path,
+                                               "--dequantize", "--dtype", "float32"])
+                #expect(fused.status == 0, "fuse --dequantize: \(fused.standardError)")
+            }
+            let output = folder.appendingPathComponent("scores\(scores.count).jsonl")
+            let result = try CLIRunner.run(["score", "--model", model.path, "--input", texts.path, "--output", output.path] + extra)
+            #expect(result.status == 0, "score \(model.lastPathComponent): \(result.standardError)")
+            scores.append(try CLIRunner.readJSONLines(output).flatMap { ($0["token_logprobs"] as? [Double]) ?? [] })
+        }
+        #expect(scores[0].count == scores[1].count && !scores[0].isEmpty)
+        let difference = zip(scores[0], scores[1]).map { abs($0 - $1) }.max() ?? .infinity
+        print("granitemoehybrid-q4-g32 DPO adapter: fused (--dequantize float32) vs unfused \(difference)")
+        #expect(difference <= 1e-4, "fused float32 folder = quantized base + adapter")
+    }
 }

@@ -187,11 +187,13 @@ public final class WeightStore: @unchecked Sendable {
         guard packedInfo.dtype == .uint32 else {
             throw fail(name, "a quantized weight must be U32 (packed \(bits)-bit codes), found \(packedInfo.dtype.rawValue)")
         }
-        // (out, words) for a linear layer, (E, out, words) for routed experts; the model says which it needs.
-        let dimensions = expected?.count ?? 2
-        guard packedInfo.shape.count == dimensions, dimensions == 2 || dimensions == 3 else {
-            throw fail(name, "a quantized weight here must be \(dimensions)-D (\(dimensions == 3 ? "experts, out" : "out"), in·bits/32), "
-                             + "found shape \(packedInfo.shape)")
+        // (out, words) for a linear layer, (E, out, words) for routed experts; the model says which it needs (readers
+        // without a model, such as fuse, take either).
+        let dimensions = packedInfo.shape.count
+        guard dimensions == (expected?.count ?? dimensions), dimensions == 2 || dimensions == 3 else {
+            let wanted = expected.map { $0.count == 3 ? "3-D (experts, out, in·bits/32)" : "2-D (out, in·bits/32)" }
+                ?? "2-D (out, in·bits/32) or 3-D (experts, out, in·bits/32)"
+            throw fail(name, "a quantized weight here must be \(wanted), found shape \(packedInfo.shape)")
         }
         let leading = Array(packedInfo.shape.dropLast())
         let rows = leading.reduce(1, *)
