@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckEngine
 import TunecheckTestSupport
 import Testing
 
@@ -180,5 +181,25 @@ struct QuantizedCLITests {
         let difference = zip(scores[0], scores[1]).map { abs($0 - $1) }.max() ?? .infinity
         print("granitemoehybrid-q4-g32 DPO adapter: fused (--dequantize float32) vs unfused \(difference)")
         #expect(difference <= 1e-4, "fused float32 folder = quantized base + adapter")
+        let dequantized = try SafeTensorsFile(url: folder.appendingPathComponent("fused/model.safetensors"))
+        #expect(dequantized.tensors["model.layers.0.block_sparse_moe.switch_mlp.gate_proj.weight"]?.shape == [4, 32, 64])
+        #expect(dequantized.tensors["model.layers.0.block_sparse_moe.switch_mlp.gate_proj.scales"] == nil)
+
+        // The default fuse re-quantizes the adapted layers; the experts and the router (no LoRA can reach them) are
+        // copied as stored, and the folder scores.
+        let requantized = folder.appendingPathComponent("fused-quantized")
+        let fused = try CLIRunner.run(["fuse", "--model", base.path, "--adapter", adapters.path, "--output", requantized.path])
+        #expect(fused.status == 0, "fuse: \(fused.standardError)")
+        let stored = try SafeTensorsFile(url: base.appendingPathComponent("model.safetensors"))
+        let written = try SafeTensorsFile(url: requantized.appendingPathComponent("model.safetensors"))
+        let untouched = stored.orderedNames.filter { $0.contains("block_sparse_moe") }
+        #expect(untouched.count == 3 * 4 * 3)
+        for name in untouched {
+            let (a, b) = (try #require(stored.tensors[name]), try #require(written.tensors[name]))
+            #expect(a.shape == b.shape && Data(stored.bytes(of: a)) == Data(written.bytes(of: b)), "\(name) copied as stored")
+        }
+        let output = folder.appendingPathComponent("scores-requantized.jsonl")
+        let scored = try CLIRunner.run(["score", "--model", requantized.path, "--input", texts.path, "--output", output.path])
+        #expect(scored.status == 0, "score (re-quantized fused): \(scored.standardError)")
     }
 }
