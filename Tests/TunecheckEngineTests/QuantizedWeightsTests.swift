@@ -15,7 +15,7 @@ import Testing
 struct QuantizedWeightsTests {
     static let fixtures = ["llama-q4-g64", "llama-q3-g32", "llama-q5-g128", "llama-q6-g64-f16", "llama-q8-g32-f32", "llama-q2-g128",
                            "llama-mixed-3-6", "qwen2-q4-g32-tied", "granitemoehybrid-q4-g32", "granitemoehybrid-mixed-3-6",
-                           "granitemoehybrid-mlx-bf16"]
+                           "granitemoehybrid-mlx-bf16", "granitemoehybrid-dense-q4-g64"]
     static let tolerance = 1e-4
 
     static func folder(_ name: String) -> URL {
