@@ -106,15 +106,18 @@ struct QuantizedWeightsTests {
         #expect(floatExperts.count == 3 && floatExperts.allSatisfy { $0.matrices.allSatisfy { !$0.storage.isQuantized } })
     }
 
-    @Test("A QLoRA adapter written by mlx_lm lora on a quantized base applies unfused like mlx_lm")
-    func qloraAdapter() throws {
-        let adapterFolder = Self.folder("qlora-llama-q4-g64")
-        let base = try ModelLoader.loadDecoder(folder: Self.folder("llama-q4-g64"))
+    /// qlora-granitemoehybrid-q4-g32: mlx_lm lora on the quantized granite (Mamba in/out_proj, q/v_proj and the shared
+    /// MLP's input_linear adapted; the routed experts, quantized, are run as stored under it).
+    @Test("A QLoRA adapter written by mlx_lm lora on a quantized base applies unfused like mlx_lm",
+          arguments: [("qlora-llama-q4-g64", "llama-q4-g64"), ("qlora-granitemoehybrid-q4-g32", "granitemoehybrid-q4-g32")])
+    func qloraAdapter(adapterName: String, baseName: String) throws {
+        let adapterFolder = Self.folder(adapterName)
+        let base = try ModelLoader.loadDecoder(folder: Self.folder(baseName))
         let model = try Adapter.load(path: adapterFolder).attach(to: base)
         let reference = try ModelReference.load(adapterFolder)
         let scored = try Scorer(model: model).score(reference.texts.map(\.ids))
         let difference = FastPathTests.largestDifference(scored, reference.texts.map(\.logprobs))
-        print("qlora: scoring vs mlx_lm \(difference)")
+        print("\(adapterName): scoring vs mlx_lm \(difference)")
         #expect(difference <= Self.tolerance)
         let baseScores = try Scorer(model: base).score(reference.texts.map(\.ids))
         #expect(FastPathTests.largestDifference(scored, baseScores) > 0.1, "the adapter changes the numbers")
