@@ -98,53 +98,15 @@ enum ExpertKernels {
         return count
     }
 
-    /// One expert's input projection: `[gate | up]` (2F, H) as stored by transformers, or mlx_lm's gate and up (F, H)
-    /// each; views into the stored tensors.
-    enum ExpertProjection {
-        case fused(WeightMatrix)
-        case separate(gate: WeightMatrix, up: WeightMatrix)
-
-        init(_ weights: ExpertWeights, expert: Int) {
-            let width = weights.width
-            switch weights.projection {
-            case .fused(let gateUp): self = .fused(gateUp.rows(expert * 2 * width..<(expert + 1) * 2 * width))
-            case let .separate(gate, up):
-                self = .separate(gate: gate.rows(expert * width..<(expert + 1) * width), up: up.rows(expert * width..<(expert + 1) * width))
-            }
-        }
-
-        /// `y (rows, 2F) = x (rows, H) · [gate | up]ᵀ`; `y` has row stride `2F`.
-        func forward(x: UnsafePointer<Float>, rows: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, width: Int) {
-            switch self {
-            case .fused(let gateUp):
-                WeightProducts.multiplyTransposed(gateUp, x: x, rows: rows, ldx: ldx, into: y, ldy: 2 * width, alpha: 1, beta: 0)
-            case let .separate(gate, up):
-                WeightProducts.multiplyTransposed(gate, x: x, rows: rows, ldx: ldx, into: y, ldy: 2 * width, alpha: 1, beta: 0)
-                WeightProducts.multiplyTransposed(up, x: x, rows: rows, ldx: ldx, into: y + width, ldy: 2 * width, alpha: 1, beta: 0)
-            }
-        }
-
-        /// `dx (rows, H) = d[gate | up] (rows, 2F) · [gate | up]` (overwrites `dx`); `dy` has row stride `2F`.
-        func backward(dy: UnsafePointer<Float>, rows: Int, into dx: UnsafeMutablePointer<Float>, ldx: Int, width: Int) {
-            switch self {
-            case .fused(let gateUp):
-                WeightProducts.multiply(gateUp, x: dy, rows: rows, ldx: 2 * width, into: dx, ldy: ldx, alpha: 1, beta: 0)
-            case let .separate(gate, up):
-                WeightProducts.multiply(gate, x: dy, rows: rows, ldx: 2 * width, into: dx, ldy: ldx, alpha: 1, beta: 0)
-                WeightProducts.multiply(up, x: dy + width, rows: rows, ldx: 2 * width, into: dx, ldy: ldx, alpha: 1, beta: 1)
-            }
-        }
-    }
-
     /// One expert on its `count` gathered rows: `gateUp = gathered · W_inᵀ` (count, 2F), `activated = silu(gate) ⊙ up`
     /// (count, F), `expertOutput = activated · W_downᵀ` (count, H). Returns the expert's weight matrices, views into
     /// the stored tensors: W_in (2F, H) (or gate and up) and W_down (H, F) in their stored form, multiplied as every
     /// linear layer is (`WeightProducts`: panels widened or dequantized per thread for several rows, the 16-bit or
     /// packed-code GEMV for one row when decoding).
     static func runExpert(_ shape: ExpertShape, expert: Int, weights: ExpertWeights, hidden: Int, count: Int, scratch: Scratch)
-        -> (projection: ExpertProjection, down: WeightMatrix) {
+        -> (projection: ExpertWeights.Projection, down: WeightMatrix) {
         let width = shape.width
-        let projection = ExpertProjection(weights, expert: expert)
+        let projection = weights.projection(expert: expert)
         let downWeight = weights.down(expert: expert)
         projection.forward(x: scratch.gathered, rows: count, ldx: hidden, into: scratch.gateUp, width: width)
         ActivationKernels.gatedForward(.silu, gate: scratch.gateUp, up: scratch.gateUp + width, rows: count, dim: width, ld: 2 * width,
@@ -257,6 +219,33 @@ enum ExpertKernels {
         if let routerGradient = gradients.router {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(shape.count), Int32(hidden), Int32(rows),
                         1, dLogits, Int32(shape.count), input, Int32(ldi), 1, routerGradient, Int32(hidden))
+        }
+    }
+}
+
+/// Products with one expert's input projection (`ExpertWeights.projection(expert:)`): `[gate | up]` (2F, H) as
+/// transformers stores it, or mlx_lm's gate and up (F, H) each, written into / read from the halves of one (rows, 2F)
+/// buffer either way.
+extension ExpertWeights.Projection {
+    /// `y (rows, 2F) = x (rows, H) · [gate | up]ᵀ`; `y` has row stride `2F`.
+    func forward(x: UnsafePointer<Float>, rows: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, width: Int) {
+        switch self {
+        case .fused(let gateUp):
+            WeightProducts.multiplyTransposed(gateUp, x: x, rows: rows, ldx: ldx, into: y, ldy: 2 * width, alpha: 1, beta: 0)
+        case let .separate(gate, up):
+            WeightProducts.multiplyTransposed(gate, x: x, rows: rows, ldx: ldx, into: y, ldy: 2 * width, alpha: 1, beta: 0)
+            WeightProducts.multiplyTransposed(up, x: x, rows: rows, ldx: ldx, into: y + width, ldy: 2 * width, alpha: 1, beta: 0)
+        }
+    }
+
+    /// `dx (rows, H) = d[gate | up] (rows, 2F) · [gate | up]` (overwrites `dx`); `dy` has row stride `2F`.
+    func backward(dy: UnsafePointer<Float>, rows: Int, into dx: UnsafeMutablePointer<Float>, ldx: Int, width: Int) {
+        switch self {
+        case .fused(let gateUp):
+            WeightProducts.multiply(gateUp, x: dy, rows: rows, ldx: 2 * width, into: dx, ldy: ldx, alpha: 1, beta: 0)
+        case let .separate(gate, up):
+            WeightProducts.multiply(gate, x: dy, rows: rows, ldx: 2 * width, into: dx, ldy: ldx, alpha: 1, beta: 0)
+            WeightProducts.multiply(up, x: dy + width, rows: rows, ldx: 2 * width, into: dx, ldy: ldx, alpha: 1, beta: 1)
         }
     }
 }

@@ -48,10 +48,11 @@ public enum MixerWeights: Sendable {
 /// `[gate | up]` rows per expert, and mlx_lm's (after its `sanitize`) `switch_mlp.gate_proj` and `up_proj`, (E, F, H)
 /// each; `down` is (E, H, F) in both (`output_linear` / `switch_mlp.down_proj`).
 public struct ExpertWeights: @unchecked Sendable {
+    /// The experts' input projections: all experts stacked (`projection`), or one expert's (`projection(expert:)`).
     public enum Projection: Sendable {
-        /// (E·2F, H): expert e's `[gate | up]` is rows [2F·e, 2F·(e+1)).
+        /// Stacked (E·2F, H): expert e's `[gate | up]` is rows [2F·e, 2F·(e+1)). One expert's: (2F, H).
         case fused(WeightMatrix)
-        /// (E·F, H) each: expert e's gate and up are rows [F·e, F·(e+1)).
+        /// Stacked (E·F, H) each: expert e's gate and up are rows [F·e, F·(e+1)). One expert's: (F, H) each.
         case separate(gate: WeightMatrix, up: WeightMatrix)
     }
 
@@ -88,6 +89,15 @@ public struct ExpertWeights: @unchecked Sendable {
         switch projection {
         case .fused(let gateUp): return [gateUp, down]
         case let .separate(gate, up): return [gate, up, down]
+        }
+    }
+
+    /// Expert `expert`'s input projection, views into the stacks: `[gate | up]` (2F, H), or gate and up (F, H) each.
+    func projection(expert: Int) -> Projection {
+        switch projection {
+        case .fused(let gateUp): return .fused(gateUp.rows(expert * 2 * width..<(expert + 1) * 2 * width))
+        case let .separate(gate, up):
+            return .separate(gate: gate.rows(expert * width..<(expert + 1) * width), up: up.rows(expert * width..<(expert + 1) * width))
         }
     }
 
