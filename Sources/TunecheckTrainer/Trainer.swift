@@ -122,15 +122,32 @@ public final class Trainer {
     /// `adapter_config.json` as mlx_lm writes it, so mlx_lm and tunecheck both load the checkpoints.
     func writeAdapterConfig() throws {
         let config = configuration
+        var rank = config.lora.rank, scale = config.lora.scale, keys = config.lora.keys, numLayers = config.numLayers
+        // A resumed adapter goes on training the factors it was saved with (their rank, scale and modules) whatever the
+        // lora section says: the config records those, or the checkpoints would load with another scale.
+        if config.resumeAdapterFile != nil, let lora {
+            rank = lora.rank
+            scale = Double(lora.scale)
+            // Module names are `model.layers.N.<path>`.
+            let located = lora.modules.compactMap { module -> (layer: Int, path: String)? in
+                let parts = module.name.split(separator: ".")
+                guard let index = parts.firstIndex(of: "layers"), index + 2 < parts.count, let layer = Int(parts[index + 1]) else { return nil }
+                return (layer, parts[(index + 2)...].joined(separator: "."))
+            }
+            var paths: [String] = []
+            for entry in located where !paths.contains(entry.path) { paths.append(entry.path) }
+            keys = paths
+            if let first = located.map(\.layer).min() { numLayers = base.decoder.spec.layerCount - first }
+        }
         var parameters = JSONObject()
-        parameters.set("rank", .from(config.lora.rank))
-        parameters.set("scale", .from(config.lora.scale))
+        parameters.set("rank", .from(rank))
+        parameters.set("scale", .from(scale))
         parameters.set("dropout", .from(config.lora.dropout))
-        if let keys = config.lora.keys { parameters.set("keys", .array(keys.map { .string($0) })) }
+        if let keys { parameters.set("keys", .array(keys.map { .string($0) })) }
         var object = JSONObject()
         object.set("fine_tune_type", .string("lora"))
         object.set("model", .string(config.model))
-        object.set("num_layers", .from(config.numLayers))
+        object.set("num_layers", .from(numLayers))
         object.set("lora_parameters", .object(parameters))
         object.set("learning_rate", .from(config.learningRate))
         object.set("iters", .from(config.iters))

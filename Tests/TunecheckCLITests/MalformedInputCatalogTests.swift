@@ -287,10 +287,10 @@ enum MalformedCatalog {
 
     /// A copy of the mlx 4-bit fixture (group size 64, bf16 scales, with a tokenizer) at `<folder>/model`, corrupted,
     /// then scored.
-    static func quantizedCase(_ name: String, _ corrupt: @escaping @Sendable (URL) throws -> Void) -> MalformedCase {
+    static func quantizedCase(_ name: String, fixture: String = "llama-q4-g64", _ corrupt: @escaping @Sendable (URL) throws -> Void) -> MalformedCase {
         MalformedCase(name: name) { folder in
             let model = folder.appendingPathComponent("model")
-            try FileManager.default.copyItem(at: fixtures.appendingPathComponent("quantized/llama-q4-g64"), to: model)
+            try FileManager.default.copyItem(at: fixtures.appendingPathComponent("quantized/\(fixture)"), to: model)
             try corrupt(model)
             return try score(folder, model: model)
         }
@@ -338,6 +338,23 @@ enum MalformedCatalog {
             try editJSON(model.appendingPathComponent("config.json")) { config in
                 config["quantization"] = nil
                 config["quantization_config"] = ["quant_method": "gptq", "bits": 4, "group_size": 128]
+            }
+        },
+        // granitemoehybrid-q4-g32: routed experts as mlx's QuantizedSwitchLinear, codes (4, 32, 8), scales (4, 32, 2).
+        quantizedCase("quantized experts: scales shape does not match the group size", fixture: "granitemoehybrid-q4-g32") { model in
+            try editHeader(model.appendingPathComponent("model.safetensors")) { header in
+                let name = "model.layers.1.block_sparse_moe.switch_mlp.up_proj.scales"
+                var entry = header[name] as! [String: Any]
+                entry["shape"] = [4, 64, 1]  // same bytes as [4, 32, 2]
+                header[name] = entry
+            }
+        },
+        quantizedCase("quantized experts: codes stored 2-D", fixture: "granitemoehybrid-q4-g32") { model in
+            try editHeader(model.appendingPathComponent("model.safetensors")) { header in
+                let name = "model.layers.0.block_sparse_moe.switch_mlp.down_proj.weight"
+                var entry = header[name] as! [String: Any]
+                entry["shape"] = [256, 4]  // same bytes as [4, 64, 4]
+                header[name] = entry
             }
         },
         quantizedCase("quantized: no quantization in config.json") { model in

@@ -1,4 +1,5 @@
 import Foundation
+import TunecheckEngine
 import TunecheckTestSupport
 import Testing
 
@@ -126,5 +127,79 @@ struct QuantizedCLITests {
                                            "--dtype", "float32"])
         #expect(fuseDType.status == 2 && fuseDType.standardError.contains("--dequantize"), "fuse --dtype: \(fuseDType.standardError)")
         #expect(!FileManager.default.fileExists(atPath: refused.path))
+    }
+
+    /// `tunecheck train` DPO (LoRA on every linear layer) on the quantized granitemoehybrid (4-bit experts sliced from
+    /// 3-D codes, 8-bit router, quantized Mamba projections), then the trained adapter through score, and fuse with
+    /// `--dequantize --dtype float32`, whose folder scores like base + adapter (float32 dequantized weights + float32
+    /// ΔW: the same products, 1e-4 as the other fused-vs-unfused checks).
+    @Test func dpoTrainingScoreAndFuseOnQuantizedGraniteHybrid() throws {
+        let folder = try CLIRunner.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let base = Self.fixtures.appendingPathComponent("granitemoehybrid-q4-g32")
+        let pairs = folder.appendingPathComponent("pairs.jsonl"), texts = folder.appendingPathComponent("texts.jsonl")
+        try CLIRunner.writeLines([#"{"prompt": "the model", "chosen": " checks weights", "rejected": " runs"}"#,
+                                  #"{"prompt": "the adapter", "chosen": " learns", "rejected": " data small"}"#,
+                                  #"{"prompt": "quantized", "chosen": " experts route tokens", "rejected": " fast"}"#], to: pairs)
+        try CLIRunner.writeLines([#"{"text": "the quantized experts route every token"}"#], to: texts)
+        let train = folder.appendingPathComponent("train.yaml"), adapters = folder.appendingPathComponent("dpo-adapters")
+        try Data("""
+            model: \(base.path)
+            data: \(pairs.path)
+            mode: dpo
+            beta: 0.1
+            adapter_path: \(adapters.path)
+            iters: 2
+            save_every: 2
+            batch_size: 3
+            learning_rate: 0.01
+            lora_parameters: {rank: 2, scale: 4.0}
+            """.utf8).write(to: train)
+        let trained = try CLIRunner.run(["train", "--config", train.path])
+        #expect(trained.status == 0 && trained.standardOutput.contains("trained 2 steps"), "train: \(trained.standardError)")
+        let metrics = try CLIRunner.readJSONLines(adapters.appendingPathComponent("metrics.jsonl"))
+        #expect(metrics.count == 2)
+        for name in ["loss", "rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"] {
+            #expect(metrics.allSatisfy { ($0[name] as? Double)?.isFinite == true }, "\(name) in \(metrics)")
+        }
+        // Step 2's policy has moved away from the reference (the quantized base): its rewards are not all zero.
+        #expect(abs(metrics[1]["rewards/chosen"] as? Double ?? 0) > 0, "step 2 rewards: \(metrics[1])")
+
+        var scores: [[Double]] = []
+        for (model, extra) in [(base, ["--adapter", adapters.path]), (folder.appendingPathComponent("fused"), [])] {
+            if extra.isEmpty {
+                let fused = try CLIRunner.run(["fuse", "--model", base.path, "--adapter", adapters.path, "--output", model.path,
+                                               "--dequantize", "--dtype", "float32"])
+                #expect(fused.status == 0, "fuse --dequantize: \(fused.standardError)")
+            }
+            let output = folder.appendingPathComponent("scores\(scores.count).jsonl")
+            let result = try CLIRunner.run(["score", "--model", model.path, "--input", texts.path, "--output", output.path] + extra)
+            #expect(result.status == 0, "score \(model.lastPathComponent): \(result.standardError)")
+            scores.append(try CLIRunner.readJSONLines(output).flatMap { ($0["token_logprobs"] as? [Double]) ?? [] })
+        }
+        #expect(scores[0].count == scores[1].count && !scores[0].isEmpty)
+        let difference = zip(scores[0], scores[1]).map { abs($0 - $1) }.max() ?? .infinity
+        print("granitemoehybrid-q4-g32 DPO adapter: fused (--dequantize float32) vs unfused \(difference)")
+        #expect(difference <= 1e-4, "fused float32 folder = quantized base + adapter")
+        let dequantized = try SafeTensorsFile(url: folder.appendingPathComponent("fused/model.safetensors"))
+        #expect(dequantized.tensors["model.layers.0.block_sparse_moe.switch_mlp.gate_proj.weight"]?.shape == [4, 32, 64])
+        #expect(dequantized.tensors["model.layers.0.block_sparse_moe.switch_mlp.gate_proj.scales"] == nil)
+
+        // The default fuse re-quantizes the adapted layers; the experts and the router (no LoRA can reach them) are
+        // copied as stored, and the folder scores.
+        let requantized = folder.appendingPathComponent("fused-quantized")
+        let fused = try CLIRunner.run(["fuse", "--model", base.path, "--adapter", adapters.path, "--output", requantized.path])
+        #expect(fused.status == 0, "fuse: \(fused.standardError)")
+        let stored = try SafeTensorsFile(url: base.appendingPathComponent("model.safetensors"))
+        let written = try SafeTensorsFile(url: requantized.appendingPathComponent("model.safetensors"))
+        let untouched = stored.orderedNames.filter { $0.contains("block_sparse_moe") }
+        #expect(untouched.count == 3 * 4 * 3)
+        for name in untouched {
+            let (a, b) = (try #require(stored.tensors[name]), try #require(written.tensors[name]))
+            #expect(a.shape == b.shape && Data(stored.bytes(of: a)) == Data(written.bytes(of: b)), "\(name) copied as stored")
+        }
+        let output = folder.appendingPathComponent("scores-requantized.jsonl")
+        let scored = try CLIRunner.run(["score", "--model", requantized.path, "--input", texts.path, "--output", output.path])
+        #expect(scored.status == 0, "score (re-quantized fused): \(scored.standardError)")
     }
 }

@@ -46,20 +46,20 @@ struct InPlaceExpertsTests {
         let storage = try #require(WeightStorage(dtype))
         let experts = model.weights.layers.compactMap(\.feedForward.experts)
         #expect(experts.count == model.spec.layerCount)
-        #expect(experts.allSatisfy { $0.gateUp.storage == storage && $0.down.storage == storage })
+        #expect(experts.allSatisfy { $0.matrices.allSatisfy { $0.storage == storage } })
         #expect(model.weights.layers.flatMap(\.linears).allSatisfy { $0.weight.storage == storage })
         // The experts point into the mapping: their bytes are the file's.
         let file = try SafeTensorsFile(url: folder.appendingPathComponent("model.safetensors"))
         let info = try #require(file.tensors["model.layers.0.block_sparse_moe.input_linear.weight"])
-        #expect(experts[0].gateUp.byteCount == info.dataRange.count)
+        #expect(experts[0].matrices[0].byteCount == info.dataRange.count)
         // Owned float32 memory is at most the tensors that are not weight matrices (norms, conv taps, Mamba's vectors,
         // routers): widening the experts would add 4 bytes for each of their values.
         let store = model.store
         var matrixValues = model.weights.layers.flatMap(\.linears).reduce(0) { $0 + $1.weight.count } + model.weights.tokenEmbedding.count
         if model.weights.outputProjection.base != model.weights.tokenEmbedding.base { matrixValues += model.weights.outputProjection.count }
-        matrixValues += experts.reduce(0) { $0 + $1.gateUp.count + $1.down.count }
+        matrixValues += experts.reduce(0) { $0 + $1.matrices.reduce(0) { $0 + $1.count } }
         let allValues = store.tensorNames.reduce(0) { $0 + (store.info($1)?.elementCount ?? 0) }
-        let expertBytes = experts.reduce(0) { $0 + 4 * ($1.gateUp.count + $1.down.count) }
+        let expertBytes = experts.reduce(0) { $0 + 4 * $1.matrices.reduce(0) { $0 + $1.count } }
         print("MoE \(dtype.rawValue): owned \(store.ownedBytes) bytes, small tensors \(4 * (allValues - matrixValues)), experts as float32 \(expertBytes)")
         #expect(store.ownedBytes <= 4 * (allValues - matrixValues))
         #expect(store.ownedBytes < expertBytes)

@@ -43,7 +43,12 @@ struct InPlaceWeightsTests {
                                 inFeatures: linear.inFeatures, outFeatures: linear.outFeatures, adapter: linear.adapter)
             }
             if let experts = weights.layers[index].feedForward.experts {
-                weights.layers[index].feedForward.experts = ExpertWeights(router: experts.router, gateUp: owner.copy(experts.gateUp),
+                let projection: ExpertWeights.Projection
+                switch experts.projection {
+                case .fused(let gateUp): projection = .fused(owner.copy(gateUp))
+                case let .separate(gate, up): projection = .separate(gate: owner.copy(gate), up: owner.copy(up))
+                }
+                weights.layers[index].feedForward.experts = ExpertWeights(router: experts.router, projection: projection,
                                                                           down: owner.copy(experts.down), hidden: experts.hidden,
                                                                           width: experts.width)
             }

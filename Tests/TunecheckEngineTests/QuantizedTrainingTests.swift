@@ -7,9 +7,12 @@ import Testing
 /// The LoRA gradients are checked against central finite differences of the same float32 forward, with
 /// TrainingPassTests' tolerance (2e-3 + 2% relative, ε = 1e-2; reasons there).
 struct QuantizedTrainingTests {
-    @Test("QLoRA gradients through the dequantized products match finite differences; the base stays quantized")
-    func qloraGradientsMatchFiniteDifferences() throws {
-        let base = try ModelLoader.loadDecoder(folder: QuantizedWeightsTests.folder("llama-q4-g64"))
+    /// granitemoehybrid-q4-g32: the gradients also flow back through the quantized routed experts (gate/up/down per
+    /// expert, sliced from the 3-D codes), the 8-bit router and the quantized Mamba projections.
+    @Test("QLoRA gradients through the dequantized products match finite differences; the base stays quantized",
+          arguments: ["llama-q4-g64", "granitemoehybrid-q4-g32"])
+    func qloraGradientsMatchFiniteDifferences(fixture: String) throws {
+        let base = try ModelLoader.loadDecoder(folder: QuantizedWeightsTests.folder(fixture))
         let lora = try LoRAParameters(base: base, rank: 2, scale: 2, keys: nil, numLayers: nil, seed: 3)
         var generator = SeededGenerator(seed: 14)
         // lora_b starts at zero; give it values so gradients of lora_a are non-zero too.
@@ -22,9 +25,13 @@ struct QuantizedTrainingTests {
                 #expect(linear.adapter != nil, "\(linear.name) is adapted")
             }
         }
+        for experts in base.weights.layers.compactMap(\.feedForward.experts) {
+            let matrices = experts.matrices + [experts.router]
+            #expect(matrices.allSatisfy { $0.storage.isQuantized }, "routed experts and router stay packed")
+        }
         let (sequences, weights) = TrainingPassTests.batch(vocabulary: base.spec.vocabularySize, generator: &generator)
         try TrainingPassTests.check(lora, sequences: sequences, weights: weights, samplesPerTensor: 2, generator: &generator,
-                                    label: "llama-q4-g64")
+                                    label: fixture)
     }
 
     struct GradientReference: Decodable {

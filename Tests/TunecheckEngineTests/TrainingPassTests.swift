@@ -73,6 +73,20 @@ struct TrainingPassTests {
                        generator: &generator, label: fixture)
     }
 
+    /// mlx_lm's names for Granite 4.0-H (an unquantized `mlx_lm.convert` folder: the experts' gate and up as two
+    /// (E, F, H) tensors, conv taps (C, K, 1)): full fine-tuning trains them under those names, gate and up with
+    /// gradients of their own (`ExpertKernels.Gradients.gate/up`). ε 1e-3 as for the other MoE fixture.
+    @Test func fullGradientsMatchFiniteDifferencesOnMLXNamedGraniteHybrid() throws {
+        let full = try FullParameters(folder: QuantizedWeightsTests.folder("granitemoehybrid-mlx-bf16"))
+        for suffix in ["switch_mlp.gate_proj.weight", "switch_mlp.up_proj.weight", "switch_mlp.down_proj.weight", "mamba.conv1d.weight"] {
+            #expect(full.tensors.contains { $0.name.hasSuffix(suffix) }, "\(suffix) is trained")
+        }
+        var generator = SeededGenerator(seed: 5)
+        let (sequences, weights) = Self.batch(vocabulary: full.model.spec.vocabularySize, generator: &generator)
+        try Self.check(full, sequences: sequences, weights: weights, samplesPerTensor: 1, epsilon: 1e-3, generator: &generator,
+                       label: "granitemoehybrid-mlx-bf16 (full)")
+    }
+
     /// Granite 4.0-H: LoRA on in_proj reaches the loss through the conv, the time steps, the chunked scan and the gated
     /// norm, and the shared MLP's LoRA through the router's input. Sequences of 21 and 35 tokens cross several scan
     /// chunks (8 and 16 on these fixtures), three samples per tensor cover more of each path. The MoE fixture's routing

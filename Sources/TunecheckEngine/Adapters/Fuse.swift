@@ -101,11 +101,13 @@ public enum AdapterFuser {
                 }
                 var headers: [TensorHeader] = []
                 if dequantize {
-                    // Scales and biases go; a quantized weight becomes a float (rows, columns) one.
+                    // Scales and biases go; a quantized weight becomes a float (rows, columns) one, or (E, rows, columns)
+                    // for routed experts (their codes are (E, rows, words); the matrix views them as (E·rows, columns)).
                     names = names.filter { !(module(of: $0) != nil && !$0.hasSuffix(".weight")) }
                     for name in names {
                         if let path = module(of: name), let matrix = quantized[path] {
-                            headers.append(TensorHeader(name: name, dtype: dtype ?? matrix.quantization!.scaleType, shape: [matrix.rows, matrix.columns]))
+                            headers.append(TensorHeader(name: name, dtype: dtype ?? matrix.quantization!.scaleType,
+                                                        shape: Array(store.info(name)!.shape.dropLast()) + [matrix.columns]))
                         } else {
                             headers.append(TensorHeader(name: name, dtype: dtype ?? store.info(name)!.dtype, shape: store.info(name)!.shape))
                         }

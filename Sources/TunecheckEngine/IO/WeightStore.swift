@@ -134,9 +134,7 @@ public final class WeightStore: @unchecked Sendable {
             throw EngineError.missingTensor(path: folder.path, name: name)
         }
         let info = location.info
-        // A packed U32 weight, or one with scales beside it, is mlx-quantized (mlx_lm decides by `P.scales` too).
-        if name.hasSuffix(".weight"), location.file >= 0,
-           info.dtype == .uint32 || contains(String(name.dropLast(".weight".count)) + ".scales") {
+        if isAffineQuantized(name) {
             return try affineMatrix(name, shape: expected)
         }
         let rows = info.shape.first ?? 1
@@ -161,9 +159,20 @@ public final class WeightStore: @unchecked Sendable {
         return matrix
     }
 
+    /// Whether `name` (`P.weight`) is stored mlx-quantized: a packed U32 weight, or one with `P.scales` beside it
+    /// (mlx_lm decides by `P.scales` too).
+    public func isAffineQuantized(_ name: String) -> Bool {
+        guard name.hasSuffix(".weight"), let location = locations[name], location.file >= 0 else { return false }
+        return location.info.dtype == .uint32 || contains(String(name.dropLast(".weight".count)) + ".scales")
+    }
+
     /// `name` (`P.weight`) as an mlx affine-quantized matrix of logical shape `expected` (out, in), read in place: the
     /// packed words, `P.scales` and `P.biases` are checked against the config's group size and bits for module `P` and
     /// against each other, and the scales and biases are checked finite. Errors name the file and the tensor.
+    ///
+    /// Routed experts (mlx's `QuantizedSwitchLinear`) are 3-D: codes (E, out, in·bits/32), scales and biases
+    /// (E, out, in/group_size), `expected` (E, out, in). They become one (E·out, in) matrix whose rows are the experts'
+    /// rows one after another (`WeightMatrix.rows(_:)` slices one expert out).
     private func affineMatrix(_ name: String, shape expected: [Int]?) throws -> WeightMatrix {
         let module = String(name.dropLast(".weight".count))
         let packedInfo = locations[name]!.info
@@ -181,24 +190,30 @@ public final class WeightStore: @unchecked Sendable {
         guard packedInfo.dtype == .uint32 else {
             throw fail(name, "a quantized weight must be U32 (packed \(bits)-bit codes), found \(packedInfo.dtype.rawValue)")
         }
-        guard packedInfo.shape.count == 2 else {
-            throw fail(name, "a quantized weight must be 2-D (out, in·bits/32), found shape \(packedInfo.shape)")
+        // (out, words) for a linear layer, (E, out, words) for routed experts; the model says which it needs (readers
+        // without a model, such as fuse, take either).
+        let dimensions = packedInfo.shape.count
+        guard dimensions == (expected?.count ?? dimensions), dimensions == 2 || dimensions == 3 else {
+            let wanted = expected.map { $0.count == 3 ? "3-D (experts, out, in·bits/32)" : "2-D (out, in·bits/32)" }
+                ?? "2-D (out, in·bits/32) or 3-D (experts, out, in·bits/32)"
+            throw fail(name, "a quantized weight here must be \(wanted), found shape \(packedInfo.shape)")
         }
-        let rows = packedInfo.shape[0]
-        let columns = expected?.last ?? packedInfo.shape[1] * 32 / bits
+        let leading = Array(packedInfo.shape.dropLast())
+        let rows = leading.reduce(1, *)
+        let columns = expected?.last ?? packedInfo.shape[dimensions - 1] * 32 / bits
         if let expected {
-            guard expected.count == 2, expected[0] == rows else {
-                throw fail(name, "shape \(packedInfo.shape) holds \(rows) rows, the model needs \(expected)")
+            guard Array(expected.dropLast()) == leading else {
+                throw fail(name, "shape \(packedInfo.shape) holds \(leading) rows, the model needs \(expected)")
             }
         }
         guard columns % groupSize == 0 else {
             throw fail(name, "group size \(groupSize) does not divide the input dimension \(columns)")
         }
-        guard packedInfo.shape[1] * 32 == columns * bits else {
+        guard packedInfo.shape[dimensions - 1] * 32 == columns * bits else {
             throw fail(name, "shape \(packedInfo.shape) does not hold \(columns) \(bits)-bit codes per row "
-                             + "(expected [\(rows), \(columns * bits / 32)] for group_size \(groupSize), bits \(bits))")
+                             + "(expected \(leading + [columns * bits / 32]) for group_size \(groupSize), bits \(bits))")
         }
-        let groupShape = [rows, columns / groupSize]
+        let groupShape = leading + [columns / groupSize]
         var pointers: [UnsafeRawPointer] = []
         var scaleType: DType?
         for part in ["scales", "biases"] {

@@ -3,8 +3,9 @@ import Foundation
 
 /// Top-k routed experts (Granite 4.0-H's `block_sparse_moe`, docs/granitemoehybrid.md §6): router logits `W_r·u`,
 /// the k largest, softmax over those k only, and `Σ_j w_j · down_j(silu(gate_j(u)) ⊙ up_j(u))`. Rows routed to the same
-/// expert are gathered so each expert is two GEMMs over its rows, not a loop over tokens. The experts' weights are read in
-/// their stored dtype (`ExpertWeights` views into the mapped tensors), through `WeightProducts` like any linear layer.
+/// expert are gathered so each expert is two GEMMs over its rows, not a loop over tokens (three with mlx_lm's separate
+/// gate and up). The experts' weights are read in their stored form, float or mlx-quantized (`ExpertWeights` views into
+/// the mapped tensors), through `WeightProducts` like any linear layer.
 enum ExpertKernels {
     /// Scratch floats for `rows` rows.
     static func scratchCount(_ shape: ExpertShape, hidden: Int, rows: Int) -> Int {
@@ -48,11 +49,15 @@ enum ExpertKernels {
 
     /// Router logits, the top-k selection and its softmax weights, into `scratch.logits/selected/routeWeights`.
     /// `input` (rows, H) stride `ldi`.
-    static func route(_ shape: ExpertShape, router: UnsafePointer<Float>, hidden: Int, input: UnsafePointer<Float>, ldi: Int, rows: Int,
+    static func route(_ shape: ExpertShape, router: WeightMatrix, hidden: Int, input: UnsafePointer<Float>, ldi: Int, rows: Int,
                       scratch: Scratch) {
         let experts = shape.count, topK = shape.topK
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(experts), Int32(hidden),
-                    1, input, Int32(ldi), router, Int32(hidden), 0, scratch.logits, Int32(experts))
+        if let values = router.float32 {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(rows), Int32(experts), Int32(hidden),
+                        1, input, Int32(ldi), values, Int32(hidden), 0, scratch.logits, Int32(experts))
+        } else {
+            WeightProducts.multiplyTransposed(router, x: input, rows: rows, ldx: ldi, into: scratch.logits, ldy: experts, alpha: 1, beta: 0)
+        }
         for row in 0..<rows {
             let logits = scratch.logits + row * experts
             let selected = scratch.selected + row * topK
@@ -94,21 +99,21 @@ enum ExpertKernels {
     }
 
     /// One expert on its `count` gathered rows: `gateUp = gathered · W_inᵀ` (count, 2F), `activated = silu(gate) ⊙ up`
-    /// (count, F), `expertOutput = activated · W_downᵀ` (count, H). Returns the expert's two weight matrices, views into
-    /// the stored tensors: W_in (2F, H) and W_down (H, F) in their stored dtype, multiplied as every linear layer is
-    /// (`WeightProducts`: panels widened per thread for several rows, the 16-bit GEMV for one row when decoding).
+    /// (count, F), `expertOutput = activated · W_downᵀ` (count, H). Returns the expert's weight matrices, views into
+    /// the stored tensors: W_in (2F, H) (or gate and up) and W_down (H, F) in their stored form, multiplied as every
+    /// linear layer is (`WeightProducts`: panels widened or dequantized per thread for several rows, the 16-bit or
+    /// packed-code GEMV for one row when decoding).
     static func runExpert(_ shape: ExpertShape, expert: Int, weights: ExpertWeights, hidden: Int, count: Int, scratch: Scratch)
-        -> (gateUp: WeightMatrix, down: WeightMatrix) {
+        -> (projection: ExpertWeights.Projection, down: WeightMatrix) {
         let width = shape.width
-        let gateUpWeight = weights.gateUp(expert: expert)
+        let projection = weights.projection(expert: expert)
         let downWeight = weights.down(expert: expert)
-        WeightProducts.multiplyTransposed(gateUpWeight, x: scratch.gathered, rows: count, ldx: hidden, into: scratch.gateUp, ldy: 2 * width,
-                                          alpha: 1, beta: 0)
+        projection.forward(x: scratch.gathered, rows: count, ldx: hidden, into: scratch.gateUp, width: width)
         ActivationKernels.gatedForward(.silu, gate: scratch.gateUp, up: scratch.gateUp + width, rows: count, dim: width, ld: 2 * width,
                                        into: scratch.activated, ldy: width)
         WeightProducts.multiplyTransposed(downWeight, x: scratch.activated, rows: count, ldx: width, into: scratch.expertOutput, ldy: hidden,
                                           alpha: 1, beta: 0)
-        return (gateUpWeight, downWeight)
+        return (projection, downWeight)
     }
 
     /// `output[row] += alpha · Σ_j w_j · expert_j(input[row])`. `input` (rows, H) stride `ldi`; `output` (rows, H) stride `ldo`.
@@ -128,11 +133,14 @@ enum ExpertKernels {
         }
     }
 
-    /// Gradient buffers of the router (E, H) and the experts ((E, 2F, H), (E, H, F)), for full fine-tuning (which
-    /// trains float32 copies, so the experts' gradients are plain float32 tensors of the same shapes).
+    /// Gradient buffers of the router (E, H) and the experts ((E, 2F, H), or (E, F, H) for each of mlx_lm's gate and
+    /// up; (E, H, F)), for full fine-tuning (which trains float32 copies, so the experts' gradients are plain float32
+    /// tensors of the same shapes).
     struct Gradients {
         var router: UnsafeMutablePointer<Float>?
         var gateUp: UnsafeMutablePointer<Float>?
+        var gate: UnsafeMutablePointer<Float>?
+        var up: UnsafeMutablePointer<Float>?
         var down: UnsafeMutablePointer<Float>?
     }
 
@@ -148,7 +156,7 @@ enum ExpertKernels {
         for expert in 0..<shape.count {
             let count = gather(shape, expert: expert, hidden: hidden, input: input, ldi: ldi, rows: rows, scratch: scratch)
             guard count > 0 else { continue }
-            let (gateUpWeight, downWeight) = runExpert(shape, expert: expert, weights: weights, hidden: hidden, count: count, scratch: scratch)
+            let (projection, downWeight) = runExpert(shape, expert: expert, weights: weights, hidden: hidden, count: count, scratch: scratch)
             // ∂L/∂w for each (row, slot) routed here, then expertOutput becomes ∂L/∂(expert output) = alpha·w·dOutput.
             var index = 0
             for row in 0..<rows {
@@ -174,13 +182,15 @@ enum ExpertKernels {
                                     alpha: 1, beta: 0)
             ActivationKernels.gatedBackward(.silu, gate: scratch.gateUp, up: scratch.gateUp + width, ld: 2 * width, dy: scratch.activated,
                                             lddy: width, rows: count, dim: width, dgate: scratch.gateUp, dup: scratch.gateUp + width)
-            // d gate_up_e (2F, H) += d[gate | up]ᵀ · gathered inputs, before they are overwritten.
-            if let gateUpGradient = gradients.gateUp {
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(2 * width), Int32(hidden), Int32(count),
-                            1, scratch.gateUp, Int32(2 * width), scratch.gathered, Int32(hidden), 1, gateUpGradient + expert * 2 * width * hidden, Int32(hidden))
+            // d gate_up_e (2F, H) (or d gate_e, d up_e (F, H) each) += d[gate | up]ᵀ · gathered inputs, before they are
+            // overwritten.
+            for (gradient, rowsPerExpert, offset) in [(gradients.gateUp, 2 * width, 0), (gradients.gate, width, 0), (gradients.up, width, width)] {
+                guard let gradient else { continue }
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(rowsPerExpert), Int32(hidden), Int32(count),
+                            1, scratch.gateUp + offset, Int32(2 * width), scratch.gathered, Int32(hidden), 1,
+                            gradient + expert * rowsPerExpert * hidden, Int32(hidden))
             }
-            WeightProducts.multiply(gateUpWeight, x: scratch.gateUp, rows: count, ldx: 2 * width, into: scratch.gathered, ldy: hidden,
-                                    alpha: 1, beta: 0)
+            projection.backward(dy: scratch.gateUp, rows: count, into: scratch.gathered, ldx: hidden, width: width)
             for index in 0..<count {
                 let target = dInput + Int(scratch.rowIndex[index]) * lddi
                 let source = scratch.gathered + index * hidden
@@ -199,12 +209,43 @@ enum ExpertKernels {
                 dLogits[row * shape.count + Int(scratch.selected[row * topK + slot])] = routeWeights[slot] * (dRouteWeights[slot] - weighted)
             }
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hidden), Int32(shape.count),
-                    1, dLogits, Int32(shape.count), weights.router, Int32(hidden), 1, dInput, Int32(lddi))
+        if let router = weights.router.float32 {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(hidden), Int32(shape.count),
+                        1, dLogits, Int32(shape.count), router, Int32(hidden), 1, dInput, Int32(lddi))
+        } else {
+            WeightProducts.multiply(weights.router, x: dLogits, rows: rows, ldx: shape.count, into: dInput, ldy: lddi, alpha: 1, beta: 1)
+        }
         // d router (E, H) += dlogitsᵀ · input.
         if let routerGradient = gradients.router {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(shape.count), Int32(hidden), Int32(rows),
                         1, dLogits, Int32(shape.count), input, Int32(ldi), 1, routerGradient, Int32(hidden))
+        }
+    }
+}
+
+/// Products with one expert's input projection (`ExpertWeights.projection(expert:)`): `[gate | up]` (2F, H) as
+/// transformers stores it, or mlx_lm's gate and up (F, H) each, written into / read from the halves of one (rows, 2F)
+/// buffer either way.
+extension ExpertWeights.Projection {
+    /// `y (rows, 2F) = x (rows, H) · [gate | up]ᵀ`; `y` has row stride `2F`.
+    func forward(x: UnsafePointer<Float>, rows: Int, ldx: Int, into y: UnsafeMutablePointer<Float>, width: Int) {
+        switch self {
+        case .fused(let gateUp):
+            WeightProducts.multiplyTransposed(gateUp, x: x, rows: rows, ldx: ldx, into: y, ldy: 2 * width, alpha: 1, beta: 0)
+        case let .separate(gate, up):
+            WeightProducts.multiplyTransposed(gate, x: x, rows: rows, ldx: ldx, into: y, ldy: 2 * width, alpha: 1, beta: 0)
+            WeightProducts.multiplyTransposed(up, x: x, rows: rows, ldx: ldx, into: y + width, ldy: 2 * width, alpha: 1, beta: 0)
+        }
+    }
+
+    /// `dx (rows, H) = d[gate | up] (rows, 2F) · [gate | up]` (overwrites `dx`); `dy` has row stride `2F`.
+    func backward(dy: UnsafePointer<Float>, rows: Int, into dx: UnsafeMutablePointer<Float>, ldx: Int, width: Int) {
+        switch self {
+        case .fused(let gateUp):
+            WeightProducts.multiply(gateUp, x: dy, rows: rows, ldx: 2 * width, into: dx, ldy: ldx, alpha: 1, beta: 0)
+        case let .separate(gate, up):
+            WeightProducts.multiply(gate, x: dy, rows: rows, ldx: 2 * width, into: dx, ldy: ldx, alpha: 1, beta: 0)
+            WeightProducts.multiply(up, x: dy + width, rows: rows, ldx: 2 * width, into: dx, ldy: ldx, alpha: 1, beta: 1)
         }
     }
 }

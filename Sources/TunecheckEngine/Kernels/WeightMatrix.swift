@@ -133,6 +133,20 @@ public struct WeightMatrix: @unchecked Sendable {
                                 scale_kind: quantization.scaleKind)
     }
 
+    /// Rows `range` as a matrix of their own, a view into the same memory (no copy). For a quantized matrix the codes,
+    /// scales and biases are offset alike: a row is `columns·bits/32` words and `columns/groupSize` scales and biases.
+    /// Routed experts stored as one 3-D tensor (E, R, C) are viewed as (E·R, C) and sliced expert by expert with it.
+    public func rows(_ range: Range<Int>) -> WeightMatrix {
+        precondition(range.lowerBound >= 0 && range.upperBound <= rows, "rows \(range) of a (\(rows), \(columns)) matrix")
+        guard let quantization else {
+            return WeightMatrix(storage: storage, base: base + range.lowerBound * columns * storage.byteSize, rows: range.count, columns: columns)
+        }
+        let groupBytes = range.lowerBound * (columns / quantization.groupSize) * quantization.scaleType.byteSize
+        let slice = AffineQuantization(bits: quantization.bits, groupSize: quantization.groupSize, scales: quantization.scales + groupBytes,
+                                       biases: quantization.biases + groupBytes, scaleType: quantization.scaleType)
+        return WeightMatrix(affine: slice, packed: base + range.lowerBound * columns * quantization.bits / 8, rows: range.count, columns: columns)
+    }
+
     /// The raw 16-bit values (bfloat16 or float16 bits), when stored in a half type. Only handed to the C kernels, which
     /// read them at any alignment (a tensor in an mlx-written file may start at an odd address); never dereferenced here.
     var halves: UnsafePointer<UInt16> { base.assumingMemoryBound(to: UInt16.self) }

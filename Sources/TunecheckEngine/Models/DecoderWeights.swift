@@ -41,41 +41,68 @@ public enum MixerWeights: Sendable {
 
 /// Routed experts of a mixture-of-experts MLP, stored as 3-D tensors (no adapters can attach to them).
 ///
-/// The experts are used in place in their stored dtype, like every other weight matrix (docs/weights-in-place.md):
-/// `gateUp` and `down` view the whole 3-D tensors as (E, rest) matrices, and `gateUp(expert:)` / `down(expert:)` slice
-/// out one expert's (2F, H) / (H, F) matrix without copying. The router is small (E × H) and widened to float32.
+/// The experts are used in place in their stored form, like every other weight matrix (docs/weights-in-place.md,
+/// docs/quantized-weights.md): each 3-D tensor (E, R, C) is viewed as one (E·R, C) matrix whose rows are the experts'
+/// rows one after another, and `WeightMatrix.rows(_:)` slices one expert's (R, C) matrix out without copying, for
+/// float and mlx-quantized storage alike. Two layouts exist: transformers' (the Hub's) `input_linear` (E, 2F, H) with
+/// `[gate | up]` rows per expert, and mlx_lm's (after its `sanitize`) `switch_mlp.gate_proj` and `up_proj`, (E, F, H)
+/// each; `down` is (E, H, F) in both (`output_linear` / `switch_mlp.down_proj`).
 public struct ExpertWeights: @unchecked Sendable {
-    /// (E, H): router logits = W·u, no bias. Float32 (widened when stored in a half type).
-    public var router: UnsafePointer<Float>
-    /// (E, 2F·H): per expert `[gate | up]` rows, (2F, H) each, in the stored dtype.
-    public var gateUp: WeightMatrix
-    /// (E, H·F): per expert down projection, (H, F) each, in the stored dtype.
+    /// The experts' input projections: all experts stacked (`projection`), or one expert's (`projection(expert:)`).
+    public enum Projection: Sendable {
+        /// Stacked (E·2F, H): expert e's `[gate | up]` is rows [2F·e, 2F·(e+1)). One expert's: (2F, H).
+        case fused(WeightMatrix)
+        /// Stacked (E·F, H) each: expert e's gate and up are rows [F·e, F·(e+1)). One expert's: (F, H) each.
+        case separate(gate: WeightMatrix, up: WeightMatrix)
+    }
+
+    /// (E, H): router logits = W·u, no bias. Float32 (widened when stored in a half type), or mlx-quantized as stored
+    /// (mlx_lm quantizes `router.layer` to 8 bits, groups of 64).
+    public var router: WeightMatrix
+    public var projection: Projection
+    /// (E·H, F): expert e's down projection is rows [H·e, H·(e+1)).
     public var down: WeightMatrix
     /// H and F: the shape of one expert's matrices.
     public let hidden: Int
     public let width: Int
 
-    public init(router: UnsafePointer<Float>, gateUp: WeightMatrix, down: WeightMatrix, hidden: Int, width: Int) {
-        precondition(gateUp.columns == 2 * width * hidden && down.columns == hidden * width && gateUp.rows == down.rows,
-                     "ExpertWeights: (\(gateUp.rows), \(gateUp.columns)) and (\(down.rows), \(down.columns)) for H \(hidden), F \(width)")
+    public init(router: WeightMatrix, projection: Projection, down: WeightMatrix, hidden: Int, width: Int) {
+        let expertCount = router.rows
+        switch projection {
+        case .fused(let gateUp):
+            precondition(gateUp.rows == expertCount * 2 * width && gateUp.columns == hidden, "ExpertWeights: gate_up (\(gateUp.rows), \(gateUp.columns))")
+        case let .separate(gate, up):
+            precondition(gate.rows == expertCount * width && gate.columns == hidden && up.rows == gate.rows && up.columns == hidden,
+                         "ExpertWeights: gate (\(gate.rows), \(gate.columns)), up (\(up.rows), \(up.columns))")
+        }
+        precondition(router.columns == hidden && down.rows == expertCount * hidden && down.columns == width,
+                     "ExpertWeights: router (\(router.rows), \(router.columns)), down (\(down.rows), \(down.columns)) for H \(hidden), F \(width)")
         self.router = router
-        self.gateUp = gateUp
+        self.projection = projection
         self.down = down
         self.hidden = hidden
         self.width = width
     }
 
-    /// Expert `expert`'s `[gate | up]` weight (2F, H), a view into `gateUp`.
-    func gateUp(expert: Int) -> WeightMatrix { Self.slice(gateUp, expert, rows: 2 * width, columns: hidden) }
+    /// The stacked expert matrices (gate/up or `[gate | up]`, then down), e.g. for memory accounting and tests.
+    public var matrices: [WeightMatrix] {
+        switch projection {
+        case .fused(let gateUp): return [gateUp, down]
+        case let .separate(gate, up): return [gate, up, down]
+        }
+    }
+
+    /// Expert `expert`'s input projection, views into the stacks: `[gate | up]` (2F, H), or gate and up (F, H) each.
+    func projection(expert: Int) -> Projection {
+        switch projection {
+        case .fused(let gateUp): return .fused(gateUp.rows(expert * 2 * width..<(expert + 1) * 2 * width))
+        case let .separate(gate, up):
+            return .separate(gate: gate.rows(expert * width..<(expert + 1) * width), up: up.rows(expert * width..<(expert + 1) * width))
+        }
+    }
 
     /// Expert `expert`'s down projection (H, F), a view into `down`.
-    func down(expert: Int) -> WeightMatrix { Self.slice(down, expert, rows: hidden, columns: width) }
-
-    /// Row `expert` of a 3-D tensor viewed as (E, rest), as a (rows, columns) matrix. The offset is the tensor's bytes
-    /// per expert, so it holds for any storage whose rows are laid out one after another.
-    private static func slice(_ tensor: WeightMatrix, _ expert: Int, rows: Int, columns: Int) -> WeightMatrix {
-        WeightMatrix(storage: tensor.storage, base: tensor.base + expert * (tensor.byteCount / tensor.rows), rows: rows, columns: columns)
-    }
+    func down(expert: Int) -> WeightMatrix { down.rows(expert * hidden..<(expert + 1) * hidden) }
 }
 
 /// Feed-forward projections of one block.
@@ -193,6 +220,21 @@ public struct DecoderWeights: @unchecked Sendable {
 }
 
 extension WeightStore {
+    /// A 3-D expert tensor `name` of shape (E, R, C) as one (E·R, C) matrix in place (see `ExpertWeights`): float, or
+    /// mlx-quantized (codes (E, R, C·bits/32), scales and biases (E, R, C/group_size)).
+    func expertStack(_ name: String, shape: [Int]) throws -> WeightMatrix {
+        let matrix = try weightMatrix(name, shape: shape)
+        if matrix.quantization != nil { return matrix }  // already (E·R, C)
+        return WeightMatrix(storage: matrix.storage, base: matrix.base, rows: shape[0] * shape[1], columns: shape[2])
+    }
+
+    /// A small matrix that products read as float32 when stored in a float dtype (widened once, like norms), or in place
+    /// when mlx-quantized (a router: mlx_lm quantizes it to 8 bits).
+    func smallMatrix(_ name: String, rows: Int, columns: Int) throws -> WeightMatrix {
+        if isAffineQuantized(name) { return try weightMatrix(name, shape: [rows, columns]) }
+        return WeightMatrix(try floatTensor(name, shape: [rows, columns]).pointer, rows: rows, columns: columns)
+    }
+
     /// Loads `prefix.weight` (and `prefix.bias` when `bias`) as a linear layer, checking shapes.
     func linear(_ prefix: String, inFeatures: Int, outFeatures: Int, bias: Bool, layout: WeightLayout = .outIn) throws -> Linear {
         let shape = layout == .outIn ? [outFeatures, inFeatures] : [inFeatures, outFeatures]

@@ -170,7 +170,7 @@ enum GraniteMoeHybrid: Architecture {
                 let heads = shape.heads
                 mixer = .mamba(MambaWeights(
                     inProjection: try store.linear("\(prefix).mamba.in_proj", inFeatures: hidden, outFeatures: shape.projectionWidth, bias: shape.projectionBias),
-                    convWeight: try store.floatTensor("\(prefix).mamba.conv1d.weight", shape: [shape.convDim, 1, shape.convKernel]).pointer,
+                    convWeight: try convWeight("\(prefix).mamba.conv1d.weight", shape: shape, store: store),
                     convBias: shape.convBias ? try store.floatTensor("\(prefix).mamba.conv1d.bias", shape: [shape.convDim]).pointer : nil,
                     timeStepBias: try store.floatTensor("\(prefix).mamba.dt_bias", shape: [heads]).pointer,
                     logDecay: try store.floatTensor("\(prefix).mamba.A_log", shape: [heads]).pointer,
@@ -178,17 +178,20 @@ enum GraniteMoeHybrid: Architecture {
                     normWeight: try store.floatTensor("\(prefix).mamba.norm.weight", shape: [shape.intermediate]).pointer,
                     outProjection: try store.linear("\(prefix).mamba.out_proj", inFeatures: shape.intermediate, outFeatures: hidden, bias: shape.projectionBias)))
             }
-            var feedForward = FeedForwardWeights(
-                projection: .fused(try store.linear("\(prefix).shared_mlp.input_linear", inFeatures: hidden, outFeatures: 2 * shared, bias: false)),
-                down: try store.linear("\(prefix).shared_mlp.output_linear", inFeatures: shared, outFeatures: hidden, bias: false))
+            var feedForward: FeedForwardWeights
+            if spec.experts == nil, store.contains("\(prefix).mlp.gate_proj.weight") {
+                // mlx_lm's names for a dense model's shared MLP (its `sanitize` splits `input_linear` into halves).
+                feedForward = FeedForwardWeights(
+                    projection: .separate(gate: try store.linear("\(prefix).mlp.gate_proj", inFeatures: hidden, outFeatures: shared, bias: false),
+                                          up: try store.linear("\(prefix).mlp.up_proj", inFeatures: hidden, outFeatures: shared, bias: false)),
+                    down: try store.linear("\(prefix).mlp.down_proj", inFeatures: shared, outFeatures: hidden, bias: false))
+            } else {
+                feedForward = FeedForwardWeights(
+                    projection: .fused(try store.linear("\(prefix).shared_mlp.input_linear", inFeatures: hidden, outFeatures: 2 * shared, bias: false)),
+                    down: try store.linear("\(prefix).shared_mlp.output_linear", inFeatures: shared, outFeatures: hidden, bias: false))
+            }
             if let experts = spec.experts {
-                // The experts stay in the mapped file in their stored dtype (one expert = one row of the (E, rest) view);
-                // the router (E × H) is small and widened.
-                feedForward.experts = ExpertWeights(
-                    router: try store.floatTensor("\(prefix).block_sparse_moe.router.layer.weight", shape: [experts.count, hidden]).pointer,
-                    gateUp: try store.weightMatrix("\(prefix).block_sparse_moe.input_linear.weight", shape: [experts.count, 2 * experts.width, hidden]),
-                    down: try store.weightMatrix("\(prefix).block_sparse_moe.output_linear.weight", shape: [experts.count, hidden, experts.width]),
-                    hidden: hidden, width: experts.width)
+                feedForward.experts = try expertWeights(prefix: "\(prefix).block_sparse_moe", experts: experts, hidden: hidden, store: store)
             }
             layers.append(DecoderLayerWeights(
                 attentionNorm: try store.norm("\(prefix).input_layernorm", dim: hidden, bias: false),
@@ -199,5 +202,33 @@ enum GraniteMoeHybrid: Architecture {
         let output = spec.tiedEmbeddings ? embedding : try store.weightMatrix("lm_head.weight", shape: [spec.vocabularySize, hidden])
         return DecoderWeights(tokenEmbedding: embedding, positionEmbedding: nil, layers: layers,
                               finalNorm: try store.norm("model.norm", dim: hidden, bias: false), outputProjection: output)
+    }
+
+    /// The routed experts of one block, in place in their stored form (float or mlx-quantized), under transformers'
+    /// names (`input_linear` (E, 2F, H) with `[gate | up]` rows, `output_linear` (E, H, F), `router.layer`) or mlx_lm's
+    /// (`switch_mlp.gate_proj` / `up_proj` (E, F, H), `switch_mlp.down_proj` (E, H, F), the same router), as
+    /// `mlx_lm.convert` writes them after its `sanitize`. The router (E × H) is small: widened when float, read in
+    /// place when quantized (mlx_lm quantizes it to 8 bits).
+    static func expertWeights(prefix: String, experts: ExpertShape, hidden: Int, store: WeightStore) throws -> ExpertWeights {
+        let count = experts.count, width = experts.width
+        let projection: ExpertWeights.Projection
+        if store.contains("\(prefix).switch_mlp.gate_proj.weight") {
+            projection = .separate(gate: try store.expertStack("\(prefix).switch_mlp.gate_proj.weight", shape: [count, width, hidden]),
+                                   up: try store.expertStack("\(prefix).switch_mlp.up_proj.weight", shape: [count, width, hidden]))
+        } else {
+            projection = .fused(try store.expertStack("\(prefix).input_linear.weight", shape: [count, 2 * width, hidden]))
+        }
+        let downName = store.contains("\(prefix).switch_mlp.down_proj.weight") ? "\(prefix).switch_mlp.down_proj.weight" : "\(prefix).output_linear.weight"
+        return ExpertWeights(router: try store.smallMatrix("\(prefix).router.layer.weight", rows: count, columns: hidden),
+                             projection: projection, down: try store.expertStack(downName, shape: [count, hidden, width]),
+                             hidden: hidden, width: width)
+    }
+
+    /// The depthwise conv taps (convDim, K) as float32: transformers stores (convDim, 1, K), mlx_lm (convDim, K, 1) (its
+    /// `sanitize` moves the axis for its channels-last conv); with a dimension of 1 both are the same bytes.
+    static func convWeight(_ name: String, shape: MambaShape, store: WeightStore) throws -> UnsafePointer<Float> {
+        let mlxLayout = [shape.convDim, shape.convKernel, 1]
+        let stored = store.info(name)?.shape
+        return try store.floatTensor(name, shape: stored == mlxLayout ? mlxLayout : [shape.convDim, 1, shape.convKernel]).pointer
     }
 }

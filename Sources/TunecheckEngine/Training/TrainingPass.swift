@@ -155,8 +155,7 @@ public final class TrainingPass {
                     ExpertKernels.backward(expertShape, weights: experts, hidden: hiddenSize, input: buffers.normedFeedForward, ldi: hiddenSize,
                                            rows: rows, dOutput: dHidden, lddo: hiddenSize, alpha: residual, dInput: dNormed, lddi: hiddenSize,
                                            scratch: .init(expertScratch, shape: expertShape, hidden: hiddenSize, rows: rows),
-                                           gradients: .init(router: gradients.gradient(of: experts.router), gateUp: gradients.gradient(of: experts.gateUp.float32),
-                                                            down: gradients.gradient(of: experts.down.float32)))
+                                           gradients: expertGradients(experts, in: gradients))
                 }
             }
             let feedForwardNorm = gradients.norm(layer.feedForwardNorm)
@@ -195,6 +194,18 @@ public final class TrainingPass {
                 }
             }
         }
+    }
+
+    /// Where the routed experts' gradients go (full fine-tuning's float32 copies; nil buffers when they are frozen).
+    private func expertGradients(_ experts: ExpertWeights, in gradients: ParameterGradients) -> ExpertKernels.Gradients {
+        var result = ExpertKernels.Gradients(router: gradients.gradient(of: experts.router.float32), down: gradients.gradient(of: experts.down.float32))
+        switch experts.projection {
+        case .fused(let gateUp): result.gateUp = gradients.gradient(of: gateUp.float32)
+        case let .separate(gate, up):
+            result.gate = gradients.gradient(of: gate.float32)
+            result.up = gradients.gradient(of: up.float32)
+        }
+        return result
     }
 
     /// Backward of one attention mixer: from dHidden (∂L/∂residualMid) into dNormed (∂L/∂normedAttention, zeroed by
