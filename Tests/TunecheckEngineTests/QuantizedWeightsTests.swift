@@ -91,8 +91,8 @@ struct QuantizedWeightsTests {
         #expect(model.store.ownedBytes < 16_384, "owned \(model.store.ownedBytes) bytes")
 
         // mixed_3_6 with groups of 64: the experts' down projections (input 32) stay float, gate and up get 3 bits.
-        // (Float tensors of these mlx-written files sit at odd offsets: mlx's writer does not pad its header, so they
-        // are widened to float32 at load instead of read in place as bf16; see docs/quantized-weights.md.)
+        // (Float tensors of these mlx-written files may sit at odd offsets: mlx's writer does not pad its header. They
+        // are still read in place as stored; see docs/weights-in-place.md "Alignment".)
         let mixed = try ModelLoader.loadDecoder(folder: Self.folder("granitemoehybrid-mixed-3-6"))
         for block in mixed.weights.layers.compactMap(\.feedForward.experts) {
             #expect(!block.down.storage.isQuantized)
@@ -104,6 +104,10 @@ struct QuantizedWeightsTests {
         let float = try ModelLoader.loadDecoder(folder: Self.folder("granitemoehybrid-mlx-bf16"))
         let floatExperts = float.weights.layers.compactMap(\.feedForward.experts)
         #expect(floatExperts.count == 3 && floatExperts.allSatisfy { $0.matrices.allSatisfy { !$0.storage.isQuantized } })
+        // In place as bf16, not widened, whatever the (unpadded) header's length puts them at.
+        #expect(floatExperts.allSatisfy { $0.matrices.allSatisfy { $0.storage == .bfloat16 } })
+        #expect(float.weights.layers.flatMap(\.linears).allSatisfy { $0.weight.storage == .bfloat16 })
+        #expect(float.store.ownedBytes < 16_384, "owned \(float.store.ownedBytes) bytes")
     }
 
     /// qlora-granitemoehybrid-q4-g32: mlx_lm lora on the quantized granite (Mamba in/out_proj, q/v_proj and the shared
