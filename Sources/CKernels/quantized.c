@@ -266,62 +266,180 @@ TC_AVX2 static inline __m256 load8_scales(const char *row, int kind, size_t i) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(halves), 16));
 }
 
-// One row at a time, one group at a time; scales and biases are read in place. 4-bit: 16 bytes hold 32 codes, low
-// nibble first (code 2j in byte j's low half, 2j+1 in its high half); interleaving the two nibble vectors restores the
-// order. 8-bit: one byte per code. Other widths unpack a group into bytes first (scalar), then take the 8-bit path.
-TC_AVX2 static void gemv_affine_rows_avx2(const tc_affine_matrix *m, size_t row_begin, size_t rows, const float *x, const float *sums,
-                                          float alpha, float beta, float *y) {
+// ---- AVX2: the word-lane layout (2, 4 and 8 bits) ----
+//
+// For bits b ∈ {2, 4, 8} a 32-bit word holds n = 32/b whole codes, and a block of 8 words (one 32-byte load) holds 8n
+// codes: code k of word j (bits [k·b, (k+1)·b)) is column 8·n·block + n·j + k. Read as the 8 int32 lanes of a vector,
+// words & (mask << k·b) is q_k · 2^(k·b) in every lane: an exact integer below 2^31 (k < n − 1), so its conversion to
+// float is exact, and it meets x · 2^(−k·b) (exact: a power of two) in one FMA, giving exactly the float product
+// q_k · x. The top code (k = n − 1, which would reach the sign bit) is a shift instead. So 8 codes cost one and, one
+// int→float conversion and one FMA whose x operand is a plain load, with no byte interleaving: per 64 4-bit codes
+// 1 load, 7 ands, 1 shift, 8 conversions, 8 FMAs (the byte-interleaving loop it replaces needed ~24 instructions per 32
+// codes). The input vector is permuted and scaled once per call to match: x_lanes[8n·block + 8k + j] =
+// x[8n·block + n·j + k] · 2^(−k·b) for k < n − 1, unscaled for the top code. Products and sums stay float32 (the
+// scaling by 2^(−k·b) is exact for |x| ≥ 2^−98, i.e. anything but subnormal-range activations); only the summation
+// order differs (lane j sums word j's codes).
+//
+// The group sum Σ q·x is scaled once per group: a group of `group` codes spans L = group·b/32 words. L ≥ 8: a group is
+// L/8 whole blocks. L < 8 (4-bit g32, 2-bit g32/g64): a block holds 8/L groups, lane j belongs to group j/L, and the
+// block's lanes are scaled by a vector of per-lane scales. Columns past the last whole block (cols not a multiple of
+// 8n: e.g. 4-bit groups of 32 with an odd number of groups) go through the byte path below with the original x.
+
+enum { TC_LANE_BLOCK_WORDS = 8 };
+
+static inline int has_word_lanes(int bits) { return bits == 2 || bits == 4 || bits == 8; }
+
+// Columns covered by whole blocks of 8 words (the rest of a row is the tail).
+static inline size_t lane_columns(size_t cols, int bits) {
+    size_t block = (size_t)TC_LANE_BLOCK_WORDS * 32 / (size_t)bits;
+    return cols / block * block;
+}
+
+// x permuted and scaled for the word-lane layout (above) over the whole blocks.
+static void permute_for_lanes(const float *x, size_t cols, int bits, float *lanes) {
+    const size_t n = 32 / (size_t)bits, block = (size_t)TC_LANE_BLOCK_WORDS * n, covered = lane_columns(cols, bits);
+    float scale[16];
+    for (size_t k = 0; k < n; k++) scale[k] = k + 1 < n ? 1.0f / (float)(1u << (k * (size_t)bits)) : 1.0f;
+    for (size_t start = 0; start < covered; start += block)
+        for (size_t k = 0; k < n; k++)
+            for (size_t j = 0; j < TC_LANE_BLOCK_WORDS; j++) lanes[start + 8 * k + j] = x[start + n * j + k] * scale[k];
+}
+
+// The 8 per-lane partial sums Σ_k q[j][k] · x[n·j + k] of one block at `words` (any alignment), from the permuted x.
+// Two accumulators halve the FMA dependency chain. `bits` is a constant in each inlined copy, so the loop unrolls into
+// immediate masks.
+TC_AVX2 static inline __attribute__((always_inline)) __m256 lane_block_dot(const uint8_t *words, const float *lanes, const int bits) {
+    const int n = 32 / bits;
+    const unsigned mask = (1u << bits) - 1;
+    const __m256i w = _mm256_loadu_si256((const __m256i *)words);
+    __m256 sums[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+#pragma clang loop unroll(full)
+    for (int k = 0; k < n; k++) {
+        __m256i q = k + 1 < n ? _mm256_and_si256(w, _mm256_set1_epi32((int)(mask << (k * bits)))) : _mm256_srli_epi32(w, 32 - bits);
+        sums[k & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(q), _mm256_loadu_ps(lanes + 8 * k), sums[k & 1]);
+    }
+    return _mm256_add_ps(sums[0], sums[1]);
+}
+
+// Row r's scales as float32 into `out` (groups values): 8 at a time from the stored dtype (unaligned loads), the rest
+// one by one, so the loops below broadcast each group's scale with one load.
+TC_AVX2 static inline void widen_scales(const char *row, int kind, size_t groups, float *out) {
+    size_t g = 0;
+    for (; g + 8 <= groups; g += 8) _mm256_storeu_ps(out + g, load8_scales(row, kind, g));
+    for (; g < groups; g++) out[g] = load_scale(row, kind, g);
+}
+
+// Σ_g s_g · Σ_{c∈g} q_c·x_c over the whole blocks of one row (the first `covered` columns), as 8 lanes; `scales` is
+// the row's scales as float32.
+TC_AVX2 static inline __attribute__((always_inline)) __m256 lane_row(const uint8_t *packed_row, const float *scales, size_t group,
+                                                                     size_t covered, const float *lanes, const int bits) {
+    const size_t block_codes = TC_LANE_BLOCK_WORDS * 32 / (size_t)bits, block_bytes = TC_LANE_BLOCK_WORDS * 4;
+    const size_t blocks = covered / block_codes;
+    __m256 total = _mm256_setzero_ps();
+    if (group == block_codes) {  // one block per group: 4-bit g64, 2-bit g128, 8-bit g32 (the common case: a tight loop)
+        for (size_t g = 0; g < blocks; g++) {
+            __m256 sum = lane_block_dot(packed_row + g * block_bytes, lanes + g * block_codes, bits);
+            total = _mm256_fmadd_ps(sum, _mm256_broadcast_ss(scales + g), total);
+        }
+        return total;
+    }
+    if (group > block_codes) {
+        const size_t blocks_per_group = group / block_codes;
+        for (size_t block = 0, g = 0; block < blocks; block += blocks_per_group, g++) {
+            __m256 sum = lane_block_dot(packed_row + block * block_bytes, lanes + block * block_codes, bits);
+            for (size_t b = 1; b < blocks_per_group; b++)
+                sum = _mm256_add_ps(sum, lane_block_dot(packed_row + (block + b) * block_bytes, lanes + (block + b) * block_codes, bits));
+            total = _mm256_fmadd_ps(sum, _mm256_broadcast_ss(scales + g), total);
+        }
+        return total;
+    }
+    // Several groups per block: lane j belongs to the block's group j / words_per_group (2 or 4 words per group).
+    const size_t words_per_group = group * (size_t)bits / 32, groups_per_block = TC_LANE_BLOCK_WORDS / words_per_group;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i owner = words_per_group == 4 ? _mm256_srli_epi32(lane, 2) : _mm256_srli_epi32(lane, 1);
+    for (size_t block = 0; block < blocks; block++) {
+        // The block's groups' scales sit in lanes 0 .. groups_per_block − 1 (4 loaded: the buffer has 8 spare floats).
+        __m256 lane_scales = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(scales + block * groups_per_block)), owner);
+        __m256 sum = lane_block_dot(packed_row + block * block_bytes, lanes + block * block_codes, bits);
+        total = _mm256_fmadd_ps(sum, lane_scales, total);
+    }
+    return total;
+}
+
+// One row at a time. The row's scales and biases are widened to float32 first (one of each per 64 codes at 4 bits,
+// groups of 64). 2, 4 and 8 bits: the word-lane blocks above over the row's whole blocks (`lanes` is x permuted by
+// permute_for_lanes), the tail groups by bytes. 3, 5 and 6 bits (codes straddle words): each group is unpacked into
+// bytes first (scalar), then converted 8 at a time. `bits` is a constant in each out-of-line copy below (one per
+// width keeps the word-lane loop's masks in registers; 0 for the widths without word lanes).
+TC_AVX2 static inline __attribute__((always_inline)) void affine_rows_avx2(const tc_affine_matrix *m, size_t row_begin, size_t rows,
+                                                                           const float *x, const float *lanes, const float *sums,
+                                                                           float alpha, float beta, float *y, const int bits) {
     const size_t group = (size_t)m->group_size, groups = groups_per_row(m);
     const size_t group_bytes = group * (size_t)m->bits / 8;
-    const int bits = m->bits, kind = m->scale_kind;
+    const int kind = m->scale_kind;
     const size_t scale_row_bytes = groups * (kind == TC_F32 ? 4 : 2);
-    const __m128i low_mask = _mm_set1_epi8(0x0f);
+    const size_t covered = has_word_lanes(bits) ? lane_columns(m->cols, bits) : 0;
+    // + 8: lane_row reads 4 scales per block where a block may hold fewer groups.
+    float stack[2 * TC_STACK_GROUPS + 8];
+    float *scales = groups <= TC_STACK_GROUPS ? stack : malloc((2 * groups + 8) * sizeof(float));
+    float *biases = scales + groups + 8;
     uint8_t codes[TC_MAX_GROUP];
     for (size_t r = 0; r < rows; r++) {
         size_t row = row_begin + r;
-        const char *scale_row = (const char *)m->scales + row * scale_row_bytes, *bias_row = (const char *)m->biases + row * scale_row_bytes;
+        widen_scales((const char *)m->scales + row * scale_row_bytes, kind, groups, scales);
+        widen_scales((const char *)m->biases + row * scale_row_bytes, kind, groups, biases);
         const uint8_t *packed_row = row_bytes(m, row);
-        __m256 total = _mm256_setzero_ps();
-        for (size_t g = 0; g < groups; g++) {
-            const uint8_t *group_start = packed_row + g * group_bytes;
+        __m256 total = has_word_lanes(bits) ? lane_row(packed_row, scales, group, covered, lanes, bits) : _mm256_setzero_ps();
+        for (size_t g = covered / group; g < groups; g++) {
+            const uint8_t *bytes = packed_row + g * group_bytes;
+            if (m->bits != 8) {
+                unpack_group(bytes, m->bits, group, codes);
+                bytes = codes;
+            }
             const float *xg = x + g * group;
             __m256 a[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-            if (bits == 4) {
-                for (size_t c = 0; c < group; c += 32) {
-                    __m128i packed = _mm_loadu_si128((const __m128i *)(group_start + c / 2));
-                    __m128i low = _mm_and_si128(packed, low_mask);
-                    __m128i high = _mm_and_si128(_mm_srli_epi16(packed, 4), low_mask);
-                    dot32(_mm_unpacklo_epi8(low, high), _mm_unpackhi_epi8(low, high), xg + c, a);
-                }
-            } else {
-                const uint8_t *bytes = group_start;
-                if (bits != 8) {
-                    unpack_group(group_start, bits, group, codes);
-                    bytes = codes;
-                }
-                for (size_t c = 0; c < group; c += 32) {
-                    dot32(_mm_loadu_si128((const __m128i *)(bytes + c)), _mm_loadu_si128((const __m128i *)(bytes + c + 16)), xg + c, a);
-                }
-            }
+            for (size_t c = 0; c < group; c += 32)
+                dot32(_mm_loadu_si128((const __m128i *)(bytes + c)), _mm_loadu_si128((const __m128i *)(bytes + c + 16)), xg + c, a);
             __m256 sum = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
-            total = _mm256_fmadd_ps(sum, _mm256_set1_ps(load_scale(scale_row, kind, g)), total);
+            total = _mm256_fmadd_ps(sum, _mm256_broadcast_ss(scales + g), total);
         }
         __m256 bias_lanes = _mm256_setzero_ps();
         size_t g = 0;
-        for (; g + 8 <= groups; g += 8) bias_lanes = _mm256_fmadd_ps(load8_scales(bias_row, kind, g), _mm256_loadu_ps(sums + g), bias_lanes);
+        for (; g + 8 <= groups; g += 8) bias_lanes = _mm256_fmadd_ps(_mm256_loadu_ps(biases + g), _mm256_loadu_ps(sums + g), bias_lanes);
         float bias_total = hsum8_q(bias_lanes);
-        for (; g < groups; g++) bias_total += load_scale(bias_row, kind, g) * sums[g];
+        for (; g < groups; g++) bias_total += biases[g] * sums[g];
         store(y + r, hsum8_q(total) + bias_total, alpha, beta);
+    }
+    if (scales != stack) free(scales);
+}
+
+#define TC_AFFINE_ROWS(name, b)                                                                                                         \
+    TC_AVX2 __attribute__((noinline)) static void name(const tc_affine_matrix *m, size_t row_begin, size_t rows, const float *x,        \
+                                                       const float *lanes, const float *sums, float alpha, float beta, float *y) {      \
+        affine_rows_avx2(m, row_begin, rows, x, lanes, sums, alpha, beta, y, b);                                                        \
+    }
+TC_AFFINE_ROWS(affine_rows_avx2_2, 2)
+TC_AFFINE_ROWS(affine_rows_avx2_4, 4)
+TC_AFFINE_ROWS(affine_rows_avx2_8, 8)
+TC_AFFINE_ROWS(affine_rows_avx2_straddling, 0)  // 3, 5, 6: no word lanes
+
+TC_AVX2 static void gemv_affine_rows_avx2(const tc_affine_matrix *m, size_t row_begin, size_t rows, const float *x, const float *lanes,
+                                          const float *sums, float alpha, float beta, float *y) {
+    switch (m->bits) {
+    case 2: affine_rows_avx2_2(m, row_begin, rows, x, lanes, sums, alpha, beta, y); break;
+    case 4: affine_rows_avx2_4(m, row_begin, rows, x, lanes, sums, alpha, beta, y); break;
+    case 8: affine_rows_avx2_8(m, row_begin, rows, x, lanes, sums, alpha, beta, y); break;
+    default: affine_rows_avx2_straddling(m, row_begin, rows, x, lanes, sums, alpha, beta, y); break;
     }
 }
 #endif
 
 // Rows [row_begin, row_begin + rows) of y = alpha·W·x + beta·y, given the group sums of x.
-static void gemv_affine_rows(const tc_affine_matrix *m, size_t row_begin, size_t rows, const float *x, const float *sums, float alpha,
-                             float beta, float *y, int portable) {
+static void gemv_affine_rows(const tc_affine_matrix *m, size_t row_begin, size_t rows, const float *x, const float *lanes,
+                             const float *sums, float alpha, float beta, float *y, int portable) {
 #if TC_X86
     if (!portable && tc_uses_avx2()) {
-        gemv_affine_rows_avx2(m, row_begin, rows, x, sums, alpha, beta, y);
+        gemv_affine_rows_avx2(m, row_begin, rows, x, lanes, sums, alpha, beta, y);
         return;
     }
 #endif
@@ -332,9 +450,24 @@ static void gemv_affine_rows(const tc_affine_matrix *m, size_t row_begin, size_t
     if (scales != stack) free(scales);
 }
 
+#if TC_X86
+// The calling thread's buffer for the permuted input (cols floats), grown on demand and kept: decoding calls this
+// ~200 times per token with the same few widths.
+static float *lanes_scratch(size_t count) {
+    static __thread float *buffer;
+    static __thread size_t capacity;
+    if (capacity < count) {
+        free(buffer);
+        buffer = aligned_alloc(64, (count * sizeof(float) + 63) / 64 * 64);
+        capacity = buffer ? count : 0;
+    }
+    return buffer;
+}
+#endif
+
 typedef struct {
     const tc_affine_matrix *m;
-    const float *x, *sums;
+    const float *x, *lanes, *sums;
     float alpha, beta;
     float *y;
     size_t block;
@@ -345,7 +478,7 @@ static void gemv_affine_part(void *ctx, int part) {
     size_t start = (size_t)part * job->block;
     if (start >= job->m->rows) return;
     size_t count = job->m->rows - start < job->block ? job->m->rows - start : job->block;
-    gemv_affine_rows(job->m, start, count, job->x, job->sums, job->alpha, job->beta, job->y + start, 0);
+    gemv_affine_rows(job->m, start, count, job->x, job->lanes, job->sums, job->alpha, job->beta, job->y + start, 0);
 }
 
 void tc_gemv_affine_parallel(const tc_affine_matrix *m, const float *x, float alpha, float beta, float *y, int parts) {
@@ -354,10 +487,18 @@ void tc_gemv_affine_parallel(const tc_affine_matrix *m, const float *x, float al
     float stack[TC_STACK_GROUPS];
     float *sums = groups <= TC_STACK_GROUPS ? stack : malloc(groups * sizeof(float));
     group_sums(x, m->cols, (size_t)m->group_size, sums);
+    const float *lanes = x;
+#if TC_X86
+    if (tc_uses_avx2() && has_word_lanes(m->bits)) {
+        float *permuted = lanes_scratch(m->cols);
+        permute_for_lanes(x, m->cols, m->bits, permuted);
+        lanes = permuted;
+    }
+#endif
     if (parts < 1) parts = 1;
     size_t block = (m->rows + (size_t)parts - 1) / (size_t)parts;
     block = (block + 3) / 4 * 4;
-    affine_job job = {m, x, sums, alpha, beta, y, block};
+    affine_job job = {m, x, lanes, sums, alpha, beta, y, block};
     tc_parallel_for(parts, parts, gemv_affine_part, &job);
     if (sums != stack) free(sums);
 }
@@ -367,6 +508,6 @@ void tc_gemv_affine_portable(const tc_affine_matrix *m, const float *x, float al
     size_t groups = groups_per_row(m);
     float *sums = malloc(groups * sizeof(float));
     group_sums(x, m->cols, (size_t)m->group_size, sums);
-    gemv_affine_rows(m, 0, m->rows, x, sums, alpha, beta, y, 1);
+    gemv_affine_rows(m, 0, m->rows, x, x, sums, alpha, beta, y, 1);
     free(sums);
 }
