@@ -212,16 +212,25 @@ struct QuantizedWeightsTests {
         }
     }
 
-    static let kernelCases: [(bits: Int, groupSize: Int, scaleType: DType)] = [
-        (2, 128, .bfloat16), (3, 32, .bfloat16), (3, 128, .float16), (4, 32, .bfloat16), (4, 64, .float16), (4, 128, .float32),
-        (5, 64, .bfloat16), (6, 32, .float32), (6, 128, .bfloat16), (8, 64, .bfloat16), (8, 32, .float16),
+    /// Every width and group size, each scale dtype. The GEMV reads blocks of codes spread over 8 lanes
+    /// (docs/quantized-weights.md): one block per group (4-bit g64, 3-bit g64, 2-bit g128, 8-bit g32, 5/6-bit g32),
+    /// several blocks per group (4-bit g128, 8-bit g64/g128, 5/6-bit g64/g128), several groups per block (4-bit g32,
+    /// 3-bit g32, 2-bit g32/g64: lanes scaled per group); 352 and 320 columns leave groups past the last whole block
+    /// (4-bit and 3-bit g32, 2-bit g64), summed by bytes.
+    static let kernelCases: [(bits: Int, groupSize: Int, scaleType: DType, columns: Int)] = [
+        (2, 128, .bfloat16, 384), (2, 32, .bfloat16, 384), (2, 64, .float16, 320),
+        (3, 32, .bfloat16, 384), (3, 32, .float32, 352), (3, 64, .bfloat16, 384), (3, 128, .float16, 384),
+        (4, 32, .bfloat16, 384), (4, 32, .float32, 352), (4, 64, .float16, 384), (4, 64, .bfloat16, 384), (4, 128, .float32, 384),
+        (5, 32, .float16, 384), (5, 64, .bfloat16, 384), (5, 128, .float32, 384),
+        (6, 32, .float32, 384), (6, 64, .float16, 384), (6, 128, .bfloat16, 384),
+        (8, 64, .bfloat16, 384), (8, 32, .float16, 384), (8, 128, .float32, 384),
     ]
 
     @Test("Dequantization, the AVX2 GEMV and the portable GEMV agree with a float64 reference",
           arguments: kernelCases.indices)
     func kernels(index: Int) throws {
         let setting = Self.kernelCases[index]
-        let rows = 37, columns = 384
+        let rows = 37, columns = setting.columns
         let data = RandomQuantized(rows: rows, columns: columns, bits: setting.bits, groupSize: setting.groupSize, scaleType: setting.scaleType,
                                    seed: UInt64(index + 1) * 7919)
         var random = KernelTests.TestRandom(state: 99 + UInt64(index))
