@@ -83,7 +83,8 @@ struct FastPathTests {
     @Test("Matrix-vector kernels: tails, threads and bfloat16 against a Double reference")
     func matrixVector() {
         var generator = SeededGenerator(seed: 7)
-        for (rows, columns) in [(1, 1), (5, 17), (7, 33), (64, 64), (131, 300), (1000, 48)] {
+        // (6001, 301): large enough to be cut into several row blocks per thread (1.8M weights), with row and column tails.
+        for (rows, columns) in [(1, 1), (5, 17), (7, 33), (64, 64), (131, 300), (1000, 48), (6001, 301)] {
             let weights = (0..<(rows * columns)).map { _ in Float.random(in: -1...1, using: &generator) }
             let x = (0..<columns).map { _ in Float.random(in: -1...1, using: &generator) }
             let previous = (0..<rows).map { _ in Float.random(in: -1...1, using: &generator) }

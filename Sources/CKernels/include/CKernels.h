@@ -51,8 +51,9 @@ void tc_gemv_t_f32(const float *w, size_t rows, size_t cols, size_t ldw, const f
 /// token) do not pay a thread wake-up each; after ~2 ms without work they sleep. One job runs at a time.
 void tc_parallel_for(int parts, int threads, void (*fn)(void *ctx, int part), void *ctx);
 
-/// tc_gemv_f32 / tc_gemv_bf16 split into `parts` row blocks (multiples of 4 rows) run by tc_parallel_for; each row
-/// is summed by one thread in the same order, so the result does not depend on `parts`.
+/// tc_gemv_f32 / tc_gemv_bf16 / tc_gemv_f16 on `parts` threads (tc_parallel_for), in row blocks of a multiple of 4 rows:
+/// one per thread, or up to 8 per thread for large matrices (claimed by whichever thread is free); each row is summed
+/// by one thread in the same order, so the result does not depend on `parts`.
 void tc_gemv_f32_parallel(const float *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y,
                           int parts);
 void tc_gemv_bf16_parallel(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y,

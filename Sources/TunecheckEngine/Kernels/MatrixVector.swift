@@ -37,9 +37,10 @@ public enum MatrixVectorKernels {
         tc_gemv_bf16_parallel(weight, rows, columns, columns, x, alpha, beta, y, Int32(partCount(rows: rows, columns: columns, requested: parts)))
     }
 
-    /// One block of rows (a multiple of 4, the kernel's unroll) per thread for large products, one block otherwise.
-    /// The blocks run on `tc_parallel_for`'s persistent workers (C, Sources/CKernels/pool.c), which spin briefly
-    /// between calls: the ~85 products of a decoding step come faster than a sleeping thread wakes up.
+    /// Threads for one product: all of them for large products, one otherwise. The C side cuts the rows into blocks of
+    /// a multiple of 4 (the kernel's unroll), one per thread or several for large matrices. The blocks run on
+    /// `tc_parallel_for`'s persistent workers (C, Sources/CKernels/pool.c), which spin briefly between calls: the ~85
+    /// products of a decoding step come faster than a sleeping thread wakes up.
     static func partCount(rows: Int, columns: Int, requested: Int?) -> Int {
         max(1, min(requested ?? (rows * columns >= parallelThreshold ? min(threads, rows / 16) : 1), (rows + 3) / 4))
     }
