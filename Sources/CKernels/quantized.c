@@ -532,6 +532,7 @@ typedef struct {
     float alpha, beta;
     float *y;
     size_t block;
+    int portable;  // 1 when there is no permuted input (no AVX2, or its buffer could not be allocated)
 } affine_job;
 
 static void gemv_affine_part(void *ctx, int part) {
@@ -539,7 +540,7 @@ static void gemv_affine_part(void *ctx, int part) {
     size_t start = (size_t)part * job->block;
     if (start >= job->m->rows) return;
     size_t count = job->m->rows - start < job->block ? job->m->rows - start : job->block;
-    gemv_affine_rows(job->m, start, count, job->x, job->lanes, job->sums, job->alpha, job->beta, job->y + start, 0);
+    gemv_affine_rows(job->m, start, count, job->x, job->lanes, job->sums, job->alpha, job->beta, job->y + start, job->portable);
 }
 
 void tc_gemv_affine_parallel(const tc_affine_matrix *m, const float *x, float alpha, float beta, float *y, int parts) {
@@ -549,17 +550,19 @@ void tc_gemv_affine_parallel(const tc_affine_matrix *m, const float *x, float al
     float *sums = groups <= TC_STACK_GROUPS ? stack : malloc(groups * sizeof(float));
     group_sums(x, m->cols, (size_t)m->group_size, sums);
     const float *lanes = x;
+    int portable = 1;
 #if TC_X86
-    if (tc_uses_avx2()) {
-        float *permuted = lanes_scratch(m->cols);
+    float *permuted = tc_uses_avx2() ? lanes_scratch(m->cols) : NULL;
+    if (permuted) {
         permute_for_lanes(x, m->cols, m->bits, permuted);
         lanes = permuted;
+        portable = 0;
     }
 #endif
     if (parts < 1) parts = 1;
     size_t block = (m->rows + (size_t)parts - 1) / (size_t)parts;
     block = (block + 3) / 4 * 4;
-    affine_job job = {m, x, lanes, sums, alpha, beta, y, block};
+    affine_job job = {m, x, lanes, sums, alpha, beta, y, block, portable};
     tc_parallel_for(parts, parts, gemv_affine_part, &job);
     if (sums != stack) free(sums);
 }
