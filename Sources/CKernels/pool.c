@@ -1,4 +1,5 @@
 #include "CKernels.h"
+#include "row_blocks.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -162,11 +163,6 @@ static void gemv_f16_part(void *ctx, int part) {
     tc_gemv_f16((const uint16_t *)job->w + start * job->ldw, count, job->cols, job->ldw, job->x, job->alpha, job->beta, job->y + start);
 }
 
-static size_t block_rows(size_t rows, int parts) {
-    size_t block = (rows + (size_t)parts - 1) / (size_t)parts;
-    return (block + 3) / 4 * 4;
-}
-
 // Row blocks for `threads` threads. One block per thread leaves a thread that starts late (its core busy with another
 // process, or it was asleep) holding the last half of the matrix while the other waits; with several blocks per
 // thread the late one takes fewer (parts are claimed in order, whoever is free first). Blocks keep at least ~256k
@@ -184,20 +180,20 @@ static int gemv_parts(size_t rows, size_t cols, int threads) {
 void tc_gemv_f32_parallel(const float *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y,
                           int parts) {
     int blocks = gemv_parts(rows, cols, parts);
-    gemv_job job = {w, rows, cols, ldw, block_rows(rows, blocks), x, alpha, beta, y};
+    gemv_job job = {w, rows, cols, ldw, tc_row_block(rows, blocks), x, alpha, beta, y};
     tc_parallel_for(blocks, parts, gemv_f32_part, &job);
 }
 
 void tc_gemv_bf16_parallel(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y,
                            int parts) {
     int blocks = gemv_parts(rows, cols, parts);
-    gemv_job job = {w, rows, cols, ldw, block_rows(rows, blocks), x, alpha, beta, y};
+    gemv_job job = {w, rows, cols, ldw, tc_row_block(rows, blocks), x, alpha, beta, y};
     tc_parallel_for(blocks, parts, gemv_bf16_part, &job);
 }
 
 void tc_gemv_f16_parallel(const uint16_t *w, size_t rows, size_t cols, size_t ldw, const float *x, float alpha, float beta, float *y,
                           int parts) {
     int blocks = gemv_parts(rows, cols, parts);
-    gemv_job job = {w, rows, cols, ldw, block_rows(rows, blocks), x, alpha, beta, y};
+    gemv_job job = {w, rows, cols, ldw, tc_row_block(rows, blocks), x, alpha, beta, y};
     tc_parallel_for(blocks, parts, gemv_f16_part, &job);
 }

@@ -1,4 +1,5 @@
 #include "CKernels.h"
+#include "row_blocks.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -560,9 +561,7 @@ void tc_gemv_affine_parallel(const tc_affine_matrix *m, const float *x, float al
     }
 #endif
     if (parts < 1) parts = 1;
-    size_t block = (m->rows + (size_t)parts - 1) / (size_t)parts;
-    block = (block + 3) / 4 * 4;
-    affine_job job = {m, x, lanes, sums, alpha, beta, y, block, portable};
+    affine_job job = {m, x, lanes, sums, alpha, beta, y, tc_row_block(m->rows, parts), portable};
     tc_parallel_for(parts, parts, gemv_affine_part, &job);
     if (sums != stack) free(sums);
 }
