@@ -128,12 +128,7 @@ public final class Trainer {
         if config.resumeAdapterFile != nil, let lora {
             rank = lora.rank
             scale = Double(lora.scale)
-            // Module names are `model.layers.N.<path>`.
-            let located = lora.modules.compactMap { module -> (layer: Int, path: String)? in
-                let parts = module.name.split(separator: ".")
-                guard let index = parts.firstIndex(of: "layers"), index + 2 < parts.count, let layer = Int(parts[index + 1]) else { return nil }
-                return (layer, parts[(index + 2)...].joined(separator: "."))
-            }
+            let located = lora.modules.compactMap(\.location)
             var paths: [String] = []
             for entry in located where !paths.contains(entry.path) { paths.append(entry.path) }
             keys = paths

@@ -71,6 +71,10 @@ public final class LoRAParameters: TrainableParameters {
         public let b: TrainableTensor
         public let rank: Int
         public let scale: Float
+
+        /// The block index and the path inside it (`model.layers.3.self_attn.q_proj` → (3, `self_attn.q_proj`),
+        /// `transformer.h.0.attn.c_attn` → (0, `attn.c_attn`)), as adapter files key their modules.
+        public var location: (layer: Int, path: String)? { Adapter.splitLayerKey(name) }
     }
 
     public let modules: [Module]
